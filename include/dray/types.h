@@ -1,0 +1,150 @@
+// The task model shared by the server, the C++ client and the worker runtime.
+//
+// Times are milliseconds since the Unix epoch (UTC) in memory and RFC 3339 UTC
+// strings on the wire. JSON values (payload, result, labels) are held as their
+// serialized text so that they pass through Dray untouched.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dray {
+
+using TimeMs = std::int64_t;
+
+// Task states. The numeric values are written to disk and never renumbered.
+enum class TaskState : std::uint8_t {
+  kScheduled = 1,  // waiting for run_at (first run or a retry's backoff)
+  kBlocked = 2,    // waiting for dependencies
+  kReady = 3,      // may be leased now
+  kRunning = 4,    // leased by a worker
+  kSucceeded = 5,  // terminal
+  kFailed = 6,     // terminal
+  kCancelled = 7,  // terminal
+};
+
+std::string_view TaskStateName(TaskState s);
+std::optional<TaskState> ParseTaskState(std::string_view name);
+bool IsTerminal(TaskState s);
+
+// How an attempt ended. Values are written to disk and never renumbered.
+enum class AttemptOutcome : std::uint8_t {
+  kRunning = 0,
+  kSucceeded = 1,
+  kFailed = 2,     // the worker reported failure (or its handler threw)
+  kExpired = 3,    // the lease ran out without a heartbeat
+  kTimedOut = 4,   // the attempt ran past the task's timeout_ms
+  kCancelled = 5,  // cancelled while running
+};
+
+std::string_view AttemptOutcomeName(AttemptOutcome o);
+std::optional<AttemptOutcome> ParseAttemptOutcome(std::string_view name);
+
+// Exponential backoff between attempts: the n-th retry waits
+// min(max_ms, initial_ms * multiplier^(n-1)), less a random part of up to
+// `jitter` (0..1) of it, so that retries of many tasks spread out.
+struct Backoff {
+  std::int64_t initial_ms = 1000;
+  std::int64_t max_ms = 3'600'000;
+  double multiplier = 2.0;
+  double jitter = 0.2;
+  friend bool operator==(const Backoff&, const Backoff&) = default;
+};
+
+// What a producer submits. Unset optionals take the queue's defaults.
+struct TaskSpec {
+  std::string type;                   // required: the handler name
+  std::string ns = "default";         // namespace
+  std::string queue = "default";
+  std::string payload = "null";       // JSON text
+  std::int32_t priority = 0;          // lower runs first
+  std::optional<TimeMs> run_at;       // absolute start time, or
+  std::optional<std::int64_t> delay_ms;  // relative to acceptance
+  std::optional<std::int32_t> max_attempts;
+  std::optional<Backoff> backoff;
+  std::optional<std::int64_t> timeout_ms;  // per attempt; 0 = none
+  std::optional<std::int64_t> lease_ms;    // lease duration override
+  std::string key;                    // idempotency key; empty = none
+  std::map<std::string, std::string> labels;
+};
+
+struct Attempt {
+  std::int32_t number = 0;  // 1-based
+  std::string worker;
+  TimeMs started_at = 0;
+  TimeMs ended_at = 0;  // 0 while running
+  AttemptOutcome outcome = AttemptOutcome::kRunning;
+  std::string error;
+  friend bool operator==(const Attempt&, const Attempt&) = default;
+};
+
+// A task as stored and as returned by the API.
+struct Task {
+  std::string id;  // UUIDv7: sorts by creation time
+  std::string ns = "default";
+  std::string queue = "default";
+  std::string type;
+  std::string payload = "null";  // JSON text
+  std::int32_t priority = 0;
+  TimeMs run_at = 0;  // when it becomes (or became) ready
+  std::int32_t max_attempts = 3;
+  Backoff backoff;
+  std::int64_t timeout_ms = 0;  // 0 = no per-attempt timeout
+  std::int64_t lease_ms = 0;    // 0 = queue default
+  std::string key;
+  std::map<std::string, std::string> labels;
+
+  TaskState state = TaskState::kReady;
+  std::int32_t attempts = 0;  // attempts started so far
+  std::string result;         // JSON text; empty = none yet
+  std::string error;          // last error message; empty = none
+  TimeMs created_at = 0;
+  TimeMs updated_at = 0;
+  TimeMs finished_at = 0;     // 0 until terminal
+
+  // The current (or last) lease. The token only grows across the task's life.
+  std::uint64_t lease_token = 0;
+  TimeMs lease_expires_at = 0;
+  std::string worker;
+  bool cancel_requested = false;
+
+  // Submit order: breaks priority ties; assigned by the server, monotonic.
+  std::uint64_t seq = 0;
+
+  std::vector<Attempt> history;
+
+  friend bool operator==(const Task&, const Task&) = default;
+};
+
+// The lease a worker holds on a task.
+struct Lease {
+  std::string token;   // decimal fencing token, opaque to workers
+  TimeMs expires_at = 0;
+};
+
+struct LeasedTask {
+  Task task;
+  Lease lease;
+};
+
+// Per-queue settings. Unset fields in a PATCH leave the value as it is.
+struct QueueSettings {
+  bool paused = false;
+  std::int64_t lease_ms = 30'000;  // default lease duration
+  std::int32_t max_attempts = 3;   // default for tasks that do not say
+  Backoff backoff;                 // default for tasks that do not say
+  friend bool operator==(const QueueSettings&, const QueueSettings&) = default;
+};
+
+struct QueueInfo {
+  std::string ns = "default";
+  std::string name;
+  QueueSettings settings;
+  std::map<TaskState, std::int64_t> counts;  // live counts by state
+};
+
+}  // namespace dray

@@ -1,0 +1,144 @@
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "core/ids.h"
+#include "core/json_codec.h"
+#include "core/time_format.h"
+
+namespace dray {
+namespace {
+
+StatusOr<SubmitRequest> Decode(std::string_view body, const Limits& limits = {}) {
+  auto v = ParseJson(body);
+  if (!v.ok()) return v.status();
+  return DecodeSubmit(*v, limits);
+}
+
+TEST(TimeFormatTest, RoundTripsMilliseconds) {
+  EXPECT_EQ(FormatRfc3339(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(FormatRfc3339(1'700'000'000'123), "2023-11-14T22:13:20.123Z");
+  EXPECT_EQ(ParseRfc3339("2023-11-14T22:13:20.123Z"), 1'700'000'000'123);
+  EXPECT_EQ(ParseRfc3339("2023-11-15T00:13:20.123+02:00"), 1'700'000'000'123);
+  EXPECT_EQ(ParseRfc3339("2024-02-29T00:00:00Z"), 1'709'164'800'000);
+}
+
+TEST(TimeFormatTest, RejectsImpossibleDates) {
+  EXPECT_FALSE(ParseRfc3339("2023-04-31T00:00:00Z"));
+  EXPECT_FALSE(ParseRfc3339("2023-02-29T00:00:00Z"));
+  EXPECT_FALSE(ParseRfc3339("2023-13-01T00:00:00Z"));
+  EXPECT_FALSE(ParseRfc3339("2023-01-01T00:00:00"));
+  EXPECT_FALSE(ParseRfc3339("yesterday"));
+}
+
+TEST(IdsTest, AreUuidV7AndSortInCreationOrder) {
+  IdGenerator gen;
+  std::string prev;
+  for (int i = 0; i < 10'000; ++i) {
+    std::string id = gen.Next(1'700'000'000'000 + i / 5000);  // many per ms
+    ASSERT_TRUE(IsValidId(id)) << id;
+    ASSERT_EQ(id[14], '7');
+    ASSERT_LT(prev, id);
+    prev = id;
+  }
+  EXPECT_GE(IdTimestamp(prev), 1'700'000'000'001);
+}
+
+TEST(IdsTest, NeverGoBackwardsWhenTheClockDoes) {
+  IdGenerator gen;
+  std::string a = gen.Next(2'000'000'000'000);
+  std::string b = gen.Next(1'000'000'000'000);
+  EXPECT_LT(a, b);
+}
+
+TEST(CodecTest, DecodesAFullSpec) {
+  auto r = Decode(R"({"type":"email","queue":"mail","namespace":"acme","payload":{"to":"a@b"},
+    "priority":-5,"delay_ms":1500,"max_attempts":7,"backoff":{"initial_ms":10,"max_ms":100,
+    "multiplier":3,"jitter":0},"timeout_ms":2000,"lease_ms":5000,"key":"k1","labels":{"team":"x"}})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_FALSE(r->batch);
+  const TaskSpec& s = r->specs.at(0);
+  EXPECT_EQ(s.type, "email");
+  EXPECT_EQ(s.queue, "mail");
+  EXPECT_EQ(s.ns, "acme");
+  EXPECT_EQ(s.payload, R"({"to":"a@b"})");
+  EXPECT_EQ(s.priority, -5);
+  EXPECT_EQ(s.delay_ms, 1500);
+  EXPECT_EQ(s.max_attempts, 7);
+  EXPECT_EQ(s.backoff, (Backoff{10, 100, 3.0, 0.0}));
+  EXPECT_EQ(s.timeout_ms, 2000);
+  EXPECT_EQ(s.lease_ms, 5000);
+  EXPECT_EQ(s.key, "k1");
+  EXPECT_EQ(s.labels.at("team"), "x");
+}
+
+TEST(CodecTest, BadInputNamesTheFieldAndReason) {
+  struct Case {
+    const char* body;
+    StatusCode code;
+    const char* mentions;
+  } cases[] = {
+      {"{", StatusCode::kMalformed, "JSON"},
+      {"[]", StatusCode::kInvalidArgument, "body"},
+      {"{}", StatusCode::kInvalidArgument, "'type' is required"},
+      {R"({"type":5})", StatusCode::kInvalidArgument, "'type' must be a string"},
+      {R"({"type":"a","priority":"high"})", StatusCode::kInvalidArgument, "'priority'"},
+      {R"({"type":"a","priorty":1})", StatusCode::kInvalidArgument, "unknown field 'priorty'"},
+      {R"({"type":"a","queue":"no spaces"})", StatusCode::kInvalidArgument, "'queue'"},
+      {R"({"type":"a","run_at":"2023-04-31T00:00:00Z"})", StatusCode::kInvalidArgument, "run_at"},
+      {R"({"type":"a","run_at":"2030-01-01T00:00:00Z","delay_ms":5})", StatusCode::kInvalidArgument, "exclude"},
+      {R"({"type":"a","max_attempts":0})", StatusCode::kInvalidArgument, "'max_attempts'"},
+      {R"({"type":"a","backoff":{"initial_ms":10,"max_ms":5}})", StatusCode::kInvalidArgument, "max_ms"},
+      {R"({"tasks":[]})", StatusCode::kInvalidArgument, "'tasks'"},
+      {R"({"tasks":[{"type":"a"},{"type":1}]})", StatusCode::kInvalidArgument, "tasks[1].type"},
+  };
+  for (const Case& c : cases) {
+    auto r = Decode(c.body);
+    ASSERT_FALSE(r.ok()) << c.body;
+    EXPECT_EQ(r.status().code(), c.code) << c.body;
+    EXPECT_NE(r.status().message().find(c.mentions), std::string::npos)
+        << c.body << " -> " << r.status().message();
+  }
+}
+
+TEST(CodecTest, EnforcesSizeBounds) {
+  Limits limits;
+  limits.max_payload_bytes = 10;
+  limits.max_batch = 2;
+  auto big = Decode(R"({"type":"a","payload":"0123456789abcdef"})", limits);
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(HttpStatusFor(big.status().code()), 413);
+  auto many = Decode(R"({"tasks":[{"type":"a"},{"type":"a"},{"type":"a"}]})", limits);
+  ASSERT_FALSE(many.ok());
+  EXPECT_EQ(HttpStatusFor(many.status().code()), 413);
+}
+
+TEST(CodecTest, TaskRoundTripsThroughJson) {
+  Task t;
+  t.id = "0190a0b0-0000-7000-8000-000000000001";
+  t.ns = "acme";
+  t.queue = "q";
+  t.type = "x";
+  t.payload = R"({"a":[1,2]})";
+  t.state = TaskState::kRunning;
+  t.attempts = 1;
+  t.max_attempts = 4;
+  t.run_at = 1'700'000'000'000;
+  t.created_at = 1'700'000'000'000;
+  t.updated_at = 1'700'000'000'001;
+  t.lease_expires_at = 1'700'000'030'000;
+  t.worker = "w1";
+  t.labels = {{"a", "b"}};
+  t.history.push_back(Attempt{1, "w1", 1'700'000'000'001, 0, AttemptOutcome::kRunning, ""});
+  auto back = DecodeTask(boost::json::parse(TaskToJson(t)));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->id, t.id);
+  EXPECT_EQ(back->payload, t.payload);
+  EXPECT_EQ(back->state, t.state);
+  EXPECT_EQ(back->history, t.history);
+  EXPECT_EQ(back->labels, t.labels);
+  EXPECT_EQ(back->lease_expires_at, t.lease_expires_at);
+}
+
+}  // namespace
+}  // namespace dray

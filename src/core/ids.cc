@@ -1,0 +1,69 @@
+#include "core/ids.h"
+
+#include <array>
+
+namespace dray {
+
+IdGenerator::IdGenerator() : rng_(std::random_device{}()) {}
+
+std::string IdGenerator::Next(TimeMs now) {
+  std::uint64_t ms;
+  std::uint32_t counter;
+  std::uint64_t rand_b;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (now > last_ms_) {
+      last_ms_ = now;
+      // Start each millisecond's counter low but random, leaving room to count.
+      counter_ = static_cast<std::uint32_t>(rng_() & 0x1FF);
+    } else if (++counter_ > 0xFFF) {
+      ++last_ms_;
+      counter_ = 0;
+    }
+    ms = static_cast<std::uint64_t>(last_ms_);
+    counter = counter_;
+    rand_b = rng_();
+  }
+  std::array<std::uint8_t, 16> b{};
+  for (int i = 0; i < 6; ++i) b[i] = static_cast<std::uint8_t>(ms >> (40 - 8 * i));
+  b[6] = static_cast<std::uint8_t>(0x70 | ((counter >> 8) & 0x0F));
+  b[7] = static_cast<std::uint8_t>(counter & 0xFF);
+  for (int i = 0; i < 8; ++i) b[8 + i] = static_cast<std::uint8_t>(rand_b >> (56 - 8 * i));
+  b[8] = static_cast<std::uint8_t>(0x80 | (b[8] & 0x3F));
+
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    out.push_back(kHex[b[i] >> 4]);
+    out.push_back(kHex[b[i] & 0xF]);
+  }
+  return out;
+}
+
+bool IsValidId(std::string_view id) {
+  if (id.size() != 36) return false;
+  for (std::size_t i = 0; i < id.size(); ++i) {
+    char c = id[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+TimeMs IdTimestamp(std::string_view id) {
+  if (!IsValidId(id) || id[14] != '7') return 0;
+  TimeMs ms = 0;
+  for (std::size_t i = 0; i < 13; ++i) {
+    if (id[i] == '-') continue;
+    char c = id[i];
+    ms = ms * 16 + (c <= '9' ? c - '0' : c - 'a' + 10);
+  }
+  return ms;
+}
+
+}  // namespace dray

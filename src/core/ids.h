@@ -1,0 +1,37 @@
+// Task ids: UUIDv7 (RFC 9562) strings, 36 characters, lower-case hex.
+// Ids made by one generator sort strictly by creation order, as strings too:
+// the 48-bit millisecond timestamp leads, and a 12-bit counter in rand_a keeps
+// order within one millisecond (the timestamp is borrowed forward when the
+// counter runs out, so ids never go backwards even if the clock does).
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <random>
+#include <string>
+#include <string_view>
+
+#include "dray/types.h"
+
+namespace dray {
+
+// Thread-safe.
+class IdGenerator {
+ public:
+  IdGenerator();
+  std::string Next(TimeMs now);
+
+ private:
+  std::mutex mu_;
+  TimeMs last_ms_ = 0;  // guarded by mu_
+  std::uint32_t counter_ = 0;  // guarded by mu_
+  std::mt19937_64 rng_;  // guarded by mu_
+};
+
+// True for a well-formed UUID string (any version), as accepted in URLs.
+bool IsValidId(std::string_view id);
+
+// The millisecond timestamp in a UUIDv7 (0 if it is not one).
+TimeMs IdTimestamp(std::string_view id);
+
+}  // namespace dray

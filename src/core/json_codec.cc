@@ -1,0 +1,441 @@
+#include "core/json_codec.h"
+
+#include <boost/json.hpp>
+#include <cmath>
+#include <limits>
+
+#include "core/time_format.h"
+
+namespace json = boost::json;
+
+namespace dray {
+namespace {
+
+std::string Field(std::string_view where, std::string_view name) {
+  std::string f(where);
+  if (!f.empty()) f += ".";
+  f += name;
+  return f;
+}
+
+Status WrongType(std::string_view field, std::string_view want) {
+  return InvalidArgument("field '" + std::string(field) + "' must be " + std::string(want));
+}
+
+StatusOr<std::int64_t> GetInt(const json::value& v, std::string_view field, std::int64_t lo,
+                              std::int64_t hi) {
+  std::int64_t x;
+  if (v.is_int64()) {
+    x = v.get_int64();
+  } else if (v.is_uint64()) {
+    if (v.get_uint64() > static_cast<std::uint64_t>(hi)) {
+      return InvalidArgument("field '" + std::string(field) + "' must be at most " +
+                             std::to_string(hi));
+    }
+    x = static_cast<std::int64_t>(v.get_uint64());
+  } else if (v.is_double() && std::trunc(v.get_double()) == v.get_double() &&
+             std::abs(v.get_double()) < 9e15) {
+    x = static_cast<std::int64_t>(v.get_double());
+  } else {
+    return WrongType(field, "an integer");
+  }
+  if (x < lo || x > hi) {
+    return InvalidArgument("field '" + std::string(field) + "' must be between " +
+                           std::to_string(lo) + " and " + std::to_string(hi));
+  }
+  return x;
+}
+
+StatusOr<double> GetDouble(const json::value& v, std::string_view field) {
+  if (v.is_double()) return v.get_double();
+  if (v.is_int64()) return static_cast<double>(v.get_int64());
+  if (v.is_uint64()) return static_cast<double>(v.get_uint64());
+  return WrongType(field, "a number");
+}
+
+StatusOr<std::string> GetString(const json::value& v, std::string_view field,
+                                std::size_t max_bytes, bool allow_empty = false) {
+  if (!v.is_string()) return WrongType(field, "a string");
+  const json::string& s = v.get_string();
+  if (!allow_empty && s.empty()) {
+    return InvalidArgument("field '" + std::string(field) + "' must not be empty");
+  }
+  if (s.size() > max_bytes) {
+    return InvalidArgument("field '" + std::string(field) + "' is longer than " +
+                           std::to_string(max_bytes) + " bytes");
+  }
+  return std::string(s);
+}
+
+Status CheckPrintable(std::string_view field, std::string_view s) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) {
+      return InvalidArgument("field '" + std::string(field) + "' contains a control character");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<json::value> ParseJson(std::string_view body) {
+  boost::system::error_code ec;
+  json::parse_options opts;
+  opts.max_depth = 64;
+  json::value v = json::parse(body, ec, {}, opts);
+  if (ec) return Malformed("request body is not valid JSON: " + ec.message());
+  return v;
+}
+
+Status ValidateName(std::string_view field, std::string_view value, const Limits& limits) {
+  if (value.empty()) return InvalidArgument("field '" + std::string(field) + "' must not be empty");
+  if (value.size() > limits.max_name_bytes) {
+    return InvalidArgument("field '" + std::string(field) + "' is longer than " +
+                           std::to_string(limits.max_name_bytes) + " bytes");
+  }
+  for (char c : value) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.' || c == ':';
+    if (!ok) {
+      return InvalidArgument("field '" + std::string(field) +
+                             "' may hold only letters, digits and _ - . :");
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<Backoff> DecodeBackoff(const json::value& v, std::string_view field) {
+  if (!v.is_object()) return WrongType(field, "an object");
+  Backoff b;
+  for (const auto& [k, x] : v.get_object()) {
+    std::string f = Field(field, k);
+    if (k == "initial_ms") {
+      auto r = GetInt(x, f, 0, 86'400'000LL * 365);
+      if (!r.ok()) return r.status();
+      b.initial_ms = *r;
+    } else if (k == "max_ms") {
+      auto r = GetInt(x, f, 0, 86'400'000LL * 365);
+      if (!r.ok()) return r.status();
+      b.max_ms = *r;
+    } else if (k == "multiplier") {
+      auto r = GetDouble(x, f);
+      if (!r.ok()) return r.status();
+      if (!(*r >= 1.0 && *r <= 100.0)) return InvalidArgument("field '" + f + "' must be between 1 and 100");
+      b.multiplier = *r;
+    } else if (k == "jitter") {
+      auto r = GetDouble(x, f);
+      if (!r.ok()) return r.status();
+      if (!(*r >= 0.0 && *r <= 1.0)) return InvalidArgument("field '" + f + "' must be between 0 and 1");
+      b.jitter = *r;
+    } else {
+      return InvalidArgument("unknown field '" + f + "'");
+    }
+  }
+  if (b.max_ms < b.initial_ms) {
+    return InvalidArgument("field '" + Field(field, "max_ms") + "' must not be below initial_ms");
+  }
+  return b;
+}
+
+StatusOr<TaskSpec> DecodeTaskSpec(const json::value& v, const Limits& limits,
+                                  std::string_view where) {
+  if (!v.is_object()) return WrongType(where.empty() ? "task" : where, "an object");
+  TaskSpec spec;
+  bool has_type = false;
+  for (const auto& [k, x] : v.get_object()) {
+    std::string f = Field(where, k);
+    if (k == "type") {
+      auto r = GetString(x, f, limits.max_name_bytes);
+      if (!r.ok()) return r.status();
+      DRAY_RETURN_IF_ERROR(CheckPrintable(f, *r));
+      spec.type = std::move(*r);
+      has_type = true;
+    } else if (k == "queue" || k == "namespace") {
+      auto r = GetString(x, f, limits.max_name_bytes);
+      if (!r.ok()) return r.status();
+      DRAY_RETURN_IF_ERROR(ValidateName(f, *r, limits));
+      (k == "queue" ? spec.queue : spec.ns) = std::move(*r);
+    } else if (k == "payload") {
+      spec.payload = json::serialize(x);
+      if (spec.payload.size() > limits.max_payload_bytes) {
+        return OutOfRange("field '" + f + "' is " + std::to_string(spec.payload.size()) +
+                          " bytes; the limit is " + std::to_string(limits.max_payload_bytes));
+      }
+    } else if (k == "priority") {
+      auto r = GetInt(x, f, -1'000'000, 1'000'000);
+      if (!r.ok()) return r.status();
+      spec.priority = static_cast<std::int32_t>(*r);
+    } else if (k == "run_at") {
+      if (x.is_null()) continue;
+      if (!x.is_string()) return WrongType(f, "an RFC 3339 time string");
+      auto t = ParseRfc3339(x.get_string());
+      if (!t) return InvalidArgument("field '" + f + "' is not an RFC 3339 time");
+      spec.run_at = *t;
+    } else if (k == "delay_ms") {
+      auto r = GetInt(x, f, 0, limits.max_delay_ms);
+      if (!r.ok()) return r.status();
+      spec.delay_ms = *r;
+    } else if (k == "max_attempts") {
+      auto r = GetInt(x, f, 1, limits.max_attempts_cap);
+      if (!r.ok()) return r.status();
+      spec.max_attempts = static_cast<std::int32_t>(*r);
+    } else if (k == "backoff") {
+      auto r = DecodeBackoff(x, f);
+      if (!r.ok()) return r.status();
+      spec.backoff = *r;
+    } else if (k == "timeout_ms") {
+      auto r = GetInt(x, f, 0, 86'400'000LL * 30);
+      if (!r.ok()) return r.status();
+      spec.timeout_ms = *r;
+    } else if (k == "lease_ms") {
+      auto r = GetInt(x, f, 100, 86'400'000LL);
+      if (!r.ok()) return r.status();
+      spec.lease_ms = *r;
+    } else if (k == "key") {
+      if (x.is_null()) continue;
+      auto r = GetString(x, f, limits.max_key_bytes);
+      if (!r.ok()) return r.status();
+      spec.key = std::move(*r);
+    } else if (k == "labels") {
+      if (!x.is_object()) return WrongType(f, "an object of strings");
+      if (x.get_object().size() > limits.max_labels) {
+        return InvalidArgument("field '" + f + "' has more than " +
+                               std::to_string(limits.max_labels) + " labels");
+      }
+      for (const auto& [lk, lv] : x.get_object()) {
+        std::string lf = Field(f, lk);
+        if (lk.empty() || lk.size() > limits.max_label_bytes) {
+          return InvalidArgument("label keys in '" + f + "' must be 1.." +
+                                 std::to_string(limits.max_label_bytes) + " bytes");
+        }
+        auto r = GetString(lv, lf, limits.max_label_bytes, true);
+        if (!r.ok()) return r.status();
+        spec.labels.emplace(std::string(lk), std::move(*r));
+      }
+    } else {
+      return InvalidArgument("unknown field '" + f + "'");
+    }
+  }
+  if (!has_type) return InvalidArgument("field '" + Field(where, "type") + "' is required");
+  if (spec.run_at && spec.delay_ms) {
+    return InvalidArgument("fields '" + Field(where, "run_at") + "' and '" +
+                           Field(where, "delay_ms") + "' exclude each other");
+  }
+  return spec;
+}
+
+StatusOr<SubmitRequest> DecodeSubmit(const json::value& body, const Limits& limits) {
+  SubmitRequest req;
+  if (!body.is_object()) return WrongType("body", "an object");
+  const json::object& o = body.get_object();
+  if (const json::value* tasks = o.if_contains("tasks")) {
+    if (o.size() != 1) return InvalidArgument("a batch body holds only the field 'tasks'");
+    if (!tasks->is_array()) return WrongType("tasks", "an array of task specs");
+    const json::array& a = tasks->get_array();
+    if (a.empty()) return InvalidArgument("field 'tasks' must not be empty");
+    if (a.size() > limits.max_batch) {
+      return OutOfRange("field 'tasks' holds " + std::to_string(a.size()) +
+                        " tasks; the limit is " + std::to_string(limits.max_batch));
+    }
+    req.batch = true;
+    req.specs.reserve(a.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      auto s = DecodeTaskSpec(a[i], limits, "tasks[" + std::to_string(i) + "]");
+      if (!s.ok()) return s.status();
+      req.specs.push_back(std::move(*s));
+    }
+    return req;
+  }
+  auto s = DecodeTaskSpec(body, limits);
+  if (!s.ok()) return s.status();
+  req.specs.push_back(std::move(*s));
+  return req;
+}
+
+json::value JsonOrNull(std::string_view text) {
+  if (text.empty()) return nullptr;
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec) return json::string(text);
+  return v;
+}
+
+json::object EncodeBackoff(const Backoff& b) {
+  return {{"initial_ms", b.initial_ms},
+          {"max_ms", b.max_ms},
+          {"multiplier", b.multiplier},
+          {"jitter", b.jitter}};
+}
+
+json::object EncodeTask(const Task& t) {
+  json::object o;
+  o.reserve(28);
+  o["id"] = t.id;
+  o["namespace"] = t.ns;
+  o["queue"] = t.queue;
+  o["type"] = t.type;
+  o["state"] = TaskStateName(t.state);
+  o["payload"] = JsonOrNull(t.payload);
+  o["priority"] = t.priority;
+  o["run_at"] = FormatRfc3339(t.run_at);
+  o["max_attempts"] = t.max_attempts;
+  o["attempts"] = t.attempts;
+  o["backoff"] = EncodeBackoff(t.backoff);
+  o["timeout_ms"] = t.timeout_ms;
+  if (t.lease_ms) o["lease_ms"] = t.lease_ms;
+  if (!t.key.empty()) o["key"] = t.key;
+  json::object labels;
+  for (const auto& [k, v] : t.labels) labels[k] = v;
+  o["labels"] = std::move(labels);
+  o["result"] = JsonOrNull(t.result);
+  o["error"] = t.error.empty() ? json::value(nullptr) : json::value(t.error);
+  o["created_at"] = FormatRfc3339(t.created_at);
+  o["updated_at"] = FormatRfc3339(t.updated_at);
+  o["finished_at"] = t.finished_at ? json::value(FormatRfc3339(t.finished_at)) : nullptr;
+  if (t.state == TaskState::kRunning) {
+    o["worker"] = t.worker;
+    o["lease_expires_at"] = FormatRfc3339(t.lease_expires_at);
+    o["cancel_requested"] = t.cancel_requested;
+  }
+  json::array hist;
+  hist.reserve(t.history.size());
+  for (const Attempt& a : t.history) {
+    json::object h;
+    h["number"] = a.number;
+    h["worker"] = a.worker;
+    h["started_at"] = FormatRfc3339(a.started_at);
+    h["ended_at"] = a.ended_at ? json::value(FormatRfc3339(a.ended_at)) : nullptr;
+    h["outcome"] = AttemptOutcomeName(a.outcome);
+    h["error"] = a.error.empty() ? json::value(nullptr) : json::value(a.error);
+    hist.push_back(std::move(h));
+  }
+  o["history"] = std::move(hist);
+  return o;
+}
+
+std::string TaskToJson(const Task& t) { return json::serialize(EncodeTask(t)); }
+
+namespace {
+
+std::string Str(const json::object& o, std::string_view k) {
+  const json::value* v = o.if_contains(k);
+  return v && v->is_string() ? std::string(v->get_string()) : std::string();
+}
+TimeMs Time(const json::object& o, std::string_view k) {
+  const json::value* v = o.if_contains(k);
+  if (!v || !v->is_string()) return 0;
+  return ParseRfc3339(v->get_string()).value_or(0);
+}
+std::int64_t Int(const json::object& o, std::string_view k) {
+  const json::value* v = o.if_contains(k);
+  if (!v) return 0;
+  if (v->is_int64()) return v->get_int64();
+  if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
+  if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
+  return 0;
+}
+std::string JsonText(const json::object& o, std::string_view k) {
+  const json::value* v = o.if_contains(k);
+  return v && !v->is_null() ? json::serialize(*v) : std::string();
+}
+
+}  // namespace
+
+StatusOr<Task> DecodeTask(const json::value& v) {
+  if (!v.is_object()) return WrongType("task", "an object");
+  const json::object& o = v.get_object();
+  Task t;
+  t.id = Str(o, "id");
+  if (t.id.empty()) return InvalidArgument("task has no 'id'");
+  t.ns = Str(o, "namespace");
+  t.queue = Str(o, "queue");
+  t.type = Str(o, "type");
+  auto st = ParseTaskState(Str(o, "state"));
+  if (!st) return InvalidArgument("task has no valid 'state'");
+  t.state = *st;
+  t.payload = JsonText(o, "payload");
+  if (t.payload.empty()) t.payload = "null";
+  t.priority = static_cast<std::int32_t>(Int(o, "priority"));
+  t.run_at = Time(o, "run_at");
+  t.max_attempts = static_cast<std::int32_t>(Int(o, "max_attempts"));
+  t.attempts = static_cast<std::int32_t>(Int(o, "attempts"));
+  if (const json::value* b = o.if_contains("backoff")) {
+    auto r = DecodeBackoff(*b, "backoff");
+    if (r.ok()) t.backoff = *r;
+  }
+  t.timeout_ms = Int(o, "timeout_ms");
+  t.lease_ms = Int(o, "lease_ms");
+  t.key = Str(o, "key");
+  if (const json::value* l = o.if_contains("labels"); l && l->is_object()) {
+    for (const auto& [k, x] : l->get_object()) {
+      if (x.is_string()) t.labels.emplace(std::string(k), std::string(x.get_string()));
+    }
+  }
+  t.result = JsonText(o, "result");
+  t.error = Str(o, "error");
+  t.created_at = Time(o, "created_at");
+  t.updated_at = Time(o, "updated_at");
+  t.finished_at = Time(o, "finished_at");
+  t.worker = Str(o, "worker");
+  t.lease_expires_at = Time(o, "lease_expires_at");
+  if (const json::value* c = o.if_contains("cancel_requested"); c && c->is_bool()) {
+    t.cancel_requested = c->get_bool();
+  }
+  if (const json::value* h = o.if_contains("history"); h && h->is_array()) {
+    for (const json::value& x : h->get_array()) {
+      if (!x.is_object()) continue;
+      const json::object& ho = x.get_object();
+      Attempt a;
+      a.number = static_cast<std::int32_t>(Int(ho, "number"));
+      a.worker = Str(ho, "worker");
+      a.started_at = Time(ho, "started_at");
+      a.ended_at = Time(ho, "ended_at");
+      a.outcome = ParseAttemptOutcome(Str(ho, "outcome")).value_or(AttemptOutcome::kRunning);
+      a.error = Str(ho, "error");
+      t.history.push_back(std::move(a));
+    }
+  }
+  return t;
+}
+
+json::object EncodeQueueSettings(const QueueSettings& s) {
+  return {{"paused", s.paused},
+          {"lease_ms", s.lease_ms},
+          {"max_attempts", s.max_attempts},
+          {"backoff", EncodeBackoff(s.backoff)}};
+}
+
+Status ApplyQueuePatch(const json::value& body, QueueSettings* settings) {
+  if (!body.is_object()) return WrongType("body", "an object");
+  QueueSettings s = *settings;
+  for (const auto& [k, x] : body.get_object()) {
+    std::string f(k);
+    if (k == "paused") {
+      if (!x.is_bool()) return WrongType(f, "true or false");
+      s.paused = x.get_bool();
+    } else if (k == "lease_ms") {
+      auto r = GetInt(x, f, 100, 86'400'000LL);
+      if (!r.ok()) return r.status();
+      s.lease_ms = *r;
+    } else if (k == "max_attempts") {
+      auto r = GetInt(x, f, 1, 1000);
+      if (!r.ok()) return r.status();
+      s.max_attempts = static_cast<std::int32_t>(*r);
+    } else if (k == "backoff") {
+      auto r = DecodeBackoff(x, f);
+      if (!r.ok()) return r.status();
+      s.backoff = *r;
+    } else {
+      return InvalidArgument("unknown field '" + f + "'");
+    }
+  }
+  *settings = s;
+  return Status::Ok();
+}
+
+std::string ErrorJson(const Status& s) {
+  json::object e{{"code", StatusCodeName(s.code())}, {"message", s.message()}};
+  return json::serialize(json::object{{"error", std::move(e)}});
+}
+
+}  // namespace dray

@@ -1,0 +1,52 @@
+// JSON on the wire: decoding (with validation) of what clients send, and
+// encoding of what Dray answers. Decoders are strict: wrong types, values out
+// of range and unknown fields are refused with a Status that names the field.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/fwd.hpp>
+
+#include "core/limits.h"
+#include "dray/status.h"
+#include "dray/types.h"
+
+namespace dray {
+
+// Parses a request body. Malformed JSON gives kMalformed with the position.
+StatusOr<boost::json::value> ParseJson(std::string_view body);
+
+// A body of POST /v1/tasks: one spec, or {"tasks": [spec, ...]}.
+struct SubmitRequest {
+  bool batch = false;
+  std::vector<TaskSpec> specs;
+};
+StatusOr<SubmitRequest> DecodeSubmit(const boost::json::value& body, const Limits& limits);
+StatusOr<TaskSpec> DecodeTaskSpec(const boost::json::value& v, const Limits& limits,
+                                  std::string_view where = "");
+
+// Names (namespace, queue): 1..max_name_bytes of [A-Za-z0-9_.:-].
+Status ValidateName(std::string_view field, std::string_view value, const Limits& limits);
+
+// The task as the API returns it.
+boost::json::object EncodeTask(const Task& t);
+std::string TaskToJson(const Task& t);
+// The inverse, for clients. Accepts what EncodeTask writes.
+StatusOr<Task> DecodeTask(const boost::json::value& v);
+
+boost::json::object EncodeBackoff(const Backoff& b);
+StatusOr<Backoff> DecodeBackoff(const boost::json::value& v, std::string_view field);
+
+boost::json::object EncodeQueueSettings(const QueueSettings& s);
+// Applies the fields present in a PATCH body to `settings`.
+Status ApplyQueuePatch(const boost::json::value& body, QueueSettings* settings);
+
+// {"error": {"code": ..., "message": ...}}
+std::string ErrorJson(const Status& s);
+
+// Reads a JSON text into a value; "" reads as null.
+boost::json::value JsonOrNull(std::string_view text);
+
+}  // namespace dray

@@ -1,0 +1,136 @@
+// The store: the durable source of truth behind the engine.
+//
+// Threading: every method may be called from any thread. Commit() calls are
+// serialized inside the store (one writer); reads may run beside a commit.
+//
+// Failure: after a Commit() fails (I/O error, fsync error, disk full), the
+// store is "broken": every later Commit() returns Unavailable at once without
+// touching the disk, and health() reports the first error, until the process
+// restarts (leveldb's bg_error_). Reads keep working where they can.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dray/status.h"
+#include "dray/types.h"
+
+namespace dray {
+
+struct QueueRecord {
+  std::string ns;
+  std::string name;
+  QueueSettings settings;
+};
+
+// One change the engine wants made durable. A batch of mutations is applied
+// in order, in one transaction.
+struct Mutation {
+  enum class Kind : std::uint8_t {
+    kPutTask,     // insert or replace the whole task row (history included)
+    kDeleteTask,  // remove one task (retention purge)
+    kPutQueue,    // insert or replace a queue's settings
+  };
+  Kind kind = Kind::kPutTask;
+  std::shared_ptr<const Task> task;  // kPutTask
+  std::string ns;                    // kDeleteTask
+  std::string id;                    // kDeleteTask
+  QueueRecord queue;                 // kPutQueue
+
+  static Mutation PutTask(std::shared_ptr<const Task> t) {
+    Mutation m;
+    m.kind = Kind::kPutTask;
+    m.task = std::move(t);
+    return m;
+  }
+  static Mutation DeleteTask(std::string ns, std::string id) {
+    Mutation m;
+    m.kind = Kind::kDeleteTask;
+    m.ns = std::move(ns);
+    m.id = std::move(id);
+    return m;
+  }
+  static Mutation PutQueue(QueueRecord q) {
+    Mutation m;
+    m.kind = Kind::kPutQueue;
+    m.queue = std::move(q);
+    return m;
+  }
+};
+
+// A filter for ListTasks. Empty strings and unset optionals match everything.
+struct TaskQuery {
+  std::string ns = "default";
+  std::string queue;
+  std::string type;
+  std::optional<TaskState> state;
+  std::size_t limit = 100;  // at most this many tasks per page
+  std::string cursor;       // opaque: the next_cursor of the previous page
+  bool newest_first = true; // order by id descending (creation time)
+};
+
+struct TaskPage {
+  std::vector<Task> tasks;
+  std::string next_cursor;  // empty when there is nothing more
+};
+
+struct StateCount {
+  std::string ns;
+  std::string queue;
+  TaskState state;
+  std::int64_t count;
+};
+
+// What recovery needs besides the live tasks.
+struct StoreMarks {
+  std::uint64_t max_lease_token = 0;  // over every stored task
+  std::uint64_t max_seq = 0;          // over every stored task
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Applies `mutations` in order in one transaction and syncs it to stable
+  // storage before returning OK. On any failure nothing of the batch is
+  // applied and the store becomes broken (see above).
+  virtual Status Commit(std::span<const Mutation> mutations) = 0;
+
+  // OK while the store accepts writes; otherwise the error that broke it.
+  virtual Status health() const = 0;
+
+  // A task by namespace and id: NotFound if there is none.
+  virtual StatusOr<Task> GetTask(const std::string& ns, const std::string& id) = 0;
+
+  // A page of tasks matching `query`, ordered by id.
+  virtual StatusOr<TaskPage> ListTasks(const TaskQuery& query) = 0;
+
+  // Calls `fn` for every task that is not terminal, in seq order (recovery).
+  virtual Status ScanLiveTasks(const std::function<void(Task&&)>& fn) = 0;
+
+  // Calls `fn(ns, key, id, created_at)` for every task with an idempotency
+  // key created at or after `since` (recovery of the idempotency window).
+  virtual Status ScanKeys(TimeMs since,
+                          const std::function<void(const std::string& ns, const std::string& key,
+                                                   const std::string& id, TimeMs created_at)>& fn) = 0;
+
+  virtual StatusOr<std::vector<QueueRecord>> LoadQueues() = 0;
+  virtual StatusOr<StoreMarks> LoadMarks() = 0;
+
+  // Task counts by (namespace, queue, state) for terminal states only; the
+  // engine knows the live ones.
+  virtual StatusOr<std::vector<StateCount>> CountTerminal() = 0;
+
+  // Ids (ns, id) of up to `limit` terminal tasks finished before `cutoff`,
+  // oldest first: candidates for the retention purge, which deletes them
+  // through Commit() like any other write.
+  virtual StatusOr<std::vector<std::pair<std::string, std::string>>> FindExpired(TimeMs cutoff,
+                                                                               std::size_t limit) = 0;
+};
+
+}  // namespace dray
