@@ -1,0 +1,37 @@
+// Everything `dray server` can be told. Defaults are the safe ones.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "core/limits.h"
+
+namespace dray {
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:7070";  // host:port; port 0 picks a free one
+  std::string data_dir = "./dray-data";   // the SQLite file lives here
+  int io_threads = 2;                     // threads serving HTTP
+
+  Limits limits;                          // request and task bounds
+  std::chrono::milliseconds header_timeout{10'000};  // to read a request's header
+  std::chrono::milliseconds idle_timeout{120'000};   // keep-alive without a request
+  std::size_t max_connections = 10'000;
+  std::int64_t max_wait_ms = 60'000;       // longest long-poll (lease, wait_ms)
+
+  // Group commit.
+  std::size_t commit_max_batch = 20'000;   // mutations per transaction
+  std::chrono::microseconds commit_max_wait{0};  // extra wait to grow a batch
+
+  // Engine.
+  std::int64_t idempotency_window_ms = 24LL * 3600 * 1000;
+  std::int64_t retention_ms = 7LL * 24 * 3600 * 1000;  // purge terminal tasks older than this
+  std::int64_t purge_interval_ms = 60'000;
+  std::size_t max_live_tasks = 10'000'000;  // submits past this get 429
+
+  // Written to stdout once the server listens: "listening on HOST:PORT".
+  bool announce = true;
+};
+
+}  // namespace dray
