@@ -1,0 +1,562 @@
+#include "server/api.h"
+
+#include <boost/json.hpp>
+#include <charconv>
+
+#include "core/ids.h"
+#include "core/json_codec.h"
+#include "core/time_format.h"
+
+namespace json = boost::json;
+
+namespace dray {
+namespace {
+
+HttpResponse JsonResponse(int status, const json::value& v) {
+  return HttpResponse::Json(status, json::serialize(v));
+}
+
+HttpResponse ErrorResponse(const Status& s) {
+  HttpResponse r = HttpResponse::Json(HttpStatusFor(s.code()), ErrorJson(s));
+  if (s.code() == StatusCode::kResourceExhausted || s.code() == StatusCode::kUnavailable) {
+    r.headers.emplace_back("Retry-After", "1");
+  }
+  return r;
+}
+
+std::string QueryParam(const HttpRequest& req, const std::string& name) {
+  auto it = req.query.find(name);
+  return it == req.query.end() ? std::string() : it->second;
+}
+
+StatusOr<std::string> Namespace(const HttpRequest& req, const Limits& limits) {
+  std::string ns = QueryParam(req, "namespace");
+  if (ns.empty()) return std::string("default");
+  DRAY_RETURN_IF_ERROR(ValidateName("namespace", ns, limits));
+  return ns;
+}
+
+StatusOr<std::int64_t> IntParam(const HttpRequest& req, const std::string& name, std::int64_t def,
+                                std::int64_t lo, std::int64_t hi) {
+  std::string v = QueryParam(req, name);
+  if (v.empty()) return def;
+  std::int64_t x = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (ec != std::errc() || p != v.data() + v.size() || x < lo || x > hi) {
+    return InvalidArgument("query parameter '" + name + "' must be an integer between " +
+                           std::to_string(lo) + " and " + std::to_string(hi));
+  }
+  return x;
+}
+
+// A JSON object body, or an empty one for an empty body.
+StatusOr<json::object> ObjectBody(const HttpRequest& req) {
+  if (req.body.empty()) return json::object();
+  auto v = ParseJson(req.body);
+  if (!v.ok()) return v.status();
+  if (!v->is_object()) return InvalidArgument("request body must be a JSON object");
+  return std::move(v->as_object());
+}
+
+Status UnknownFields(const json::object& o, std::initializer_list<std::string_view> known,
+                     std::string_view where = "") {
+  for (const auto& [k, v] : o) {
+    if (std::find(known.begin(), known.end(), k) == known.end()) {
+      std::string f(where);
+      if (!f.empty()) f += ".";
+      return InvalidArgument("unknown field '" + f + std::string(k) + "'");
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::string> StringField(const json::object& o, std::string_view name, bool required,
+                                  std::size_t max_bytes, std::string_view where = "") {
+  std::string f(where);
+  if (!f.empty()) f += ".";
+  f += name;
+  const json::value* v = o.if_contains(name);
+  if (!v || v->is_null()) {
+    if (required) return InvalidArgument("field '" + f + "' is required");
+    return std::string();
+  }
+  if (!v->is_string()) return InvalidArgument("field '" + f + "' must be a string");
+  if (v->get_string().size() > max_bytes) {
+    return InvalidArgument("field '" + f + "' is longer than " + std::to_string(max_bytes) +
+                           " bytes");
+  }
+  return std::string(v->get_string());
+}
+
+StatusOr<std::int64_t> IntField(const json::object& o, std::string_view name, std::int64_t def,
+                                std::int64_t lo, std::int64_t hi) {
+  const json::value* v = o.if_contains(name);
+  if (!v || v->is_null()) return def;
+  std::int64_t x;
+  if (v->is_int64()) {
+    x = v->get_int64();
+  } else if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(hi)) {
+    x = static_cast<std::int64_t>(v->get_uint64());
+  } else {
+    return InvalidArgument("field '" + std::string(name) + "' must be an integer between " +
+                           std::to_string(lo) + " and " + std::to_string(hi));
+  }
+  if (x < lo || x > hi) {
+    return InvalidArgument("field '" + std::string(name) + "' must be between " +
+                           std::to_string(lo) + " and " + std::to_string(hi));
+  }
+  return x;
+}
+
+StatusOr<bool> BoolField(const json::object& o, std::string_view name, bool def,
+                         std::string_view where = "") {
+  const json::value* v = o.if_contains(name);
+  if (!v || v->is_null()) return def;
+  if (!v->is_bool()) {
+    std::string f(where);
+    if (!f.empty()) f += ".";
+    return InvalidArgument("field '" + f + std::string(name) + "' must be true or false");
+  }
+  return v->get_bool();
+}
+
+// A result, serialized, within its bound.
+StatusOr<std::string> ResultField(const json::object& o, const Limits& limits,
+                                  std::string_view where = "") {
+  const json::value* v = o.if_contains("result");
+  if (!v) return std::string("null");
+  std::string text = json::serialize(*v);
+  if (text.size() > limits.max_result_bytes) {
+    return OutOfRange("field '" + std::string(where) + (where.empty() ? "" : ".") + "result' is " +
+                      std::to_string(text.size()) + " bytes; the limit is " +
+                      std::to_string(limits.max_result_bytes));
+  }
+  return text;
+}
+
+std::string CutError(std::string e, const Limits& limits) {
+  if (e.size() > limits.max_error_bytes) e.resize(limits.max_error_bytes);
+  return e;
+}
+
+json::object EncodeQueue(const QueueInfo& q) {
+  json::object counts;
+  for (TaskState s : {TaskState::kScheduled, TaskState::kBlocked, TaskState::kReady,
+                      TaskState::kRunning, TaskState::kSucceeded, TaskState::kFailed,
+                      TaskState::kCancelled}) {
+    auto it = q.counts.find(s);
+    counts[TaskStateName(s)] = it == q.counts.end() ? 0 : it->second;
+  }
+  return {{"namespace", q.ns},
+          {"name", q.name},
+          {"settings", EncodeQueueSettings(q.settings)},
+          {"counts", std::move(counts)}};
+}
+
+json::object EncodeLeased(const LeasedTask& l) {
+  json::object o = EncodeTask(l.task);
+  o["lease"] = json::object{{"token", l.lease.token},
+                            {"expires_at", FormatRfc3339(l.lease.expires_at)}};
+  return o;
+}
+
+// Answers `respond` with the task, or the error.
+Callback<Task> TaskResponder(Responder respond, int status = 200) {
+  return [respond = std::move(respond), status](StatusOr<Task> r) {
+    if (!r.ok()) return respond(ErrorResponse(r.status()));
+    respond(JsonResponse(status, EncodeTask(*r)));
+  };
+}
+
+class Api {
+ public:
+  Api(TaskService* service, ApiOptions options) : service_(service), opts_(options) {}
+
+  void SubmitTasks(HttpRequest&& req, Responder respond) {
+    auto ns = Namespace(req, opts_.limits);
+    if (!ns.ok()) return respond(ErrorResponse(ns.status()));
+    auto body = ParseJson(req.body);
+    if (!body.ok()) return respond(ErrorResponse(body.status()));
+    auto decoded = DecodeSubmit(*body, opts_.limits);
+    if (!decoded.ok()) return respond(ErrorResponse(decoded.status()));
+    // The query's namespace applies to specs that do not name their own.
+    const json::object& o = body->as_object();
+    const json::array* batch = decoded->batch ? &o.at("tasks").as_array() : nullptr;
+    for (std::size_t i = 0; i < decoded->specs.size(); ++i) {
+      const json::object& spec = batch ? (*batch)[i].as_object() : o;
+      if (!spec.contains("namespace")) decoded->specs[i].ns = *ns;
+    }
+    const bool is_batch = decoded->batch;
+    service_->Submit(std::move(decoded->specs), [respond = std::move(respond), is_batch](
+                                                    StatusOr<std::vector<SubmitOutcome>> r) {
+      if (!r.ok()) return respond(ErrorResponse(r.status()));
+      if (!is_batch) {
+        const SubmitOutcome& s = r->front();
+        return respond(JsonResponse(s.created ? 201 : 200,
+                                    json::object{{"id", s.id}, {"created", s.created}}));
+      }
+      json::array ids, created;
+      bool any_created = false;
+      for (const SubmitOutcome& s : *r) {
+        ids.push_back(json::string(s.id));
+        created.push_back(s.created);
+        any_created |= s.created;
+      }
+      respond(JsonResponse(any_created ? 201 : 200,
+                           json::object{{"ids", std::move(ids)}, {"created", std::move(created)}}));
+    });
+  }
+
+  void GetTask(HttpRequest&& req, Responder respond) {
+    auto ns = Namespace(req, opts_.limits);
+    if (!ns.ok()) return respond(ErrorResponse(ns.status()));
+    auto wait = IntParam(req, "wait_ms", 0, 0, opts_.max_wait_ms);
+    if (!wait.ok()) return respond(ErrorResponse(wait.status()));
+    const std::string& id = req.params.at("id");
+    if (!IsValidId(id)) return respond(ErrorResponse(NotFound("no task '" + id + "'")));
+    service_->Get(*ns, id, *wait, TaskResponder(std::move(respond)));
+  }
+
+  void ListTasks(HttpRequest&& req, Responder respond) {
+    auto ns = Namespace(req, opts_.limits);
+    if (!ns.ok()) return respond(ErrorResponse(ns.status()));
+    TaskQuery q;
+    q.ns = *ns;
+    q.queue = QueryParam(req, "queue");
+    q.type = QueryParam(req, "type");
+    q.cursor = QueryParam(req, "cursor");
+    if (std::string st = QueryParam(req, "state"); !st.empty()) {
+      q.state = ParseTaskState(st);
+      if (!q.state) {
+        return respond(ErrorResponse(InvalidArgument(
+            "query parameter 'state' must be one of scheduled, blocked, ready, running, "
+            "succeeded, failed, cancelled")));
+      }
+    }
+    auto limit = IntParam(req, "limit", 100, 1, 1000);
+    if (!limit.ok()) return respond(ErrorResponse(limit.status()));
+    q.limit = static_cast<std::size_t>(*limit);
+    std::string order = QueryParam(req, "order");
+    if (!order.empty() && order != "asc" && order != "desc") {
+      return respond(ErrorResponse(InvalidArgument("query parameter 'order' must be asc or desc")));
+    }
+    q.newest_first = order != "asc";
+    auto page = service_->List(q);
+    if (!page.ok()) return respond(ErrorResponse(page.status()));
+    json::array tasks;
+    tasks.reserve(page->tasks.size());
+    for (const Task& t : page->tasks) tasks.push_back(EncodeTask(t));
+    json::value next = page->next_cursor.empty() ? json::value(nullptr)
+                                                 : json::value(page->next_cursor);
+    respond(JsonResponse(200, json::object{{"tasks", std::move(tasks)}, {"next_cursor", next}}));
+  }
+
+  void CancelOrRetry(HttpRequest&& req, Responder respond, bool retry) {
+    auto ns = Namespace(req, opts_.limits);
+    if (!ns.ok()) return respond(ErrorResponse(ns.status()));
+    auto body = ObjectBody(req);
+    if (!body.ok()) return respond(ErrorResponse(body.status()));
+    if (Status s = UnknownFields(*body, {}); !s.ok()) return respond(ErrorResponse(s));
+    const std::string& id = req.params.at("id");
+    if (!IsValidId(id)) return respond(ErrorResponse(NotFound("no task '" + id + "'")));
+    if (retry) {
+      service_->Retry(*ns, id, TaskResponder(std::move(respond)));
+    } else {
+      service_->Cancel(*ns, id, TaskResponder(std::move(respond)));
+    }
+  }
+
+  void Lease(HttpRequest&& req, Responder respond) {
+    auto ns = Namespace(req, opts_.limits);
+    if (!ns.ok()) return respond(ErrorResponse(ns.status()));
+    auto body = ObjectBody(req);
+    if (!body.ok()) return respond(ErrorResponse(body.status()));
+    const json::object& o = *body;
+    if (Status s = UnknownFields(o, {"worker", "queues", "max", "wait_ms", "lease_ms"}); !s.ok()) {
+      return respond(ErrorResponse(s));
+    }
+    LeaseRequest lr;
+    lr.ns = *ns;
+    auto worker = StringField(o, "worker", true, opts_.limits.max_name_bytes);
+    if (!worker.ok()) return respond(ErrorResponse(worker.status()));
+    lr.worker = std::move(*worker);
+    const json::value* queues = o.if_contains("queues");
+    if (!queues || !queues->is_array() || queues->get_array().empty()) {
+      return respond(ErrorResponse(
+          InvalidArgument("field 'queues' must be a non-empty array of queue names")));
+    }
+    if (queues->get_array().size() > 256) {
+      return respond(ErrorResponse(InvalidArgument("field 'queues' names more than 256 queues")));
+    }
+    for (std::size_t i = 0; i < queues->get_array().size(); ++i) {
+      const json::value& q = queues->get_array()[i];
+      std::string field = "queues[" + std::to_string(i) + "]";
+      if (!q.is_string()) {
+        return respond(ErrorResponse(InvalidArgument("field '" + field + "' must be a string")));
+      }
+      if (Status s = ValidateName(field, q.get_string(), opts_.limits); !s.ok()) {
+        return respond(ErrorResponse(s));
+      }
+      lr.queues.emplace_back(q.get_string());
+    }
+    auto max = IntField(o, "max", 1, 1, static_cast<std::int64_t>(opts_.limits.max_batch));
+    auto wait = IntField(o, "wait_ms", 0, 0, opts_.max_wait_ms);
+    auto lease_ms = IntField(o, "lease_ms", 0, 100, 86'400'000);
+    for (const Status& s : {max.status(), wait.status(), lease_ms.status()}) {
+      if (!s.ok()) return respond(ErrorResponse(s));
+    }
+    lr.max = static_cast<std::size_t>(*max);
+    lr.lease_ms = *lease_ms;
+    service_->Lease(std::move(lr), *wait, [respond = std::move(respond)](
+                                              StatusOr<std::vector<LeasedTask>> r) {
+      if (!r.ok()) return respond(ErrorResponse(r.status()));
+      json::array tasks;
+      tasks.reserve(r->size());
+      for (const LeasedTask& l : *r) tasks.push_back(EncodeLeased(l));
+      respond(JsonResponse(200, json::object{{"tasks", std::move(tasks)}}));
+    });
+  }
+
+  // The common start of heartbeat, complete and fail.
+  struct WorkerCall {
+    std::string ns;
+    std::string id;
+    std::string token;
+    json::object body;
+  };
+  StatusOr<WorkerCall> DecodeWorkerCall(const HttpRequest& req,
+                                        std::initializer_list<std::string_view> fields) {
+    auto ns = Namespace(req, opts_.limits);
+    if (!ns.ok()) return ns.status();
+    auto body = ObjectBody(req);
+    if (!body.ok()) return body.status();
+    DRAY_RETURN_IF_ERROR(UnknownFields(*body, fields));
+    auto token = StringField(*body, "lease", true, 64);
+    if (!token.ok()) return token.status();
+    const std::string& id = req.params.at("id");
+    if (!IsValidId(id)) return NotFound("no task '" + id + "'");
+    return WorkerCall{*ns, id, std::move(*token), std::move(*body)};
+  }
+
+  void Heartbeat(HttpRequest&& req, Responder respond) {
+    auto call = DecodeWorkerCall(req, {"lease", "lease_ms"});
+    if (!call.ok()) return respond(ErrorResponse(call.status()));
+    auto lease_ms = IntField(call->body, "lease_ms", 0, 100, 86'400'000);
+    if (!lease_ms.ok()) return respond(ErrorResponse(lease_ms.status()));
+    service_->Heartbeat(call->ns, call->id, call->token, *lease_ms,
+                        [respond = std::move(respond)](StatusOr<HeartbeatOutcome> r) {
+                          if (!r.ok()) return respond(ErrorResponse(r.status()));
+                          respond(JsonResponse(
+                              200, json::object{{"expires_at", FormatRfc3339(r->expires_at)},
+                                                {"cancel_requested", r->cancel_requested}}));
+                        });
+  }
+
+  void Complete(HttpRequest&& req, Responder respond) {
+    auto call = DecodeWorkerCall(req, {"lease", "result"});
+    if (!call.ok()) return respond(ErrorResponse(call.status()));
+    auto result = ResultField(call->body, opts_.limits);
+    if (!result.ok()) return respond(ErrorResponse(result.status()));
+    service_->Complete(call->ns, call->id, call->token, std::move(*result),
+                       TaskResponder(std::move(respond)));
+  }
+
+  void Fail(HttpRequest&& req, Responder respond) {
+    auto call = DecodeWorkerCall(req, {"lease", "error", "retry"});
+    if (!call.ok()) return respond(ErrorResponse(call.status()));
+    auto error = StringField(call->body, "error", false, 1 << 30);
+    auto retry = BoolField(call->body, "retry", true);
+    for (const Status& s : {error.status(), retry.status()}) {
+      if (!s.ok()) return respond(ErrorResponse(s));
+    }
+    std::string message = error->empty() ? "failed without a message" : *error;
+    service_->Fail(call->ns, call->id, call->token, CutError(std::move(message), opts_.limits),
+                   *retry, TaskResponder(std::move(respond)));
+  }
+
+  void Acks(HttpRequest&& req, Responder respond) {
+    auto ns = Namespace(req, opts_.limits);
+    if (!ns.ok()) return respond(ErrorResponse(ns.status()));
+    auto body = ObjectBody(req);
+    if (!body.ok()) return respond(ErrorResponse(body.status()));
+    if (Status s = UnknownFields(*body, {"acks"}); !s.ok()) return respond(ErrorResponse(s));
+    const json::value* acks = body->if_contains("acks");
+    if (!acks || !acks->is_array()) {
+      return respond(ErrorResponse(InvalidArgument("field 'acks' must be an array")));
+    }
+    const json::array& a = acks->get_array();
+    if (a.size() > opts_.limits.max_batch) {
+      return respond(ErrorResponse(OutOfRange("field 'acks' holds " + std::to_string(a.size()) +
+                                              " items; the limit is " +
+                                              std::to_string(opts_.limits.max_batch))));
+    }
+    std::vector<AckItem> items;
+    items.reserve(a.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      std::string where = "acks[" + std::to_string(i) + "]";
+      if (!a[i].is_object()) {
+        return respond(ErrorResponse(InvalidArgument("field '" + where + "' must be an object")));
+      }
+      const json::object& o = a[i].get_object();
+      if (Status s = UnknownFields(o, {"id", "lease", "result", "error", "retry"}, where);
+          !s.ok()) {
+        return respond(ErrorResponse(s));
+      }
+      AckItem item;
+      auto id = StringField(o, "id", true, 64, where);
+      auto token = StringField(o, "lease", true, 64, where);
+      auto retry = BoolField(o, "retry", true, where);
+      for (const Status& s : {id.status(), token.status(), retry.status()}) {
+        if (!s.ok()) return respond(ErrorResponse(s));
+      }
+      item.id = std::move(*id);
+      item.token = std::move(*token);
+      item.retry = *retry;
+      if (o.contains("error")) {
+        if (o.contains("result")) {
+          return respond(ErrorResponse(InvalidArgument(
+              "fields '" + where + ".result' and '" + where + ".error' exclude each other")));
+        }
+        auto error = StringField(o, "error", false, 1 << 30, where);
+        if (!error.ok()) return respond(ErrorResponse(error.status()));
+        item.success = false;
+        item.error = CutError(error->empty() ? "failed without a message" : std::move(*error),
+                              opts_.limits);
+      } else {
+        auto result = ResultField(o, opts_.limits, where);
+        if (!result.ok()) return respond(ErrorResponse(result.status()));
+        item.result = std::move(*result);
+      }
+      items.push_back(std::move(item));
+    }
+    service_->Ack(*ns, std::move(items), [respond = std::move(respond)](
+                                             StatusOr<std::vector<AckOutcome>> r) {
+      if (!r.ok()) return respond(ErrorResponse(r.status()));
+      json::array results;
+      results.reserve(r->size());
+      for (const AckOutcome& o : *r) {
+        if (o.status.ok()) {
+          results.push_back(json::object{{"id", o.id}, {"ok", true}, {"state", TaskStateName(o.state)}});
+        } else {
+          results.push_back(json::object{
+              {"id", o.id},
+              {"ok", false},
+              {"error", json::object{{"code", StatusCodeName(o.status.code())},
+                                     {"message", o.status.message()}}}});
+        }
+      }
+      respond(JsonResponse(200, json::object{{"results", std::move(results)}}));
+    });
+  }
+
+  void ListQueues(HttpRequest&& req, Responder respond) {
+    auto ns = Namespace(req, opts_.limits);
+    if (!ns.ok()) return respond(ErrorResponse(ns.status()));
+    auto queues = service_->Queues(*ns);
+    if (!queues.ok()) return respond(ErrorResponse(queues.status()));
+    json::array out;
+    for (const QueueInfo& q : *queues) out.push_back(EncodeQueue(q));
+    respond(JsonResponse(200, json::object{{"queues", std::move(out)}}));
+  }
+
+  void GetQueue(HttpRequest&& req, Responder respond) {
+    auto ns = Namespace(req, opts_.limits);
+    if (!ns.ok()) return respond(ErrorResponse(ns.status()));
+    auto q = service_->GetQueue(*ns, req.params.at("name"));
+    if (!q.ok()) return respond(ErrorResponse(q.status()));
+    respond(JsonResponse(200, EncodeQueue(*q)));
+  }
+
+  void PatchQueue(HttpRequest&& req, Responder respond) {
+    auto ns = Namespace(req, opts_.limits);
+    if (!ns.ok()) return respond(ErrorResponse(ns.status()));
+    const std::string& name = req.params.at("name");
+    if (Status s = ValidateName("name", name, opts_.limits); !s.ok()) {
+      return respond(ErrorResponse(s));
+    }
+    auto body = ParseJson(req.body);
+    if (!body.ok()) return respond(ErrorResponse(body.status()));
+    // Validate before touching anything, so that bad input changes nothing.
+    QueueSettings probe;
+    if (Status s = ApplyQueuePatch(*body, &probe); !s.ok()) return respond(ErrorResponse(s));
+    service_->PatchQueue(
+        *ns, name, [patch = std::move(*body)](QueueSettings* s) { return ApplyQueuePatch(patch, s); },
+        [respond = std::move(respond)](StatusOr<QueueInfo> r) {
+          if (!r.ok()) return respond(ErrorResponse(r.status()));
+          respond(JsonResponse(200, EncodeQueue(*r)));
+        });
+  }
+
+  void Ready(HttpRequest&&, Responder respond) {
+    Status s = service_->Ready();
+    if (s.ok()) return respond(JsonResponse(200, json::object{{"status", "ready"}}));
+    respond(JsonResponse(503, json::object{{"status", "unavailable"}, {"reason", s.message()}}));
+  }
+
+  void Metrics(HttpRequest&&, Responder respond) {
+    ServiceStats s = service_->stats();
+    std::string text;
+    auto metric = [&text](const char* name, const char* type, const char* help, double value) {
+      text += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+              name + " " + std::to_string(value) + "\n";
+    };
+    metric("dray_live_tasks", "gauge", "Tasks not yet terminal.", static_cast<double>(s.live_tasks));
+    metric("dray_lease_waiters", "gauge", "Long-poll lease requests waiting.",
+           static_cast<double>(s.lease_waiters));
+    metric("dray_task_waiters", "gauge", "Requests waiting for a task to finish.",
+           static_cast<double>(s.task_waiters));
+    metric("dray_commit_batches_total", "counter", "Store transactions committed.",
+           static_cast<double>(s.commits.batches));
+    metric("dray_commit_entries_total", "counter", "Requests whose writes were committed.",
+           static_cast<double>(s.commits.entries));
+    metric("dray_commit_mutations_total", "counter", "Rows written.",
+           static_cast<double>(s.commits.mutations));
+    metric("dray_commit_failures_total", "counter", "Failed commits.",
+           static_cast<double>(s.commits.failures));
+    HttpResponse r;
+    r.status = 200;
+    r.body = std::move(text);
+    r.content_type = "text/plain; version=0.0.4";
+    respond(std::move(r));
+  }
+
+ private:
+  TaskService* const service_;
+  const ApiOptions opts_;
+};
+
+}  // namespace
+
+void RegisterApi(Router* router, TaskService* service, ApiOptions options) {
+  using boost::beast::http::verb;
+  auto api = std::make_shared<Api>(service, options);
+  auto bind = [api](void (Api::*fn)(HttpRequest&&, Responder)) {
+    return [api, fn](HttpRequest&& req, Responder respond) {
+      ((*api).*fn)(std::move(req), std::move(respond));
+    };
+  };
+  router->Add(verb::post, "/v1/tasks", bind(&Api::SubmitTasks));
+  router->Add(verb::get, "/v1/tasks", bind(&Api::ListTasks));
+  router->Add(verb::get, "/v1/tasks/{id}", bind(&Api::GetTask));
+  router->Add(verb::post, "/v1/tasks/{id}/cancel", [api](HttpRequest&& req, Responder r) {
+    api->CancelOrRetry(std::move(req), std::move(r), false);
+  });
+  router->Add(verb::post, "/v1/tasks/{id}/retry", [api](HttpRequest&& req, Responder r) {
+    api->CancelOrRetry(std::move(req), std::move(r), true);
+  });
+  router->Add(verb::post, "/v1/tasks/{id}/heartbeat", bind(&Api::Heartbeat));
+  router->Add(verb::post, "/v1/tasks/{id}/complete", bind(&Api::Complete));
+  router->Add(verb::post, "/v1/tasks/{id}/fail", bind(&Api::Fail));
+  router->Add(verb::post, "/v1/leases", bind(&Api::Lease));
+  router->Add(verb::post, "/v1/acks", bind(&Api::Acks));
+  router->Add(verb::get, "/v1/queues", bind(&Api::ListQueues));
+  router->Add(verb::get, "/v1/queues/{name}", bind(&Api::GetQueue));
+  router->Add(verb::patch, "/v1/queues/{name}", bind(&Api::PatchQueue));
+  router->Add(verb::get, "/healthz", [](HttpRequest&&, Responder r) {
+    r(HttpResponse::Json(200, R"({"status":"ok"})"));
+  });
+  router->Add(verb::get, "/readyz", bind(&Api::Ready));
+  router->Add(verb::get, "/metrics", bind(&Api::Metrics));
+}
+
+}  // namespace dray

@@ -1,0 +1,86 @@
+#include "server/server_main.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "server/api.h"
+#include "server/http/http_server.h"
+#include "server/http/router.h"
+#include "server/task_service.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace dray {
+
+int RunServer(const ServerConfig& config,
+              const std::function<void(const std::string& address)>& on_listening) {
+  std::error_code fs_ec;
+  std::filesystem::create_directories(config.data_dir, fs_ec);
+  SqliteOptions sqlite;
+  sqlite.path = (std::filesystem::path(config.data_dir) / "dray.db").string();
+  auto store = OpenSqliteStore(sqlite);
+  if (!store.ok()) {
+    spdlog::error("cannot open the store at {}: {}", sqlite.path, store.status().ToString());
+    return 1;
+  }
+
+  const int threads = std::max(1, config.io_threads);
+  boost::asio::io_context ioc(threads);
+  TaskService service(ioc, store->get(), SystemClock::Default(), config);
+  auto started = std::chrono::steady_clock::now();
+  if (Status s = service.Recover(); !s.ok()) {
+    spdlog::error("cannot recover from {}: {}", sqlite.path, s.ToString());
+    return 1;
+  }
+  spdlog::info("recovered {} live tasks from {} in {} ms", service.stats().live_tasks, sqlite.path,
+               std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - started)
+                   .count());
+
+  Router router;
+  RegisterApi(&router, &service, ApiOptions{config.limits, config.max_wait_ms});
+  HttpServerOptions http_options;
+  http_options.max_body_bytes = config.limits.max_body_bytes;
+  http_options.header_timeout = config.header_timeout;
+  http_options.idle_timeout = config.idle_timeout;
+  http_options.max_connections = config.max_connections;
+  HttpServer http(ioc, router, http_options);
+  if (Status s = http.Listen(config.listen); !s.ok()) {
+    spdlog::error("cannot listen on {}: {}", config.listen, s.ToString());
+    return 1;
+  }
+  service.Start();
+  http.Start();
+
+  boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: stopping: no new connections, finishing in-flight commits", sig);
+    http.StopAccepting();
+    service.Stop();  // answers long-polls, drains the commit pipeline
+    http.Shutdown();
+  });
+
+  spdlog::info("dray serving on {} with data in {}", http.address(), config.data_dir);
+  if (config.announce) {
+    std::printf("listening on %s\n", http.address().c_str());
+    std::fflush(stdout);
+  }
+  if (on_listening) on_listening(http.address());
+
+  std::vector<std::thread> pool;
+  for (int i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
+  ioc.run();
+  for (std::thread& t : pool) t.join();
+  service.Stop();
+  spdlog::info("dray stopped");
+  return 0;
+}
+
+}  // namespace dray

@@ -1,0 +1,542 @@
+#include "server/task_service.h"
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+
+#include "core/state_machine.h"
+
+namespace dray {
+namespace {
+
+using Delivery = std::pair<Callback<std::vector<LeasedTask>>, std::vector<LeasedTask>>;
+
+template <typename T>
+void Respond(const Callback<T>& done, const Status& s, T value) {
+  if (s.ok()) {
+    done(std::move(value));
+  } else {
+    done(s);
+  }
+}
+
+}  // namespace
+
+TaskService::TaskService(boost::asio::io_context& ioc, Store* store, Clock* clock,
+                         const ServerConfig& config)
+    : ioc_(ioc),
+      store_(store),
+      clock_(clock),
+      config_(config),
+      pipeline_(store, CommitOptions{config.commit_max_batch, config.commit_max_wait}),
+      engine_(EngineOptions{config.idempotency_window_ms, config.max_live_tasks, 0}),
+      ticker_(ioc),
+      purge_timer_(ioc) {}
+
+TaskService::~TaskService() { Stop(); }
+
+Status TaskService::Recover() {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto marks = store_->LoadMarks();
+  if (!marks.ok()) return marks.status();
+  engine_.RestoreMarks(*marks);
+  auto queues = store_->LoadQueues();
+  if (!queues.ok()) return queues.status();
+  for (const QueueRecord& q : *queues) engine_.RestoreQueue(q);
+  DRAY_RETURN_IF_ERROR(store_->ScanLiveTasks([&](Task&& t) { engine_.RestoreTask(std::move(t)); }));
+  const TimeMs since = clock_->NowMs() - config_.idempotency_window_ms;
+  return store_->ScanKeys(since, [&](const std::string& ns, const std::string& key,
+                                     const std::string& id, TimeMs created_at) {
+    engine_.RestoreKey(ns, key, id, created_at);
+  });
+}
+
+void TaskService::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Leases that ran out while the server was down expire on the first tick.
+  EngineOutput out;
+  engine_.Tick(clock_->NowMs(), &out);
+  CommitLocked(std::move(out), nullptr);
+  ArmTickerLocked(clock_->NowMs());
+  purge_timer_.expires_after(std::chrono::milliseconds(config_.purge_interval_ms));
+  purge_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) Purge();
+  });
+}
+
+void TaskService::Stop() {
+  std::vector<Callback<std::vector<LeasedTask>>> leases;
+  std::vector<std::pair<Callback<Task>, StatusOr<Task>>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    ticker_.cancel();
+    purge_timer_.cancel();
+    for (auto& [id, w] : lease_waiters_) {
+      engine_.RemoveWaiter(id);
+      w.timer->cancel();
+      leases.push_back(std::move(w.done));
+    }
+    lease_waiters_.clear();
+    for (auto& [task_id, w] : task_waiters_) {
+      w.timer->cancel();
+      const Task* t = engine_.Find(w.ns, task_id);
+      tasks.emplace_back(std::move(w.done),
+                         t ? StatusOr<Task>(*t) : StatusOr<Task>(Unavailable("server is stopping")));
+    }
+    task_waiters_.clear();
+  }
+  for (auto& done : leases) done(std::vector<LeasedTask>{});
+  for (auto& [done, value] : tasks) done(std::move(value));
+  pipeline_.Stop();
+}
+
+Status TaskService::AcceptingLocked() const {
+  if (stopped_) return Unavailable("the server is shutting down");
+  Status h = store_->health();
+  if (!h.ok()) return Unavailable("the store refuses writes: " + h.message());
+  return Status::Ok();
+}
+
+Status TaskService::Ready() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return AcceptingLocked();
+}
+
+ServiceStats TaskService::stats() const {
+  ServiceStats s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s.live_tasks = engine_.live_tasks();
+    s.lease_waiters = lease_waiters_.size();
+    s.task_waiters = task_waiters_.size();
+  }
+  s.commits = pipeline_.stats();
+  return s;
+}
+
+// ---------------------------------------------------------------- commit
+
+void TaskService::CommitLocked(EngineOutput&& out, std::function<void(const Status&)> done) {
+  const TimeMs now = clock_->NowMs();
+  std::vector<Delivery> deliveries;
+  if (out.made_ready && !lease_waiters_.empty()) {
+    for (auto& [wid, leased] : engine_.ServeWaiters(now, &out)) {
+      auto it = lease_waiters_.find(wid);
+      if (it == lease_waiters_.end()) continue;
+      it->second.timer->cancel();
+      deliveries.emplace_back(std::move(it->second.done), std::move(leased));
+      lease_waiters_.erase(it);
+    }
+  }
+  ArmTickerLocked(now);
+  if (out.mutations.empty() && deliveries.empty() && !done) return;
+
+  std::vector<std::shared_ptr<const Task>> finished;
+  if (!out.finished.empty()) {
+    for (const Mutation& m : out.mutations) {
+      if (m.kind == Mutation::Kind::kPutTask && IsTerminal(m.task->state)) finished.push_back(m.task);
+    }
+  }
+  pipeline_.Submit(std::move(out.mutations),
+                   [this, done = std::move(done), deliveries = std::move(deliveries),
+                    finished = std::move(finished)](const Status& s) {
+                     if (done) done(s);
+                     for (const Delivery& d : deliveries) Respond(d.first, s, d.second);
+                     if (!finished.empty()) OnCommitted(s, finished);
+                   });
+}
+
+void TaskService::OnCommitted(const Status& s,
+                              const std::vector<std::shared_ptr<const Task>>& finished) {
+  std::vector<std::pair<Callback<Task>, std::shared_ptr<const Task>>> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (task_waiters_.empty()) return;
+    for (const auto& t : finished) {
+      auto [lo, hi] = task_waiters_.equal_range(t->id);
+      for (auto it = lo; it != hi; ++it) {
+        it->second.timer->cancel();
+        wake.emplace_back(std::move(it->second.done), t);
+      }
+      task_waiters_.erase(lo, hi);
+    }
+  }
+  for (auto& [done, t] : wake) Respond(done, s, *t);
+}
+
+// ---------------------------------------------------------------- timers
+
+void TaskService::ArmTickerLocked(TimeMs now) {
+  if (stopped_) return;
+  TimeMs target = now + 1000;  // at least once a second: idempotency window upkeep
+  if (auto next = engine_.NextWakeup()) target = std::min(target, *next);
+  if (ticker_at_ != 0 && ticker_at_ <= target) return;
+  ticker_at_ = target;
+  ticker_.expires_after(std::chrono::milliseconds(std::max<TimeMs>(target - now, 0)));
+  ticker_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) OnTick();
+  });
+}
+
+void TaskService::OnTick() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ticker_at_ = 0;
+  if (stopped_) return;
+  EngineOutput out;
+  engine_.Tick(clock_->NowMs(), &out);
+  CommitLocked(std::move(out), nullptr);
+}
+
+void TaskService::Purge() {
+  const TimeMs now = clock_->NowMs();
+  auto expired = store_->FindExpired(now - config_.retention_ms, 1000);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_) return;
+  bool more = false;
+  if (expired.ok() && !expired->empty()) {
+    more = expired->size() == 1000;
+    std::vector<Mutation> deletes;
+    for (auto& [ns, id] : *expired) {
+      // A task retried since the query is live again: keep it.
+      if (!engine_.Find(ns, id)) deletes.push_back(Mutation::DeleteTask(ns, id));
+    }
+    pipeline_.Submit(std::move(deletes), [](const Status&) {});
+  }
+  purge_timer_.expires_after(std::chrono::milliseconds(more ? 10 : config_.purge_interval_ms));
+  purge_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) Purge();
+  });
+}
+
+// ---------------------------------------------------------------- producers
+
+void TaskService::Submit(std::vector<TaskSpec> specs, Callback<std::vector<SubmitOutcome>> done) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+  EngineOutput out;
+  auto r = engine_.Submit(std::move(specs), clock_->NowMs(), &out);
+  if (!r.ok()) {
+    CommitLocked(std::move(out), nullptr);
+    return done(r.status());
+  }
+  // Even a submit that only matched idempotency keys waits for the commit
+  // (an empty entry is a barrier): the first task may not be durable yet.
+  CommitLocked(std::move(out), [done, outcomes = std::move(*r)](const Status& s) {
+    Respond(done, s, outcomes);
+  });
+}
+
+void TaskService::Get(const std::string& ns, const std::string& id, std::int64_t wait_ms,
+                      Callback<Task> done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (const Task* t = engine_.Find(ns, id)) {
+      if (wait_ms <= 0 || stopped_) return done(*t);
+      const std::uint64_t wid = next_waiter_++;
+      auto timer = std::make_unique<boost::asio::steady_timer>(ioc_);
+      timer->expires_after(std::chrono::milliseconds(std::min(wait_ms, config_.max_wait_ms)));
+      timer->async_wait([this, wid, ns, id](boost::system::error_code ec) {
+        if (ec) return;
+        Callback<Task> cb;
+        std::optional<Task> live;
+        {
+          std::lock_guard<std::mutex> lock2(mu_);
+          auto [lo, hi] = task_waiters_.equal_range(id);
+          auto it = std::find_if(lo, hi, [wid](const auto& e) { return e.second.id == wid; });
+          if (it == hi) return;
+          cb = std::move(it->second.done);
+          task_waiters_.erase(it);
+          if (const Task* t2 = engine_.Find(ns, id)) live = *t2;
+        }
+        if (live) return cb(std::move(*live));
+        ReadStored(ns, id, std::move(cb));
+      });
+      task_waiters_.emplace(id, TaskWaiter{wid, ns, std::move(done), std::move(timer)});
+      return;
+    }
+  }
+  ReadStored(ns, id, std::move(done));
+}
+
+void TaskService::ReadStored(const std::string& ns, const std::string& id, Callback<Task> done) {
+  auto r = store_->GetTask(ns, id);
+  if (!r.ok() || IsTerminal(r->state)) return done(std::move(r));
+  // Committed as live but no longer live in the engine: its terminal write
+  // is in flight. Wait for it, then read again.
+  pipeline_.Submit({}, [this, ns, id, done = std::move(done)](const Status&) {
+    boost::asio::post(ioc_, [this, ns, id, done] {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (const Task* t = engine_.Find(ns, id)) return done(*t);
+      }
+      done(store_->GetTask(ns, id));
+    });
+  });
+}
+
+StatusOr<TaskPage> TaskService::List(const TaskQuery& query) { return store_->ListTasks(query); }
+
+void TaskService::Cancel(const std::string& ns, const std::string& id, Callback<Task> done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+    EngineOutput out;
+    auto r = engine_.Cancel(ns, id, clock_->NowMs(), &out);
+    if (r.ok()) {
+      return CommitLocked(std::move(out), [done, task = std::move(*r)](const Status& s) {
+        Respond(done, s, task);
+      });
+    }
+    CommitLocked(std::move(out), nullptr);
+    if (r.status().code() != StatusCode::kNotFound) return done(r.status());
+  }
+  ActOnStored(ns, id, /*retry=*/false, std::move(done));
+}
+
+void TaskService::Retry(const std::string& ns, const std::string& id, Callback<Task> done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+    if (const Task* t = engine_.Find(ns, id)) {
+      return done(FailedPrecondition("task " + id + " is " + std::string(TaskStateName(t->state)) +
+                                     "; only failed or cancelled tasks can be retried"));
+    }
+  }
+  ActOnStored(ns, id, /*retry=*/true, std::move(done));
+}
+
+void TaskService::ActOnStored(const std::string& ns, const std::string& id, bool retry,
+                              Callback<Task> done) {
+  // The barrier makes the store's row the task's latest state.
+  pipeline_.Submit({}, [this, ns, id, retry, done = std::move(done)](const Status&) {
+    boost::asio::post(ioc_, [this, ns, id, retry, done] {
+      auto stored = store_->GetTask(ns, id);
+      if (!stored.ok()) return done(stored.status());
+      std::lock_guard<std::mutex> lock(mu_);
+      if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+      const TimeMs now = clock_->NowMs();
+      if (engine_.Find(ns, id)) {
+        return done(FailedPrecondition("task " + id + " changed meanwhile; try again"));
+      }
+      if (!retry) {
+        // Not live means terminal: cancelling a cancelled task is a no-op,
+        // anything else is refused by the state machine.
+        auto d = Decide(*stored, EventInput{TaskEvent::kCancel}, now);
+        if (!d.ok()) return done(d.status());
+        return done(std::move(*stored));
+      }
+      EngineOutput out;
+      auto r = engine_.Retry(std::move(*stored), now, &out);
+      if (!r.ok()) {
+        CommitLocked(std::move(out), nullptr);
+        return done(r.status());
+      }
+      CommitLocked(std::move(out), [done, task = std::move(*r)](const Status& s) {
+        Respond(done, s, task);
+      });
+    });
+  });
+}
+
+// ---------------------------------------------------------------- workers
+
+void TaskService::Lease(LeaseRequest req, std::int64_t wait_ms,
+                        Callback<std::vector<LeasedTask>> done) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+  EngineOutput out;
+  auto r = engine_.Lease(req, clock_->NowMs(), &out);
+  if (!r.ok()) {
+    CommitLocked(std::move(out), nullptr);
+    return done(r.status());
+  }
+  if (!r->empty() || wait_ms <= 0) {
+    return CommitLocked(std::move(out), [done, leased = std::move(*r)](const Status& s) {
+      Respond(done, s, leased);
+    });
+  }
+  const std::uint64_t wid = next_waiter_++;
+  engine_.AddWaiter(wid, std::move(req));
+  auto timer = std::make_unique<boost::asio::steady_timer>(ioc_);
+  timer->expires_after(std::chrono::milliseconds(std::min(wait_ms, config_.max_wait_ms)));
+  timer->async_wait([this, wid](boost::system::error_code ec) {
+    if (ec) return;
+    Callback<std::vector<LeasedTask>> cb;
+    {
+      std::lock_guard<std::mutex> lock2(mu_);
+      auto it = lease_waiters_.find(wid);
+      if (it == lease_waiters_.end()) return;
+      engine_.RemoveWaiter(wid);
+      cb = std::move(it->second.done);
+      lease_waiters_.erase(it);
+    }
+    cb(std::vector<LeasedTask>{});
+  });
+  lease_waiters_.emplace(wid, LeaseWaiter{std::move(done), std::move(timer)});
+  CommitLocked(std::move(out), nullptr);
+}
+
+namespace {
+
+// A worker call on a task that is not live: refused as stale if the task
+// exists (it finished or moved on), NotFound otherwise.
+Status NotLive(Store* store, const std::string& ns, const std::string& id) {
+  auto t = store->GetTask(ns, id);
+  if (!t.ok()) return t.status();
+  return Aborted("stale lease: task " + id + " is " + std::string(TaskStateName(t->state)));
+}
+
+}  // namespace
+
+void TaskService::Heartbeat(const std::string& ns, const std::string& id, const std::string& token,
+                            std::int64_t lease_ms, Callback<HeartbeatOutcome> done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+    EngineOutput out;
+    auto r = engine_.Heartbeat(ns, id, token, lease_ms, clock_->NowMs(), &out);
+    if (r.ok()) {
+      return CommitLocked(std::move(out), [done, hb = *r](const Status& s) { Respond(done, s, hb); });
+    }
+    CommitLocked(std::move(out), nullptr);
+    if (r.status().code() != StatusCode::kNotFound) return done(r.status());
+  }
+  done(NotLive(store_, ns, id));
+}
+
+void TaskService::Complete(const std::string& ns, const std::string& id, const std::string& token,
+                           std::string result, Callback<Task> done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+    EngineOutput out;
+    auto r = engine_.Complete(ns, id, token, std::move(result), clock_->NowMs(), &out);
+    if (r.ok()) {
+      return CommitLocked(std::move(out), [done, task = std::move(*r)](const Status& s) {
+        Respond(done, s, task);
+      });
+    }
+    CommitLocked(std::move(out), nullptr);
+    if (r.status().code() != StatusCode::kNotFound) return done(r.status());
+  }
+  done(NotLive(store_, ns, id));
+}
+
+void TaskService::Fail(const std::string& ns, const std::string& id, const std::string& token,
+                       std::string error, bool retry, Callback<Task> done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+    EngineOutput out;
+    auto r = engine_.Fail(ns, id, token, std::move(error), retry, clock_->NowMs(), &out);
+    if (r.ok()) {
+      return CommitLocked(std::move(out), [done, task = std::move(*r)](const Status& s) {
+        Respond(done, s, task);
+      });
+    }
+    CommitLocked(std::move(out), nullptr);
+    if (r.status().code() != StatusCode::kNotFound) return done(r.status());
+  }
+  done(NotLive(store_, ns, id));
+}
+
+void TaskService::Ack(const std::string& ns, std::vector<AckItem> items,
+                      Callback<std::vector<AckOutcome>> done) {
+  std::vector<AckOutcome> outcomes(items.size());
+  std::vector<std::size_t> not_live;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+    EngineOutput out;
+    const TimeMs now = clock_->NowMs();
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      AckItem& item = items[i];
+      outcomes[i].id = item.id;
+      auto r = item.success
+                   ? engine_.Complete(ns, item.id, item.token, std::move(item.result), now, &out)
+                   : engine_.Fail(ns, item.id, item.token, std::move(item.error), item.retry, now,
+                                  &out);
+      if (r.ok()) {
+        outcomes[i].state = r->state;
+      } else if (r.status().code() == StatusCode::kNotFound) {
+        not_live.push_back(i);
+      } else {
+        outcomes[i].status = r.status();
+      }
+    }
+    if (not_live.empty()) {
+      return CommitLocked(std::move(out), [done, outcomes = std::move(outcomes)](
+                                              const Status& s) mutable {
+        for (AckOutcome& o : outcomes) {
+          if (o.status.ok() && !s.ok()) o.status = s;
+        }
+        done(std::move(outcomes));
+      });
+    }
+    CommitLocked(std::move(out), nullptr);
+  }
+  // Rare: some items name tasks that are not live. The others were handed to
+  // the pipeline above; a barrier waits for them before answering.
+  for (std::size_t i : not_live) outcomes[i].status = NotLive(store_, ns, outcomes[i].id);
+  pipeline_.Submit({}, [done, outcomes = std::move(outcomes)](const Status& s) mutable {
+    for (AckOutcome& o : outcomes) {
+      if (o.status.ok() && !s.ok()) o.status = s;
+    }
+    done(std::move(outcomes));
+  });
+}
+
+// ---------------------------------------------------------------- queues
+
+namespace {
+void AddTerminalCounts(const std::vector<StateCount>& counts, QueueInfo* q) {
+  for (TaskState s : {TaskState::kSucceeded, TaskState::kFailed, TaskState::kCancelled}) {
+    q->counts.try_emplace(s, 0);
+  }
+  for (const StateCount& c : counts) {
+    if (c.ns == q->ns && c.queue == q->name) q->counts[c.state] += c.count;
+  }
+}
+}  // namespace
+
+StatusOr<std::vector<QueueInfo>> TaskService::Queues(const std::string& ns) {
+  std::vector<QueueInfo> queues;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queues = engine_.Queues(ns);
+  }
+  auto counts = store_->CountTerminal();
+  if (!counts.ok()) return counts.status();
+  for (QueueInfo& q : queues) AddTerminalCounts(*counts, &q);
+  return queues;
+}
+
+StatusOr<QueueInfo> TaskService::GetQueue(const std::string& ns, const std::string& name) {
+  std::optional<QueueInfo> q;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    q = engine_.FindQueue(ns, name);
+  }
+  if (!q) return NotFound("no queue '" + name + "' in namespace '" + ns + "'");
+  auto counts = store_->CountTerminal();
+  if (!counts.ok()) return counts.status();
+  AddTerminalCounts(*counts, &*q);
+  return *q;
+}
+
+void TaskService::PatchQueue(const std::string& ns, const std::string& name,
+                             std::function<Status(QueueSettings*)> patch,
+                             Callback<QueueInfo> done) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+  EngineOutput out;
+  auto r = engine_.PatchQueue(ns, name, patch, &out);
+  if (!r.ok()) return done(r.status());
+  CommitLocked(std::move(out), [this, ns, name, done](const Status& s) {
+    if (!s.ok()) return done(s);
+    boost::asio::post(ioc_, [this, ns, name, done] { done(GetQueue(ns, name)); });
+  });
+}
+
+}  // namespace dray

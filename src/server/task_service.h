@@ -1,0 +1,144 @@
+// TaskService: the engine, the commit pipeline and the store put together,
+// with the rule that makes Dray durable: a caller's callback runs only once
+// everything the call changed is committed and synced.
+//
+// Threading: every method may be called from any thread. One mutex (mu_)
+// covers the engine, the waiter tables and the ticker; mutations are handed
+// to the pipeline while mu_ is held, so the store applies them in the order
+// the engine decided them. Callbacks run on the pipeline thread or on an
+// io_context thread, never with mu_ held, and must not block.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "core/clock.h"
+#include "engine/engine.h"
+#include "server/server_config.h"
+#include "store/commit_pipeline.h"
+#include "store/store.h"
+
+namespace dray {
+
+template <typename T>
+using Callback = std::function<void(StatusOr<T>)>;
+
+struct AckItem {
+  std::string id;
+  std::string token;
+  bool success = true;
+  std::string result;  // success: JSON text
+  std::string error;   // failure
+  bool retry = true;   // failure
+};
+
+struct AckOutcome {
+  std::string id;
+  Status status;
+  TaskState state = TaskState::kRunning;
+};
+
+struct ServiceStats {
+  std::size_t live_tasks = 0;
+  std::size_t lease_waiters = 0;
+  std::size_t task_waiters = 0;
+  CommitStats commits;
+};
+
+class TaskService {
+ public:
+  // `store` and `clock` must outlive the service. Timers run on `ioc`.
+  TaskService(boost::asio::io_context& ioc, Store* store, Clock* clock, const ServerConfig& config);
+  ~TaskService();
+
+  // Rebuilds the engine from the store. Call once, before anything else.
+  Status Recover();
+  // Starts the ticker (timers, retention purge).
+  void Start();
+  // Answers every long-poll at once, stops the timers, commits what is
+  // queued. Later calls get Unavailable.
+  void Stop();
+
+  void Submit(std::vector<TaskSpec> specs, Callback<std::vector<SubmitOutcome>> done);
+  // wait_ms > 0: answers when the task is terminal or when wait_ms passes.
+  void Get(const std::string& ns, const std::string& id, std::int64_t wait_ms,
+           Callback<Task> done);
+  StatusOr<TaskPage> List(const TaskQuery& query);
+  void Cancel(const std::string& ns, const std::string& id, Callback<Task> done);
+  void Retry(const std::string& ns, const std::string& id, Callback<Task> done);
+
+  // wait_ms > 0: when nothing is ready, holds the call until a task is or
+  // wait_ms passes (then an empty list).
+  void Lease(LeaseRequest req, std::int64_t wait_ms, Callback<std::vector<LeasedTask>> done);
+  void Heartbeat(const std::string& ns, const std::string& id, const std::string& token,
+                 std::int64_t lease_ms, Callback<HeartbeatOutcome> done);
+  void Complete(const std::string& ns, const std::string& id, const std::string& token,
+                std::string result, Callback<Task> done);
+  void Fail(const std::string& ns, const std::string& id, const std::string& token,
+            std::string error, bool retry, Callback<Task> done);
+  // One outcome per item, in order; the whole batch shares one commit.
+  void Ack(const std::string& ns, std::vector<AckItem> items,
+           Callback<std::vector<AckOutcome>> done);
+
+  StatusOr<std::vector<QueueInfo>> Queues(const std::string& ns);
+  StatusOr<QueueInfo> GetQueue(const std::string& ns, const std::string& name);
+  void PatchQueue(const std::string& ns, const std::string& name,
+                  std::function<Status(QueueSettings*)> patch, Callback<QueueInfo> done);
+
+  // OK when the service accepts writes; otherwise why not.
+  Status Ready() const;
+  ServiceStats stats() const;
+
+ private:
+  struct LeaseWaiter {
+    Callback<std::vector<LeasedTask>> done;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+  };
+  struct TaskWaiter {
+    std::uint64_t id;
+    std::string ns;
+    Callback<Task> done;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+  };
+
+  // With mu_ held: serves lease waiters if tasks became ready, re-arms the
+  // ticker, and hands `out` to the pipeline; `done` runs once it is durable.
+  void CommitLocked(EngineOutput&& out, std::function<void(const Status&)> done);
+  // Pipeline thread: a batch is durable; wake those waiting on its tasks.
+  void OnCommitted(const Status& s, const std::vector<std::shared_ptr<const Task>>& finished);
+  void ArmTickerLocked(TimeMs now);
+  void OnTick();
+  void SchedulePurge();
+  void Purge();
+  // Reads a task that is not live: from the store, after a barrier if its
+  // committed row still looks live (a terminal commit is in flight).
+  void ReadStored(const std::string& ns, const std::string& id, Callback<Task> done);
+  // Retries or cancels a task that is not live, from its committed row.
+  void ActOnStored(const std::string& ns, const std::string& id, bool retry, Callback<Task> done);
+  Status AcceptingLocked() const;
+
+  boost::asio::io_context& ioc_;
+  Store* const store_;
+  Clock* const clock_;
+  const ServerConfig config_;
+  CommitPipeline pipeline_;
+
+  mutable std::mutex mu_;
+  Engine engine_;                                          // guarded by mu_
+  bool stopped_ = false;                                   // guarded by mu_
+  std::uint64_t next_waiter_ = 1;                          // guarded by mu_
+  std::unordered_map<std::uint64_t, LeaseWaiter> lease_waiters_;  // guarded by mu_
+  std::unordered_multimap<std::string, TaskWaiter> task_waiters_;  // by task id; guarded by mu_
+  boost::asio::steady_timer ticker_;                       // guarded by mu_
+  TimeMs ticker_at_ = 0;                                   // guarded by mu_
+  boost::asio::steady_timer purge_timer_;                  // guarded by mu_
+};
+
+}  // namespace dray

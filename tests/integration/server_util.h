@@ -1,0 +1,73 @@
+// Black-box helpers: a real `dray server` child process on a free port with
+// a fresh data directory, a plain HTTP client, and polling with a deadline.
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace dray::testing {
+
+struct HttpResult {
+  int status = 0;  // 0: no answer (connection failed)
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names
+  boost::json::value json() const;             // parsed body (null if not JSON)
+};
+
+// One HTTP/1.1 connection to 127.0.0.1:port, kept alive between calls.
+class HttpConn {
+ public:
+  explicit HttpConn(int port);
+  ~HttpConn();
+  HttpResult Call(const std::string& method, const std::string& target,
+                  const std::string& body = "", std::chrono::milliseconds timeout = std::chrono::seconds(90));
+  bool connected() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A fresh connection per call.
+HttpResult Http(int port, const std::string& method, const std::string& target,
+                const std::string& body = "");
+
+// Runs `dray server` in a child process.
+class ServerProcess {
+ public:
+  // A new temp data dir; `args` are passed after the defaults.
+  explicit ServerProcess(std::vector<std::string> args = {});
+  ~ServerProcess();  // SIGKILL if still running; removes the data dir
+
+  // Starts it and waits until it listens. Reuses the data dir (restart).
+  void Start();
+  // SIGTERM and wait; returns the exit status (or -signal).
+  int Stop();
+  // SIGKILL and reap: a crash.
+  void Kill();
+
+  int port() const { return port_; }
+  const std::string& data_dir() const { return data_dir_; }
+  pid_t pid() const { return pid_; }
+
+ private:
+  std::vector<std::string> args_;
+  std::string data_dir_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+// Polls `cond` until it holds or `timeout` passes; returns whether it held.
+bool WaitFor(const std::function<bool()>& cond,
+             std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+std::string BinaryPath();
+
+}  // namespace dray::testing
