@@ -1,0 +1,128 @@
+// The C++ client for a Dray server (HTTP API v1, docs/http-api.md).
+//
+// Threading: a Client may be shared by any number of threads; it keeps a
+// pool of keep-alive connections. Every call blocks until the server answers
+// or ClientOptions::request_timeout passes (long-poll calls add their wait).
+//
+// Errors: the server's errors come back as Status with the server's message:
+// 400 → kMalformed, 404 → kNotFound, 409 stale lease → kAborted, 409 wrong
+// state → kFailedPrecondition, 413 → kOutOfRange, 422 → kInvalidArgument,
+// 429 → kResourceExhausted, 503 → kUnavailable. A server that cannot be
+// reached gives kUnavailable; one that does not answer in time,
+// kDeadlineExceeded.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dray/status.h"
+#include "dray/types.h"
+
+namespace dray {
+
+class HttpClient;
+
+struct ClientOptions {
+  std::string server = "http://127.0.0.1:7070";
+  std::string ns = "default";  // the namespace of every call
+  std::chrono::milliseconds request_timeout{30'000};
+  std::size_t max_idle_connections = 8;
+};
+
+struct SubmitResult {
+  std::string id;
+  bool created = true;  // false: the idempotency key matched an earlier task
+};
+
+struct ListFilter {
+  std::string queue;
+  std::optional<TaskState> state;
+  std::string type;
+  std::size_t limit = 100;
+  std::string cursor;
+  bool newest_first = true;
+};
+
+struct TaskList {
+  std::vector<Task> tasks;
+  std::string next_cursor;  // empty: no more pages
+};
+
+struct HeartbeatResult {
+  TimeMs expires_at = 0;
+  bool cancel_requested = false;
+};
+
+// One item of a batch acknowledgement: success with a result, or failure.
+struct AckRequest {
+  std::string id;
+  std::string token;
+  bool success = true;
+  std::string result = "null";  // JSON text, for success
+  std::string error;            // for failure
+  bool retry = true;            // for failure
+};
+
+struct AckResult {
+  std::string id;
+  Status status;  // OK, or why this item was refused
+  std::optional<TaskState> state;
+};
+
+class Client {
+ public:
+  // Fails only on a malformed server address.
+  static StatusOr<std::unique_ptr<Client>> Create(ClientOptions options);
+  ~Client();
+
+  StatusOr<SubmitResult> Submit(const TaskSpec& spec);
+  // All or none; results in the order of `specs`.
+  StatusOr<std::vector<SubmitResult>> SubmitBatch(const std::vector<TaskSpec>& specs);
+  StatusOr<Task> Get(const std::string& id);
+  // Returns once the task is terminal; DeadlineExceeded after `timeout`.
+  StatusOr<Task> Wait(const std::string& id, std::chrono::milliseconds timeout);
+  StatusOr<TaskList> List(const ListFilter& filter);
+  StatusOr<Task> Cancel(const std::string& id);
+  StatusOr<Task> Retry(const std::string& id);
+
+  // Worker calls. `wait`: how long the server may hold the call when no task
+  // is ready. `lease_ms` 0: the task's or queue's default.
+  StatusOr<std::vector<LeasedTask>> Lease(const std::string& worker,
+                                          const std::vector<std::string>& queues, std::size_t max,
+                                          std::chrono::milliseconds wait,
+                                          std::int64_t lease_ms = 0);
+  StatusOr<HeartbeatResult> Heartbeat(const std::string& id, const std::string& token,
+                                      std::int64_t lease_ms = 0);
+  StatusOr<Task> Complete(const std::string& id, const std::string& token,
+                          const std::string& result_json);
+  StatusOr<Task> Fail(const std::string& id, const std::string& token, const std::string& error,
+                      bool retry = true);
+  StatusOr<std::vector<AckResult>> Ack(const std::vector<AckRequest>& acks);
+
+  StatusOr<std::vector<QueueInfo>> Queues();
+  StatusOr<QueueInfo> GetQueue(const std::string& name);
+  // `patch_json`: an object with any of paused, lease_ms, max_attempts, backoff.
+  StatusOr<QueueInfo> PatchQueue(const std::string& name, const std::string& patch_json);
+
+  // GET /readyz: OK when the server accepts writes.
+  Status Ready();
+
+  // Any call, for tools that want the raw JSON: the body of a 2xx answer.
+  StatusOr<std::string> Call(const std::string& method, const std::string& path,
+                             const std::string& body = "",
+                             std::chrono::milliseconds extra_wait = {});
+
+  const ClientOptions& options() const { return options_; }
+
+ private:
+  Client(ClientOptions options, std::unique_ptr<HttpClient> http);
+  std::string Target(const std::string& path, const std::string& query = "") const;
+
+  const ClientOptions options_;
+  std::unique_ptr<HttpClient> http_;
+};
+
+}  // namespace dray

@@ -1,0 +1,349 @@
+#include "cli/cli.h"
+
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "cli/exec_worker.h"
+#include "cli/server_command.h"
+#include "core/json_codec.h"
+#include "core/time_format.h"
+#include "dray/client.h"
+
+namespace json = boost::json;
+
+namespace dray {
+namespace {
+
+struct Common {
+  std::string server = "http://127.0.0.1:7070";
+  std::string ns = "default";
+  bool json_out = false;
+};
+
+std::unique_ptr<Client> Connect(const Common& c) {
+  ClientOptions o;
+  o.server = c.server;
+  o.ns = c.ns;
+  auto client = Client::Create(o);
+  if (!client.ok()) {
+    std::fprintf(stderr, "dray: %s\n", client.status().message().c_str());
+    std::exit(2);
+  }
+  return std::move(*client);
+}
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "dray: %s\n", s.ToString().c_str());
+  return 2;
+}
+
+std::string Time(TimeMs t) { return t ? FormatRfc3339(t) : "-"; }
+
+void PrintTask(const Task& t, bool as_json) {
+  if (as_json) {
+    std::printf("%s\n", TaskToJson(t).c_str());
+    return;
+  }
+  std::printf("id:         %s\n", t.id.c_str());
+  std::printf("type:       %s\n", t.type.c_str());
+  std::printf("queue:      %s\n", t.queue.c_str());
+  std::printf("state:      %s%s\n", std::string(TaskStateName(t.state)).c_str(),
+              t.cancel_requested ? " (cancel requested)" : "");
+  std::printf("attempts:   %d of %d\n", t.attempts, t.max_attempts);
+  std::printf("payload:    %s\n", t.payload.c_str());
+  if (!t.result.empty()) std::printf("result:     %s\n", t.result.c_str());
+  if (!t.error.empty()) std::printf("error:      %s\n", t.error.c_str());
+  std::printf("created:    %s\n", Time(t.created_at).c_str());
+  if (t.finished_at) std::printf("finished:   %s\n", Time(t.finished_at).c_str());
+  for (const Attempt& a : t.history) {
+    std::printf("attempt %d:  %s on %s, %s .. %s%s%s\n", a.number,
+                std::string(AttemptOutcomeName(a.outcome)).c_str(), a.worker.c_str(),
+                Time(a.started_at).c_str(), Time(a.ended_at).c_str(), a.error.empty() ? "" : ": ",
+                a.error.c_str());
+  }
+}
+
+// Set by SIGINT/SIGTERM for `dray worker`.
+std::atomic<ExecWorker*> g_worker{nullptr};
+extern "C" void OnWorkerSignal(int) {
+  // Stop() takes a mutex: hand it to a thread rather than call it here.
+  if (ExecWorker* w = g_worker.load()) std::thread([w] { w->Stop(); }).detach();
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv) {
+  CLI::App app{"dray: a durable task scheduler and job server"};
+  app.require_subcommand(1);
+  Common common;
+  if (const char* env = std::getenv("DRAY_SERVER")) common.server = env;
+  auto add_common = [&](CLI::App* cmd) {
+    cmd->add_option("--server", common.server, "server URL (env DRAY_SERVER)")->capture_default_str();
+    cmd->add_option("--namespace", common.ns, "namespace")->capture_default_str();
+    cmd->add_flag("--json", common.json_out, "print JSON");
+  };
+  std::function<int()> run;
+  std::vector<std::function<int()>> runs;
+
+  std::function<int()> server_run;
+  AddServerCommand(&app, &server_run);
+  runs.push_back([&] { return server_run(); });
+
+  // submit
+  TaskSpec spec;
+  std::string payload, run_at;
+  std::int64_t delay_ms = -1, timeout_ms = -1;
+  int max_attempts = 0;
+  std::vector<std::string> labels, command;
+  bool wait = false;
+  std::int64_t wait_timeout_ms = 3'600'000;
+  CLI::App* submit = app.add_subcommand("submit", "Submit a task; after --, the command to run");
+  add_common(submit);
+  submit->add_option("type", spec.type, "task type (default: exec)");
+  submit->add_option("--payload", payload, "payload as JSON");
+  submit->add_option("--queue", spec.queue, "queue")->capture_default_str();
+  submit->add_option("--priority", spec.priority, "lower runs first");
+  submit->add_option("--delay-ms", delay_ms, "start no sooner than this many ms from now");
+  submit->add_option("--run-at", run_at, "start no sooner than this RFC 3339 time");
+  submit->add_option("--max-attempts", max_attempts, "attempts before failing");
+  submit->add_option("--timeout-ms", timeout_ms, "per-attempt timeout");
+  submit->add_option("--key", spec.key, "idempotency key");
+  submit->add_option("--label", labels, "k=v (repeatable)");
+  submit->add_flag("--wait", wait, "wait for the task to finish and print it");
+  submit->add_option("--wait-timeout-ms", wait_timeout_ms, "how long --wait waits");
+  submit->footer("After --, the command to run: dray submit --wait -- echo hello");
+  runs.push_back([&]() -> int {
+    if (!submit->parsed()) return -1;
+    if (!command.empty()) {
+      json::array a;
+      for (const std::string& c : command) a.push_back(json::string(c));
+      spec.payload = json::serialize(json::object{{"argv", std::move(a)}});
+      if (spec.type.empty()) spec.type = "exec";
+    }
+    if (spec.type.empty()) {
+      std::fprintf(stderr, "dray: submit needs a TYPE or a command after --\n");
+      return 2;
+    }
+    if (!payload.empty()) {
+      auto v = ParseJson(payload);
+      if (!v.ok()) return Fail(InvalidArgument("--payload is not JSON"));
+      spec.payload = json::serialize(*v);
+    }
+    if (delay_ms >= 0) spec.delay_ms = delay_ms;
+    if (timeout_ms >= 0) spec.timeout_ms = timeout_ms;
+    if (max_attempts > 0) spec.max_attempts = max_attempts;
+    if (!run_at.empty()) {
+      auto t = ParseRfc3339(run_at);
+      if (!t) return Fail(InvalidArgument("--run-at is not an RFC 3339 time"));
+      spec.run_at = *t;
+    }
+    for (const std::string& l : labels) {
+      auto eq = l.find('=');
+      if (eq == std::string::npos) return Fail(InvalidArgument("--label wants k=v"));
+      spec.labels[l.substr(0, eq)] = l.substr(eq + 1);
+    }
+    spec.ns = common.ns;
+    auto client = Connect(common);
+    auto r = client->Submit(spec);
+    if (!r.ok()) return Fail(r.status());
+    if (!wait) {
+      if (common.json_out) {
+        std::printf("{\"id\":\"%s\",\"created\":%s}\n", r->id.c_str(), r->created ? "true" : "false");
+      } else {
+        std::printf("%s\n", r->id.c_str());
+      }
+      return 0;
+    }
+    auto t = client->Wait(r->id, std::chrono::milliseconds(wait_timeout_ms));
+    if (!t.ok()) return Fail(t.status());
+    PrintTask(*t, common.json_out);
+    return t->state == TaskState::kSucceeded ? 0 : 1;
+  });
+
+  // get / wait / cancel / retry
+  std::string id;
+  CLI::App* get = app.add_subcommand("get", "Show a task");
+  CLI::App* waitc = app.add_subcommand("wait", "Wait for a task to finish; exit 0 if it succeeded");
+  CLI::App* cancel = app.add_subcommand("cancel", "Cancel a task");
+  CLI::App* retry = app.add_subcommand("retry", "Run a failed or cancelled task again");
+  for (CLI::App* c : {get, waitc, cancel, retry}) {
+    add_common(c);
+    c->add_option("id", id, "task id")->required();
+  }
+  std::int64_t wait_ms = 3'600'000;
+  waitc->add_option("--timeout-ms", wait_ms, "give up after this long (exit 2)");
+  runs.push_back([&]() -> int {
+    if (!get->parsed() && !waitc->parsed() && !cancel->parsed() && !retry->parsed()) return -1;
+    auto client = Connect(common);
+    StatusOr<Task> t = get->parsed()      ? client->Get(id)
+                       : waitc->parsed()  ? client->Wait(id, std::chrono::milliseconds(wait_ms))
+                       : cancel->parsed() ? client->Cancel(id)
+                                          : client->Retry(id);
+    if (!t.ok()) return Fail(t.status());
+    PrintTask(*t, common.json_out);
+    if (waitc->parsed()) return t->state == TaskState::kSucceeded ? 0 : 1;
+    return 0;
+  });
+
+  // list
+  ListFilter filter;
+  std::string state;
+  bool oldest_first = false;
+  CLI::App* list = app.add_subcommand("list", "List tasks, newest first");
+  add_common(list);
+  list->add_option("--queue", filter.queue, "only this queue");
+  list->add_option("--state", state, "only this state");
+  list->add_option("--type", filter.type, "only this type");
+  list->add_option("--limit", filter.limit, "at most this many")->capture_default_str();
+  list->add_option("--cursor", filter.cursor, "continue after this cursor");
+  list->add_flag("--oldest-first", oldest_first, "oldest first");
+  runs.push_back([&]() -> int {
+    if (!list->parsed()) return -1;
+    if (!state.empty()) {
+      filter.state = ParseTaskState(state);
+      if (!filter.state) return Fail(InvalidArgument("unknown state " + state));
+    }
+    filter.newest_first = !oldest_first;
+    auto client = Connect(common);
+    auto r = client->List(filter);
+    if (!r.ok()) return Fail(r.status());
+    if (common.json_out) {
+      json::array a;
+      for (const Task& t : r->tasks) a.push_back(EncodeTask(t));
+      json::object o{{"tasks", std::move(a)},
+                     {"next_cursor", r->next_cursor.empty() ? json::value(nullptr) : json::value(r->next_cursor)}};
+      std::printf("%s\n", json::serialize(o).c_str());
+      return 0;
+    }
+    std::printf("%-36s  %-10s  %-12s  %-16s  %-8s  %s\n", "ID", "STATE", "QUEUE", "TYPE", "ATTEMPTS",
+                "CREATED");
+    for (const Task& t : r->tasks) {
+      std::printf("%-36s  %-10s  %-12s  %-16s  %-8s  %s\n", t.id.c_str(),
+                  std::string(TaskStateName(t.state)).c_str(), t.queue.c_str(), t.type.c_str(),
+                  (std::to_string(t.attempts) + "/" + std::to_string(t.max_attempts)).c_str(),
+                  Time(t.created_at).c_str());
+    }
+    if (!r->next_cursor.empty()) std::printf("more: --cursor %s\n", r->next_cursor.c_str());
+    return 0;
+  });
+
+  // queues
+  CLI::App* queues = app.add_subcommand("queues", "List queues, show one, or change its settings");
+  add_common(queues);
+  std::string qname;
+  CLI::App* qget = queues->add_subcommand("get", "Show one queue");
+  qget->add_option("name", qname)->required();
+  CLI::App* qset = queues->add_subcommand("set", "Change a queue's settings");
+  qset->add_option("name", qname)->required();
+  std::string paused;
+  std::int64_t q_lease_ms = 0;
+  int q_attempts = 0;
+  qset->add_option("--paused", paused, "true or false");
+  qset->add_option("--lease-ms", q_lease_ms, "default lease duration");
+  qset->add_option("--max-attempts", q_attempts, "default attempts");
+  runs.push_back([&]() -> int {
+    if (!queues->parsed()) return -1;
+    auto client = Connect(common);
+    std::vector<QueueInfo> shown;
+    if (qset->parsed()) {
+      json::object patch;
+      if (!paused.empty()) {
+        if (paused != "true" && paused != "false") return Fail(InvalidArgument("--paused is true or false"));
+        patch["paused"] = paused == "true";
+      }
+      if (q_lease_ms) patch["lease_ms"] = q_lease_ms;
+      if (q_attempts) patch["max_attempts"] = q_attempts;
+      auto r = client->PatchQueue(qname, json::serialize(patch));
+      if (!r.ok()) return Fail(r.status());
+      shown.push_back(*r);
+    } else if (qget->parsed()) {
+      auto r = client->GetQueue(qname);
+      if (!r.ok()) return Fail(r.status());
+      shown.push_back(*r);
+    } else {
+      auto r = client->Queues();
+      if (!r.ok()) return Fail(r.status());
+      shown = *r;
+    }
+    if (common.json_out) {
+      auto body = client->Call("GET", qget->parsed() || qset->parsed() ? "/v1/queues/" + qname : "/v1/queues");
+      if (!body.ok()) return Fail(body.status());
+      std::printf("%s\n", body->c_str());
+      return 0;
+    }
+    std::printf("%-16s  %-6s  %9s  %9s  %5s  %7s  %9s  %6s  %9s\n", "QUEUE", "PAUSED", "SCHEDULED",
+                "BLOCKED", "READY", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED");
+    for (const QueueInfo& q : shown) {
+      auto n = [&](TaskState s) {
+        auto it = q.counts.find(s);
+        return static_cast<long long>(it == q.counts.end() ? 0 : it->second);
+      };
+      std::printf("%-16s  %-6s  %9lld  %9lld  %5lld  %7lld  %9lld  %6lld  %9lld\n", q.name.c_str(),
+                  q.settings.paused ? "yes" : "no", n(TaskState::kScheduled), n(TaskState::kBlocked),
+                  n(TaskState::kReady), n(TaskState::kRunning), n(TaskState::kSucceeded),
+                  n(TaskState::kFailed), n(TaskState::kCancelled));
+    }
+    return 0;
+  });
+
+  // worker
+  ExecWorkerOptions wo;
+  bool exec = false;
+  CLI::App* worker = app.add_subcommand("worker", "Run a worker");
+  add_common(worker);
+  worker->add_flag("--exec", exec, "run command tasks (payload {\"argv\": [...]})");
+  worker->add_option("--queues", wo.queues, "comma-separated queues")->capture_default_str();
+  worker->add_option("--concurrency", wo.concurrency, "tasks at once")->capture_default_str();
+  worker->add_option("--name", wo.name, "worker name (default host-pid)");
+  runs.push_back([&]() -> int {
+    if (!worker->parsed()) return -1;
+    if (!exec) {
+      std::fprintf(stderr, "dray worker: only --exec workers exist in the CLI; "
+                           "write others with the SDK (include/dray/worker.h)\n");
+      return 2;
+    }
+    wo.server = common.server;
+    wo.ns = common.ns;
+    ExecWorker w(wo);
+    g_worker = &w;
+    std::signal(SIGINT, OnWorkerSignal);
+    std::signal(SIGTERM, OnWorkerSignal);
+    spdlog::info("command worker on {} serving {} with {} slots", wo.server, wo.queues, wo.concurrency);
+    Status s = w.Run();
+    g_worker = nullptr;
+    if (!s.ok()) return Fail(s);
+    auto st = w.stats();
+    spdlog::info("worker stopped: {} leased, {} succeeded, {} failed", st.leased, st.succeeded, st.failed);
+    return 0;
+  });
+
+  // `dray submit [flags] -- argv...`: everything after "--" is the command,
+  // taken out before parsing so that it never lands in TYPE.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "submit") {
+    auto dash = std::find(args.begin(), args.end(), "--");
+    if (dash != args.end()) {
+      command.assign(dash + 1, args.end());
+      args.erase(dash, args.end());
+    }
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes a reversed vector
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  for (auto& r : runs) {
+    int rc = r();
+    if (rc >= 0) return rc;
+  }
+  return 0;
+}
+
+}  // namespace dray

@@ -1,0 +1,43 @@
+// Runs one command task in a child process, without a shell.
+//
+// The payload: {"argv": ["prog", "arg", ...], "env": {"K": "V"}, "cwd": "/dir",
+// "stdin": "text"}. The child gets its own process group; it is sent SIGTERM
+// (then SIGKILL after a grace period) when the deadline passes or `stop`
+// fires. Stdout and stderr are captured, keeping the last `tail_bytes` of
+// each.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <stop_token>
+#include <string>
+
+#include "dray/status.h"
+
+namespace dray {
+
+struct ExecResult {
+  int exit_code = -1;        // valid when signal == 0
+  int signal = 0;            // the signal that ended the child, if any
+  bool timed_out = false;
+  bool stopped = false;      // ended because `stop` fired
+  std::string stdout_tail;
+  std::string stderr_tail;
+  std::int64_t duration_ms = 0;
+};
+
+struct ExecLimits {
+  std::size_t tail_bytes = 64 * 1024;
+  std::chrono::milliseconds kill_grace{2000};
+};
+
+// Fails (InvalidArgument) when the payload is not a command, and
+// (FailedPrecondition) when the program cannot be started.
+StatusOr<ExecResult> RunCommand(const std::string& payload_json,
+                                std::optional<std::chrono::milliseconds> timeout,
+                                std::stop_token stop, const ExecLimits& limits = {});
+
+// {"exit_code", "signal", "stdout", "stderr", "duration_ms", "timed_out"}
+std::string ExecResultJson(const ExecResult& r);
+
+}  // namespace dray

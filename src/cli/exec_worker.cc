@@ -1,0 +1,68 @@
+#include "cli/exec_worker.h"
+
+#include <sstream>
+
+#include "cli/exec_runner.h"
+
+namespace dray {
+namespace {
+
+std::vector<std::string> SplitComma(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+std::string LastLine(const std::string& text) {
+  std::size_t end = text.find_last_not_of("\r\n");
+  if (end == std::string::npos) return "";
+  std::size_t start = text.rfind('\n', end);
+  return text.substr(start == std::string::npos ? 0 : start + 1, end + 1 - (start == std::string::npos ? 0 : start + 1));
+}
+
+ClientOptions ClientFor(const ExecWorkerOptions& o) {
+  ClientOptions c;
+  c.server = o.server;
+  c.ns = o.ns;
+  return c;
+}
+
+WorkerOptions WorkerFor(const ExecWorkerOptions& o) {
+  WorkerOptions w;
+  w.queues = SplitComma(o.queues);
+  w.concurrency = o.concurrency;
+  w.name = o.name;
+  return w;
+}
+
+}  // namespace
+
+ExecWorker::ExecWorker(const ExecWorkerOptions& options)
+    : worker_(ClientFor(options), WorkerFor(options)) {
+  worker_.HandleAll([](TaskContext& ctx) -> std::string {
+    std::optional<std::chrono::milliseconds> timeout;
+    if (ctx.task().timeout_ms > 0) timeout = std::chrono::milliseconds(ctx.task().timeout_ms);
+    auto r = RunCommand(ctx.payload(), timeout, ctx.stop_token());
+    if (!r.ok()) throw NonRetryableError(r.status().message());
+    if (r->timed_out) throw std::runtime_error("killed after the task's timeout of " +
+                                               std::to_string(ctx.task().timeout_ms) + " ms");
+    if (r->stopped) throw std::runtime_error("stopped: the task was cancelled or its lease lost");
+    if (r->signal) throw std::runtime_error("killed by signal " + std::to_string(r->signal) + ": " +
+                                            LastLine(r->stderr_tail));
+    if (r->exit_code != 0) {
+      std::string line = LastLine(r->stderr_tail);
+      throw std::runtime_error("exit code " + std::to_string(r->exit_code) +
+                               (line.empty() ? "" : ": " + line));
+    }
+    return ExecResultJson(*r);
+  });
+}
+
+Status ExecWorker::Run() { return worker_.Run(); }
+void ExecWorker::Stop() { worker_.Stop(); }
+
+}  // namespace dray

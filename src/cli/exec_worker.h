@@ -1,0 +1,35 @@
+// The command worker (`dray worker --exec`, `dray server --worker`): leases
+// tasks and runs each one's payload as a command (see exec_runner.h). A zero
+// exit completes the task with {"exit_code", "stdout", "stderr", ...}; a
+// non-zero exit fails the attempt with the exit code and the last line of
+// stderr; a payload that is not a command, or a program that cannot start,
+// fails the task for good.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "dray/worker.h"
+
+namespace dray {
+
+struct ExecWorkerOptions {
+  std::string server = "http://127.0.0.1:7070";
+  std::string ns = "default";
+  std::string queues = "default";  // comma-separated
+  int concurrency = 4;
+  std::string name;
+};
+
+class ExecWorker {
+ public:
+  explicit ExecWorker(const ExecWorkerOptions& options);
+  Status Run();  // blocks until Stop()
+  void Stop();
+  Worker::Stats stats() const { return worker_.stats(); }
+
+ private:
+  Worker worker_;
+};
+
+}  // namespace dray

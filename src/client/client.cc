@@ -1,0 +1,337 @@
+#include "dray/client.h"
+
+#include <boost/json.hpp>
+
+#include "client/http_client.h"
+#include "core/json_codec.h"
+#include "core/time_format.h"
+
+namespace json = boost::json;
+
+namespace dray {
+namespace {
+
+std::string UrlEncode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ':') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+// The server's error as a Status.
+Status FromReply(const HttpReply& r) {
+  std::string code, message = r.body;
+  boost::system::error_code ec;
+  json::value v = json::parse(r.body, ec);
+  if (!ec && v.is_object() && v.as_object().contains("error") && v.at("error").is_object()) {
+    const json::object& e = v.at("error").as_object();
+    if (const json::value* c = e.if_contains("code"); c && c->is_string()) code = c->as_string();
+    if (const json::value* m = e.if_contains("message"); m && m->is_string()) message = m->as_string();
+  }
+  if (message.empty()) message = "HTTP " + std::to_string(r.status);
+  switch (r.status) {
+    case 400: return Malformed(message);
+    case 404: return NotFound(message);
+    case 409:
+      return code == "aborted" ? Aborted(message) : FailedPrecondition(message);
+    case 413: return OutOfRange(message);
+    case 422: return InvalidArgument(message);
+    case 429: return ResourceExhausted(message);
+    case 503: return Unavailable(message);
+    case 504: return DeadlineExceeded(message);
+    default: return Internal("HTTP " + std::to_string(r.status) + ": " + message);
+  }
+}
+
+StatusOr<json::value> ParseBody(const std::string& body) {
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec) return Internal("the server's answer is not JSON: " + ec.message());
+  return v;
+}
+
+json::object EncodeSpec(const TaskSpec& s) {
+  json::object o;
+  o["type"] = s.type;
+  if (s.ns != "default") o["namespace"] = s.ns;
+  o["queue"] = s.queue;
+  o["payload"] = JsonOrNull(s.payload);
+  if (s.priority) o["priority"] = s.priority;
+  if (s.run_at) o["run_at"] = FormatRfc3339(*s.run_at);
+  if (s.delay_ms) o["delay_ms"] = *s.delay_ms;
+  if (s.max_attempts) o["max_attempts"] = *s.max_attempts;
+  if (s.backoff) o["backoff"] = EncodeBackoff(*s.backoff);
+  if (s.timeout_ms) o["timeout_ms"] = *s.timeout_ms;
+  if (s.lease_ms) o["lease_ms"] = *s.lease_ms;
+  if (!s.key.empty()) o["key"] = s.key;
+  if (!s.labels.empty()) {
+    json::object l;
+    for (const auto& [k, v] : s.labels) l[k] = v;
+    o["labels"] = std::move(l);
+  }
+  return o;
+}
+
+StatusOr<QueueInfo> DecodeQueue(const json::value& v) {
+  if (!v.is_object()) return Internal("a queue must be an object");
+  const json::object& o = v.as_object();
+  QueueInfo q;
+  if (auto* n = o.if_contains("namespace"); n && n->is_string()) q.ns = n->as_string();
+  if (auto* n = o.if_contains("name"); n && n->is_string()) q.name = n->as_string();
+  if (auto* s = o.if_contains("settings")) {
+    QueueSettings settings;
+    json::object patch = s->as_object();
+    DRAY_RETURN_IF_ERROR(ApplyQueuePatch(patch, &settings));
+    q.settings = settings;
+  }
+  if (auto* c = o.if_contains("counts"); c && c->is_object()) {
+    for (const auto& [k, n] : c->as_object()) {
+      if (auto st = ParseTaskState(k); st && n.is_int64()) q.counts[*st] = n.as_int64();
+    }
+  }
+  return q;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
+  auto http = HttpClient::Create(options.server, options.max_idle_connections);
+  if (!http.ok()) return http.status();
+  return std::unique_ptr<Client>(new Client(std::move(options), std::move(*http)));
+}
+
+Client::Client(ClientOptions options, std::unique_ptr<HttpClient> http)
+    : options_(std::move(options)), http_(std::move(http)) {}
+
+Client::~Client() = default;
+
+std::string Client::Target(const std::string& path, const std::string& query) const {
+  std::string t = path + "?namespace=" + UrlEncode(options_.ns);
+  if (!query.empty()) t += "&" + query;
+  return t;
+}
+
+StatusOr<std::string> Client::Call(const std::string& method, const std::string& path,
+                                   const std::string& body, std::chrono::milliseconds extra_wait) {
+  std::string target = path;
+  if (path.rfind("/v1/", 0) == 0) {
+    target = path.find('?') == std::string::npos ? Target(path)
+                                                  : Target(path.substr(0, path.find('?')),
+                                                           path.substr(path.find('?') + 1));
+  }
+  auto r = http_->Request(method, target, body, options_.request_timeout + extra_wait);
+  if (!r.ok()) return r.status();
+  if (r->status / 100 != 2) return FromReply(*r);
+  return std::move(r->body);
+}
+
+StatusOr<SubmitResult> Client::Submit(const TaskSpec& spec) {
+  auto body = Call("POST", "/v1/tasks", json::serialize(EncodeSpec(spec)));
+  if (!body.ok()) return body.status();
+  auto v = ParseBody(*body);
+  if (!v.ok()) return v.status();
+  return SubmitResult{std::string(v->at("id").as_string()), v->at("created").as_bool()};
+}
+
+StatusOr<std::vector<SubmitResult>> Client::SubmitBatch(const std::vector<TaskSpec>& specs) {
+  json::array tasks;
+  tasks.reserve(specs.size());
+  for (const TaskSpec& s : specs) tasks.push_back(EncodeSpec(s));
+  auto body = Call("POST", "/v1/tasks", json::serialize(json::object{{"tasks", std::move(tasks)}}));
+  if (!body.ok()) return body.status();
+  auto v = ParseBody(*body);
+  if (!v.ok()) return v.status();
+  std::vector<SubmitResult> out;
+  const json::array& ids = v->at("ids").as_array();
+  const json::array& created = v->at("created").as_array();
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    out.push_back(SubmitResult{std::string(ids[i].as_string()), created.at(i).as_bool()});
+  }
+  return out;
+}
+
+namespace {
+StatusOr<Task> TaskFrom(const StatusOr<std::string>& body) {
+  if (!body.ok()) return body.status();
+  auto v = ParseBody(*body);
+  if (!v.ok()) return v.status();
+  return DecodeTask(*v);
+}
+}  // namespace
+
+StatusOr<Task> Client::Get(const std::string& id) {
+  return TaskFrom(Call("GET", "/v1/tasks/" + UrlEncode(id)));
+}
+
+StatusOr<Task> Client::Wait(const std::string& id, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    auto wait = std::clamp(left, std::chrono::milliseconds(0), std::chrono::milliseconds(30'000));
+    auto t = TaskFrom(Call("GET", "/v1/tasks/" + UrlEncode(id) + "?wait_ms=" +
+                                      std::to_string(wait.count()),
+                           "", wait));
+    if (!t.ok()) return t.status();
+    if (IsTerminal(t->state)) return t;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return DeadlineExceeded("task " + id + " is still " + std::string(TaskStateName(t->state)));
+    }
+  }
+}
+
+StatusOr<TaskList> Client::List(const ListFilter& f) {
+  std::string q = "limit=" + std::to_string(f.limit) + "&order=" + (f.newest_first ? "desc" : "asc");
+  if (!f.queue.empty()) q += "&queue=" + UrlEncode(f.queue);
+  if (!f.type.empty()) q += "&type=" + UrlEncode(f.type);
+  if (f.state) q += "&state=" + std::string(TaskStateName(*f.state));
+  if (!f.cursor.empty()) q += "&cursor=" + UrlEncode(f.cursor);
+  auto body = Call("GET", "/v1/tasks?" + q);
+  if (!body.ok()) return body.status();
+  auto v = ParseBody(*body);
+  if (!v.ok()) return v.status();
+  TaskList out;
+  for (const json::value& t : v->at("tasks").as_array()) {
+    auto task = DecodeTask(t);
+    if (!task.ok()) return task.status();
+    out.tasks.push_back(std::move(*task));
+  }
+  if (v->at("next_cursor").is_string()) out.next_cursor = v->at("next_cursor").as_string();
+  return out;
+}
+
+StatusOr<Task> Client::Cancel(const std::string& id) {
+  return TaskFrom(Call("POST", "/v1/tasks/" + UrlEncode(id) + "/cancel"));
+}
+
+StatusOr<Task> Client::Retry(const std::string& id) {
+  return TaskFrom(Call("POST", "/v1/tasks/" + UrlEncode(id) + "/retry"));
+}
+
+StatusOr<std::vector<LeasedTask>> Client::Lease(const std::string& worker,
+                                                const std::vector<std::string>& queues,
+                                                std::size_t max, std::chrono::milliseconds wait,
+                                                std::int64_t lease_ms) {
+  json::array qs;
+  for (const std::string& q : queues) qs.push_back(json::string(q));
+  json::object req{{"worker", worker}, {"queues", std::move(qs)}, {"max", max},
+                   {"wait_ms", wait.count()}};
+  if (lease_ms > 0) req["lease_ms"] = lease_ms;
+  auto body = Call("POST", "/v1/leases", json::serialize(req), wait);
+  if (!body.ok()) return body.status();
+  auto v = ParseBody(*body);
+  if (!v.ok()) return v.status();
+  std::vector<LeasedTask> out;
+  for (const json::value& t : v->at("tasks").as_array()) {
+    auto task = DecodeTask(t);
+    if (!task.ok()) return task.status();
+    LeasedTask l{std::move(*task), {}};
+    l.lease.token = std::string(t.at("lease").at("token").as_string());
+    l.lease.expires_at = ParseRfc3339(t.at("lease").at("expires_at").as_string()).value_or(0);
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
+StatusOr<HeartbeatResult> Client::Heartbeat(const std::string& id, const std::string& token,
+                                            std::int64_t lease_ms) {
+  json::object req{{"lease", token}};
+  if (lease_ms > 0) req["lease_ms"] = lease_ms;
+  auto body = Call("POST", "/v1/tasks/" + UrlEncode(id) + "/heartbeat", json::serialize(req));
+  if (!body.ok()) return body.status();
+  auto v = ParseBody(*body);
+  if (!v.ok()) return v.status();
+  return HeartbeatResult{ParseRfc3339(v->at("expires_at").as_string()).value_or(0),
+                         v->at("cancel_requested").as_bool()};
+}
+
+StatusOr<Task> Client::Complete(const std::string& id, const std::string& token,
+                                const std::string& result_json) {
+  json::object req{{"lease", token}, {"result", JsonOrNull(result_json)}};
+  return TaskFrom(Call("POST", "/v1/tasks/" + UrlEncode(id) + "/complete", json::serialize(req)));
+}
+
+StatusOr<Task> Client::Fail(const std::string& id, const std::string& token,
+                            const std::string& error, bool retry) {
+  json::object req{{"lease", token}, {"error", error}, {"retry", retry}};
+  return TaskFrom(Call("POST", "/v1/tasks/" + UrlEncode(id) + "/fail", json::serialize(req)));
+}
+
+StatusOr<std::vector<AckResult>> Client::Ack(const std::vector<AckRequest>& acks) {
+  json::array items;
+  items.reserve(acks.size());
+  for (const AckRequest& a : acks) {
+    json::object o{{"id", a.id}, {"lease", a.token}};
+    if (a.success) {
+      o["result"] = JsonOrNull(a.result);
+    } else {
+      o["error"] = a.error;
+      o["retry"] = a.retry;
+    }
+    items.push_back(std::move(o));
+  }
+  auto body = Call("POST", "/v1/acks", json::serialize(json::object{{"acks", std::move(items)}}));
+  if (!body.ok()) return body.status();
+  auto v = ParseBody(*body);
+  if (!v.ok()) return v.status();
+  std::vector<AckResult> out;
+  for (const json::value& r : v->at("results").as_array()) {
+    AckResult a;
+    a.id = std::string(r.at("id").as_string());
+    if (r.at("ok").as_bool()) {
+      a.state = ParseTaskState(r.at("state").as_string());
+    } else {
+      HttpReply fake{409, json::serialize(json::object{{"error", r.at("error")}}), ""};
+      std::string code(r.at("error").at("code").as_string());
+      a.status = code == "not_found" ? NotFound(std::string(r.at("error").at("message").as_string()))
+                                     : FromReply(fake);
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+StatusOr<std::vector<QueueInfo>> Client::Queues() {
+  auto body = Call("GET", "/v1/queues");
+  if (!body.ok()) return body.status();
+  auto v = ParseBody(*body);
+  if (!v.ok()) return v.status();
+  std::vector<QueueInfo> out;
+  for (const json::value& q : v->at("queues").as_array()) {
+    auto info = DecodeQueue(q);
+    if (!info.ok()) return info.status();
+    out.push_back(std::move(*info));
+  }
+  return out;
+}
+
+StatusOr<QueueInfo> Client::GetQueue(const std::string& name) {
+  auto body = Call("GET", "/v1/queues/" + UrlEncode(name));
+  if (!body.ok()) return body.status();
+  auto v = ParseBody(*body);
+  if (!v.ok()) return v.status();
+  return DecodeQueue(*v);
+}
+
+StatusOr<QueueInfo> Client::PatchQueue(const std::string& name, const std::string& patch_json) {
+  auto body = Call("PATCH", "/v1/queues/" + UrlEncode(name), patch_json);
+  if (!body.ok()) return body.status();
+  auto v = ParseBody(*body);
+  if (!v.ok()) return v.status();
+  return DecodeQueue(*v);
+}
+
+Status Client::Ready() {
+  auto body = Call("GET", "/readyz");
+  return body.ok() ? Status::Ok() : body.status();
+}
+
+}  // namespace dray

@@ -1,0 +1,139 @@
+#include "client/http_client.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace dray {
+
+struct HttpClient::Conn {
+  asio::io_context ioc;
+  beast::tcp_stream stream{ioc};
+  beast::flat_buffer buffer;
+  bool open = false;
+  bool reused = false;
+};
+
+HttpClient::HttpClient(std::string host, std::string port, std::size_t max_idle)
+    : host_(std::move(host)), port_(std::move(port)), max_idle_(max_idle) {}
+
+HttpClient::~HttpClient() = default;
+
+StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(const std::string& base_url,
+                                                         std::size_t max_idle) {
+  std::string rest = base_url;
+  const std::string scheme = "http://";
+  if (rest.rfind(scheme, 0) == 0) {
+    rest = rest.substr(scheme.size());
+  } else if (rest.find("://") != std::string::npos) {
+    return InvalidArgument("only http:// servers are supported, got " + base_url);
+  }
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  std::size_t colon = rest.rfind(':');
+  std::string host = colon == std::string::npos ? rest : rest.substr(0, colon);
+  std::string port = colon == std::string::npos ? "80" : rest.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (host.empty() || port.empty()) return InvalidArgument("bad server address " + base_url);
+  return std::unique_ptr<HttpClient>(new HttpClient(host, port, max_idle));
+}
+
+StatusOr<HttpReply> HttpClient::Once(Conn* c, const std::string& method, const std::string& target,
+                                     const std::string& body, std::chrono::milliseconds timeout,
+                                     bool* nothing_received) {
+  *nothing_received = true;
+  beast::error_code ec;
+  if (!c->open) {
+    asio::ip::tcp::resolver resolver(c->ioc);
+    auto endpoints = resolver.resolve(host_, port_, ec);
+    if (ec) return Unavailable("cannot resolve " + host_ + ": " + ec.message());
+    c->stream.expires_after(timeout);
+    c->stream.async_connect(endpoints, [&](beast::error_code e, const auto&) { ec = e; });
+    c->ioc.restart();
+    c->ioc.run();
+    if (ec) return Unavailable("cannot connect to " + host_ + ":" + port_ + ": " + ec.message());
+    c->stream.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+    c->open = true;
+    c->reused = false;
+  }
+  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+  req.set(http::field::host, host_);
+  req.set(http::field::user_agent, "dray-cpp");
+  req.keep_alive(true);
+  if (!body.empty()) req.set(http::field::content_type, "application/json");
+  req.body() = body;
+  req.prepare_payload();
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(1u << 30);
+  c->stream.expires_after(timeout);
+  std::size_t received = 0;
+  http::async_write(c->stream, req, [&](beast::error_code e, std::size_t) {
+    if (e) {
+      ec = e;
+      return;
+    }
+    http::async_read(c->stream, c->buffer, parser, [&](beast::error_code e2, std::size_t n) {
+      ec = e2;
+      received = n;
+    });
+  });
+  c->ioc.restart();
+  c->ioc.run();
+  if (ec) {
+    *nothing_received = received == 0 && c->buffer.size() == 0;
+    c->stream.close();
+    c->buffer.clear();
+    c->open = false;
+    if (ec == beast::error::timeout) {
+      return DeadlineExceeded(method + " " + target + ": no answer within " +
+                              std::to_string(timeout.count()) + " ms");
+    }
+    return Unavailable(method + " " + target + ": " + ec.message());
+  }
+  auto& res = parser.get();
+  HttpReply reply;
+  reply.status = static_cast<int>(res.result_int());
+  reply.body = std::move(res.body());
+  if (auto it = res.find(http::field::retry_after); it != res.end()) {
+    reply.retry_after = std::string(it->value());
+  }
+  if (!res.keep_alive()) {
+    beast::error_code ignored;
+    c->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    c->stream.close();
+    c->open = false;
+  }
+  return reply;
+}
+
+StatusOr<HttpReply> HttpClient::Request(const std::string& method, const std::string& target,
+                                        const std::string& body,
+                                        std::chrono::milliseconds timeout) {
+  std::unique_ptr<Conn> c;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!idle_.empty()) {
+      c = std::move(idle_.back());
+      idle_.pop_back();
+    }
+  }
+  if (!c) c = std::make_unique<Conn>();
+  bool was_reused = c->open;
+  bool nothing;
+  auto r = Once(c.get(), method, target, body, timeout, &nothing);
+  if (!r.ok() && was_reused && nothing && r.status().code() == StatusCode::kUnavailable) {
+    r = Once(c.get(), method, target, body, timeout, &nothing);  // stale keep-alive: see header
+  }
+  if (c->open) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_.size() < max_idle_) idle_.push_back(std::move(c));
+  }
+  return r;
+}
+
+}  // namespace dray

@@ -1,0 +1,55 @@
+// A small blocking HTTP/1.1 client with a pool of keep-alive connections.
+//
+// Threading: Request() may be called from many threads at once; each call
+// takes a connection from the pool (or opens one) and returns it after.
+//
+// Retries: a request that fails on a *reused* idle connection before any
+// byte of the answer arrived is sent once more on a fresh connection. That
+// is the stale keep-alive case: the server closes only idle connections (it
+// never closes one with a request in flight), so the first send was not
+// processed. Any other failure is returned as Unavailable or
+// DeadlineExceeded, and the caller decides.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "dray/status.h"
+
+namespace dray {
+
+struct HttpReply {
+  int status = 0;
+  std::string body;
+  std::string retry_after;  // the Retry-After header, if any
+};
+
+class HttpClient {
+ public:
+  // `base_url`: "http://host:port" (no TLS yet).
+  static StatusOr<std::unique_ptr<HttpClient>> Create(const std::string& base_url,
+                                                      std::size_t max_idle);
+  ~HttpClient();
+
+  StatusOr<HttpReply> Request(const std::string& method, const std::string& target,
+                              const std::string& body, std::chrono::milliseconds timeout);
+
+ private:
+  struct Conn;
+  HttpClient(std::string host, std::string port, std::size_t max_idle);
+  StatusOr<HttpReply> Once(Conn* c, const std::string& method, const std::string& target,
+                           const std::string& body, std::chrono::milliseconds timeout,
+                           bool* nothing_received);
+
+  const std::string host_;
+  const std::string port_;
+  const std::size_t max_idle_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Conn>> idle_;  // guarded by mu_
+};
+
+}  // namespace dray
