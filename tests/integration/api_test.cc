@@ -317,7 +317,9 @@ TEST_F(ApiTest, ListPagesThroughEveryTaskOnce) {
       for (const auto& t : r.at("tasks").as_array()) {
         std::string id = Id(t);
         EXPECT_TRUE(seen.insert(id).second) << "repeated " << id;
-        if (!last.empty()) EXPECT_EQ(std::string(order) == "asc", last < id);
+        if (!last.empty()) {
+          EXPECT_EQ(std::string(order) == "asc", last < id);
+        }
         last = id;
       }
       if (r.at("next_cursor").is_null()) break;

@@ -123,8 +123,10 @@ TEST(DurabilityTest, KillNineLosesNoAcknowledgedSubmit) {
             continue;  // the server is gone; the loop ends once stop is set
           }
           if (r.status == 201) {
+            json::value body = r.json();
+            ASSERT_TRUE(body.is_object()) << r.body;
             std::lock_guard<std::mutex> lock(mu);
-            acked[key] = Str(r.json().at("id"));
+            acked[key] = Str(body.at("id"));
             acks++;
           }
         }
@@ -152,12 +154,13 @@ TEST(DurabilityTest, KillNineLosesNoAcknowledgedSubmit) {
     HttpResult r = c.Call("GET", "/v1/tasks?queue=load&limit=1000&order=asc" +
                                      (cursor.empty() ? "" : "&cursor=" + cursor));
     ASSERT_EQ(r.status, 200);
-    for (const auto& t : r.json().at("tasks").as_array()) {
+    const json::value page = r.json();
+    for (const auto& t : page.at("tasks").as_array()) {
       ASSERT_TRUE(keys.insert(Str(t.at("key"))).second) << "duplicate " << t.at("key");
       ++total;
     }
-    if (r.json().at("next_cursor").is_null()) break;
-    cursor = Str(r.json().at("next_cursor"));
+    if (page.at("next_cursor").is_null()) break;
+    cursor = Str(page.at("next_cursor"));
   }
   EXPECT_GE(total, acked.size());
   EXPECT_EQ(cycle_keys, static_cast<int>(acked.size()));

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -22,11 +23,8 @@ class Validator {
   // Appends a line per mismatch to `errors`.
   void Check(const json::value& schema, const json::value& v, const std::string& path,
              std::vector<std::string>* errors) const {
-    const json::object& s = Resolve(schema).as_object();
+    const json::object& s = Merged(Resolve(schema)).as_object();
     if (v.is_null() && s.contains("nullable") && s.at("nullable").as_bool()) return;
-    if (const json::value* all = s.if_contains("allOf")) {
-      for (const auto& sub : all->as_array()) Check(sub, v, path, errors);
-    }
     if (const json::value* one = s.if_contains("oneOf")) {
       int matches = 0;
       for (const auto& sub : one->as_array()) {
@@ -70,7 +68,7 @@ class Validator {
           errors->push_back(path + ": undocumented property '" + std::string(k) + "'");
         } else if (extra && extra->is_object()) {
           Check(*extra, x, path + "." + std::string(k), errors);
-        } else if (props && !s.contains("allOf")) {
+        } else if (props) {
           errors->push_back(path + ": undocumented property '" + std::string(k) + "'");
         }
       }
@@ -81,6 +79,27 @@ class Validator {
         for (const auto& x : v.as_array()) Check(*items, x, path + "[" + std::to_string(i++) + "]", errors);
       }
     }
+  }
+
+  // allOf, folded into one object schema: the union of properties and of
+  // required names, so that each part's properties count as documented.
+  const json::value& Merged(const json::value& schema) const {
+    const json::object& s = schema.as_object();
+    if (!s.contains("allOf")) return schema;
+    json::object props;
+    json::array required;
+    for (const auto& part : s.at("allOf").as_array()) {
+      const json::object& p = Resolve(part).as_object();
+      if (const json::value* pp = p.if_contains("properties")) {
+        for (const auto& [k, x] : pp->as_object()) props[k] = x;
+      }
+      if (const json::value* r = p.if_contains("required")) {
+        for (const auto& x : r->as_array()) required.push_back(x);
+      }
+    }
+    merged_.push_back(std::make_unique<json::value>(json::object{
+        {"type", "object"}, {"properties", std::move(props)}, {"required", std::move(required)}}));
+    return *merged_.back();
   }
 
   const json::value& Resolve(const json::value& schema) const {
@@ -94,6 +113,7 @@ class Validator {
 
  private:
   const json::value& doc_;
+  mutable std::vector<std::unique_ptr<json::value>> merged_;
 };
 
 class OpenApiTest : public ::testing::Test {
