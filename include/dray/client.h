@@ -115,6 +115,10 @@ class Client {
                              const std::string& body = "",
                              std::chrono::milliseconds extra_wait = {});
 
+  // Aborts every call in flight on this client (they return Unavailable).
+  // For shutting down a long-poll. Thread-safe.
+  void Interrupt();
+
   const ClientOptions& options() const { return options_; }
 
  private:

@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
+#include <pthread.h>
+
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -69,12 +71,6 @@ void PrintTask(const Task& t, bool as_json) {
   }
 }
 
-// Set by SIGINT/SIGTERM for `dray worker`.
-std::atomic<ExecWorker*> g_worker{nullptr};
-extern "C" void OnWorkerSignal(int) {
-  // Stop() takes a mutex: hand it to a thread rather than call it here.
-  if (ExecWorker* w = g_worker.load()) std::thread([w] { w->Stop(); }).detach();
-}
 
 }  // namespace
 
@@ -310,13 +306,27 @@ int RunCli(int argc, char** argv) {
     }
     wo.server = common.server;
     wo.ns = common.ns;
+    // SIGINT/SIGTERM are taken by one thread with sigwait(), never by a
+    // handler interrupting arbitrary code: every thread started below
+    // inherits the blocked mask.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     ExecWorker w(wo);
-    g_worker = &w;
-    std::signal(SIGINT, OnWorkerSignal);
-    std::signal(SIGTERM, OnWorkerSignal);
+    std::atomic<bool> done{false};
+    std::thread waiter([&] {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      if (!done) spdlog::info("signal {}: finishing running tasks", sig);
+      w.Stop();
+    });
     spdlog::info("command worker on {} serving {} with {} slots", wo.server, wo.queues, wo.concurrency);
     Status s = w.Run();
-    g_worker = nullptr;
+    done = true;
+    pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter if Run ended on its own
+    waiter.join();
     if (!s.ok()) return Fail(s);
     auto st = w.stats();
     spdlog::info("worker stopped: {} leased, {} succeeded, {} failed", st.leased, st.succeeded, st.failed);

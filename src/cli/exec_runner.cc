@@ -88,6 +88,12 @@ StatusOr<ExecResult> RunCommand(const std::string& payload_json,
   pid_t pid = fork();
   if (pid < 0) return Internal(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
+    // The worker blocks SIGTERM/SIGINT (one thread takes them with sigwait)
+    // and ignores SIGPIPE; the command must start with neither.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGPIPE, SIG_DFL);
     setpgid(0, 0);
     dup2(in[0], 0);
     dup2(out[1], 1);

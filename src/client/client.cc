@@ -329,6 +329,8 @@ StatusOr<QueueInfo> Client::PatchQueue(const std::string& name, const std::strin
   return DecodeQueue(*v);
 }
 
+void Client::Interrupt() { http_->CancelAll(); }
+
 Status Client::Ready() {
   auto body = Call("GET", "/readyz");
   return body.ok() ? Status::Ok() : body.status();

@@ -1,8 +1,11 @@
 #include "client/http_client.h"
 
+#include <algorithm>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <sys/socket.h>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -43,6 +46,14 @@ StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(const std::string& base
   return std::unique_ptr<HttpClient>(new HttpClient(host, port, max_idle));
 }
 
+void HttpClient::Close(Conn* c) {
+  std::lock_guard<std::mutex> lock(mu_);
+  beast::error_code ignored;
+  c->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  c->stream.close();
+  c->open = false;
+}
+
 StatusOr<HttpReply> HttpClient::Once(Conn* c, const std::string& method, const std::string& target,
                                      const std::string& body, std::chrono::milliseconds timeout,
                                      bool* nothing_received) {
@@ -58,6 +69,7 @@ StatusOr<HttpReply> HttpClient::Once(Conn* c, const std::string& method, const s
     c->ioc.run();
     if (ec) return Unavailable("cannot connect to " + host_ + ":" + port_ + ": " + ec.message());
     c->stream.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+    std::lock_guard<std::mutex> lock(mu_);
     c->open = true;
     c->reused = false;
   }
@@ -86,9 +98,8 @@ StatusOr<HttpReply> HttpClient::Once(Conn* c, const std::string& method, const s
   c->ioc.run();
   if (ec) {
     *nothing_received = received == 0 && c->buffer.size() == 0;
-    c->stream.close();
+    Close(c);
     c->buffer.clear();
-    c->open = false;
     if (ec == beast::error::timeout) {
       return DeadlineExceeded(method + " " + target + ": no answer within " +
                               std::to_string(timeout.count()) + " ms");
@@ -102,12 +113,7 @@ StatusOr<HttpReply> HttpClient::Once(Conn* c, const std::string& method, const s
   if (auto it = res.find(http::field::retry_after); it != res.end()) {
     reply.retry_after = std::string(it->value());
   }
-  if (!res.keep_alive()) {
-    beast::error_code ignored;
-    c->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    c->stream.close();
-    c->open = false;
-  }
+  if (!res.keep_alive()) Close(c);
   return reply;
 }
 
@@ -123,17 +129,34 @@ StatusOr<HttpReply> HttpClient::Request(const std::string& method, const std::st
     }
   }
   if (!c) c = std::make_unique<Conn>();
-  bool was_reused = c->open;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    busy_.push_back(c.get());
+  }
+  const bool was_reused = c->open;
+  const std::uint64_t epoch = cancel_epoch_.load(std::memory_order_acquire);
   bool nothing;
   auto r = Once(c.get(), method, target, body, timeout, &nothing);
-  if (!r.ok() && was_reused && nothing && r.status().code() == StatusCode::kUnavailable) {
+  if (!r.ok() && was_reused && nothing && r.status().code() == StatusCode::kUnavailable &&
+      cancel_epoch_.load(std::memory_order_acquire) == epoch) {
     r = Once(c.get(), method, target, body, timeout, &nothing);  // stale keep-alive: see header
   }
-  if (c->open) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (idle_.size() < max_idle_) idle_.push_back(std::move(c));
-  }
+  std::lock_guard<std::mutex> lock(mu_);
+  busy_.erase(std::find(busy_.begin(), busy_.end(), c.get()));
+  if (c->open && idle_.size() < max_idle_) idle_.push_back(std::move(c));
   return r;
+}
+
+void HttpClient::CancelAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Acquire/release pairs this with Request(): a request cut here is not
+  // mistaken for a stale keep-alive and sent again.
+  cancel_epoch_.fetch_add(1, std::memory_order_release);
+  // Shutting the socket down makes the pending read finish at once. The fd
+  // stays valid meanwhile: connections are only closed under mu_.
+  for (Conn* c : busy_) {
+    if (c->open) ::shutdown(c->stream.socket().native_handle(), SHUT_RDWR);
+  }
 }
 
 }  // namespace dray

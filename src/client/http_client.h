@@ -11,6 +11,7 @@
 // DeadlineExceeded, and the caller decides.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -38,9 +39,13 @@ class HttpClient {
   StatusOr<HttpReply> Request(const std::string& method, const std::string& target,
                               const std::string& body, std::chrono::milliseconds timeout);
 
+  // Aborts every request in flight (they return Unavailable). Thread-safe.
+  void CancelAll();
+
  private:
   struct Conn;
   HttpClient(std::string host, std::string port, std::size_t max_idle);
+  void Close(Conn* c);  // takes mu_
   StatusOr<HttpReply> Once(Conn* c, const std::string& method, const std::string& target,
                            const std::string& body, std::chrono::milliseconds timeout,
                            bool* nothing_received);
@@ -50,6 +55,10 @@ class HttpClient {
   const std::size_t max_idle_;
   std::mutex mu_;
   std::vector<std::unique_ptr<Conn>> idle_;  // guarded by mu_
+  std::vector<Conn*> busy_;                  // guarded by mu_
+  std::atomic<std::uint64_t> cancel_epoch_{0};  // bumped by CancelAll()
+  // Conn::open and closing a Conn's socket are guarded by mu_ as well, so
+  // that CancelAll() never touches a closed (and maybe reused) descriptor.
 };
 
 }  // namespace dray

@@ -32,6 +32,7 @@ struct Worker::Impl {
   ClientOptions client_options;
   WorkerOptions options;
   std::unique_ptr<Client> client;
+  std::unique_ptr<Client> lease_client;  // its own, so that Stop() can cut a long-poll
   std::map<std::string, HandlerFn> handlers;
   HandlerFn fallback;
 
@@ -70,7 +71,7 @@ void Worker::Impl::LeaseLoop() {
       if (stopping) return;
       free = static_cast<std::size_t>(options.concurrency) - busy;
     }
-    auto leased = client->Lease(options.name, options.queues, free, options.poll_wait);
+    auto leased = lease_client->Lease(options.name, options.queues, free, options.poll_wait);
     if (!leased.ok()) {
       // The server is away or refusing: back off, but wake at once on Stop.
       std::unique_lock<std::mutex> lock(mu);
@@ -241,6 +242,9 @@ Status Worker::Run() {
   auto client = Client::Create(co);
   if (!client.ok()) return client.status();
   impl_->client = std::move(*client);
+  auto lease_client = Client::Create(impl_->client_options);
+  if (!lease_client.ok()) return lease_client.status();
+  impl_->lease_client = std::move(*lease_client);
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     if (impl_->stopping) return Status::Ok();
@@ -267,6 +271,10 @@ void Worker::Stop() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->stopping = true;
   impl_->cv.notify_all();
+  // A long-poll in flight would hold Run() for up to poll_wait. Cutting it
+  // may lose an answer that carried tasks; their leases then run out and the
+  // server hands them out again (at-least-once).
+  if (impl_->lease_client) impl_->lease_client->Interrupt();
 }
 
 Worker::Stats Worker::stats() const {

@@ -496,23 +496,24 @@ class Api {
   void Metrics(HttpRequest&&, Responder respond) {
     ServiceStats s = service_->stats();
     std::string text;
-    auto metric = [&text](const char* name, const char* type, const char* help, double value) {
+    auto metric = [&text](const char* name, const char* type, const char* help,
+                          std::uint64_t value) {
       text += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
               name + " " + std::to_string(value) + "\n";
     };
-    metric("dray_live_tasks", "gauge", "Tasks not yet terminal.", static_cast<double>(s.live_tasks));
+    metric("dray_live_tasks", "gauge", "Tasks not yet terminal.", static_cast<std::uint64_t>(s.live_tasks));
     metric("dray_lease_waiters", "gauge", "Long-poll lease requests waiting.",
-           static_cast<double>(s.lease_waiters));
+           static_cast<std::uint64_t>(s.lease_waiters));
     metric("dray_task_waiters", "gauge", "Requests waiting for a task to finish.",
-           static_cast<double>(s.task_waiters));
+           static_cast<std::uint64_t>(s.task_waiters));
     metric("dray_commit_batches_total", "counter", "Store transactions committed.",
-           static_cast<double>(s.commits.batches));
+           static_cast<std::uint64_t>(s.commits.batches));
     metric("dray_commit_entries_total", "counter", "Requests whose writes were committed.",
-           static_cast<double>(s.commits.entries));
+           static_cast<std::uint64_t>(s.commits.entries));
     metric("dray_commit_mutations_total", "counter", "Rows written.",
-           static_cast<double>(s.commits.mutations));
+           static_cast<std::uint64_t>(s.commits.mutations));
     metric("dray_commit_failures_total", "counter", "Failed commits.",
-           static_cast<double>(s.commits.failures));
+           static_cast<std::uint64_t>(s.commits.failures));
     HttpResponse r;
     r.status = 200;
     r.body = std::move(text);

@@ -1,0 +1,234 @@
+// The C++ SDK (client and worker runtime) and the command worker against a
+// real server.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "dray/client.h"
+#include "dray/worker.h"
+#include "integration/server_util.h"
+
+namespace dray::testing {
+namespace {
+
+using std::chrono::milliseconds;
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_.Start();
+    options_.server = "http://127.0.0.1:" + std::to_string(server_.port());
+    client_ = std::move(*Client::Create(options_));
+  }
+  void TearDown() override { EXPECT_EQ(server_.Stop(), 0); }
+
+  // Counts of a queue's tasks by state, read from the server.
+  std::map<TaskState, std::int64_t> Counts(const std::string& queue) {
+    auto q = client_->GetQueue(queue);
+    return q.ok() ? q->counts : std::map<TaskState, std::int64_t>{};
+  }
+  bool AllTerminal(const std::string& queue, std::int64_t n) {
+    auto c = Counts(queue);
+    return c[TaskState::kSucceeded] + c[TaskState::kFailed] + c[TaskState::kCancelled] == n;
+  }
+
+  ServerProcess server_;
+  ClientOptions options_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(WorkerTest, EveryTaskGetsExactlyOneOutcome) {
+  std::vector<TaskSpec> specs;
+  for (int i = 0; i < 300; ++i) {
+    TaskSpec s;
+    s.queue = "w";
+    s.type = i % 3 == 0 ? "ok" : i % 3 == 1 ? "flaky" : "fatal";
+    s.payload = std::to_string(i);
+    s.backoff = Backoff{0, 0, 1.0, 0.0};
+    specs.push_back(s);
+  }
+  auto ids = client_->SubmitBatch(specs);
+  ASSERT_TRUE(ids.ok()) << ids.status().ToString();
+
+  WorkerOptions wo;
+  wo.queues = {"w"};
+  wo.concurrency = 8;
+  wo.poll_wait = milliseconds(200);
+  Worker worker(options_, wo);
+  worker.Handle("ok", [](TaskContext& ctx) { return "{\"n\":" + ctx.payload() + "}"; });
+  worker.Handle("flaky", [](TaskContext& ctx) -> std::string {
+    if (ctx.task().attempts == 1) throw std::runtime_error("first attempts fail");
+    return "\"second time lucky\"";
+  });
+  worker.Handle("fatal", [](TaskContext&) -> std::string { throw NonRetryableError("bad input"); });
+  std::thread runner([&] { ASSERT_TRUE(worker.Run().ok()); });
+  ASSERT_TRUE(WaitFor([&] { return AllTerminal("w", 300); }, std::chrono::seconds(60)));
+  worker.Stop();
+  runner.join();
+
+  for (std::size_t i = 0; i < ids->size(); ++i) {
+    auto t = client_->Get(ids->at(i).id);
+    ASSERT_TRUE(t.ok());
+    if (i % 3 == 0) {
+      EXPECT_EQ(t->state, TaskState::kSucceeded);
+      EXPECT_EQ(t->result, "{\"n\":" + std::to_string(i) + "}");
+      EXPECT_EQ(t->attempts, 1);
+    } else if (i % 3 == 1) {
+      EXPECT_EQ(t->state, TaskState::kSucceeded);
+      EXPECT_EQ(t->attempts, 2);
+      EXPECT_EQ(t->history[0].error, "first attempts fail");
+    } else {
+      EXPECT_EQ(t->state, TaskState::kFailed);
+      EXPECT_EQ(t->attempts, 1);
+      EXPECT_EQ(t->error, "bad input");
+    }
+  }
+  Worker::Stats st = worker.stats();
+  EXPECT_EQ(st.leased, 400u);  // 300 first attempts + 100 retries of the flaky ones
+  EXPECT_EQ(st.succeeded, 200u);
+  EXPECT_EQ(st.failed, 200u);
+  EXPECT_EQ(st.dropped, 0u);
+  EXPECT_EQ(st.acks_refused, 0u);
+}
+
+TEST_F(WorkerTest, CancelReachesARunningHandler) {
+  TaskSpec s;
+  s.queue = "c";
+  s.type = "block";
+  auto id = client_->Submit(s);
+  ASSERT_TRUE(id.ok());
+  WorkerOptions wo;
+  wo.queues = {"c"};
+  wo.poll_wait = milliseconds(200);
+  wo.heartbeat_interval = milliseconds(50);
+  Worker worker(options_, wo);
+  std::atomic<bool> started{false}, saw_cancel{false};
+  worker.Handle("block", [&](TaskContext& ctx) -> std::string {
+    started = true;
+    std::mutex mu;
+    std::condition_variable_any cv;
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, ctx.stop_token(), [] { return false; });  // until stopped
+    saw_cancel = ctx.cancel_requested();
+    return "null";
+  });
+  std::thread runner([&] { ASSERT_TRUE(worker.Run().ok()); });
+  ASSERT_TRUE(WaitFor([&] { return started.load(); }));
+  auto c = client_->Cancel(id->id);
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->cancel_requested);
+  auto done = client_->Wait(id->id, std::chrono::seconds(10));
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->state, TaskState::kCancelled);
+  EXPECT_TRUE(saw_cancel.load());
+  worker.Stop();
+  runner.join();
+}
+
+TEST_F(WorkerTest, StaleCompletionThroughTheClientIsAborted) {
+  TaskSpec s;
+  s.queue = "s";
+  s.type = "x";
+  s.lease_ms = 200;
+  s.backoff = Backoff{0, 0, 1.0, 0.0};
+  auto id = client_->Submit(s);
+  ASSERT_TRUE(id.ok());
+  auto first = client_->Lease("a", {"s"}, 1, milliseconds(0));
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), 1u);
+  auto second = client_->Lease("b", {"s"}, 1, milliseconds(5000));
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->size(), 1u);
+  auto stale = client_->Complete(id->id, first->at(0).lease.token, "1");
+  EXPECT_EQ(stale.status().code(), StatusCode::kAborted);
+  auto ok = client_->Complete(id->id, second->at(0).lease.token, "2");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->result, "2");
+}
+
+// The `dray worker --exec` binary as a real child process.
+class ExecWorkerTest : public WorkerTest {
+ protected:
+  void StartWorker() {
+    worker_pid_ = fork();
+    if (worker_pid_ == 0) {
+      int devnull = open("/dev/null", O_WRONLY);
+      dup2(devnull, 2);
+      std::string bin = BinaryPath();
+      execl(bin.c_str(), bin.c_str(), "worker", "--exec", "--server", options_.server.c_str(),
+            "--queues", "cmd", "--concurrency", "4", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  void TearDown() override {
+    if (worker_pid_ > 0) {
+      kill(worker_pid_, SIGTERM);
+      int status = 0;
+      waitpid(worker_pid_, &status, 0);
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    }
+    WorkerTest::TearDown();
+  }
+  StatusOr<Task> RunCmd(const std::string& argv_json, const std::string& extra = "") {
+    auto r = client_->Call("POST", "/v1/tasks",
+                           R"({"type":"exec","queue":"cmd","payload":{"argv":)" + argv_json + "}" +
+                               extra + "}");
+    if (!r.ok()) return r.status();
+    std::string id = std::string(boost::json::parse(*r).at("id").as_string());
+    return client_->Wait(id, std::chrono::seconds(30));
+  }
+  pid_t worker_pid_ = -1;
+};
+
+TEST_F(ExecWorkerTest, RunsCommandsAndReportsExitCodes) {
+  StartWorker();
+  auto ok = RunCmd(R"(["sh","-c","echo hi"])");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->state, TaskState::kSucceeded);
+  auto result = boost::json::parse(ok->result);
+  EXPECT_EQ(result.at("exit_code"), 0);
+  EXPECT_EQ(result.at("stdout"), "hi\n");
+  auto bad = RunCmd(R"(["sh","-c","echo broken >&2; exit 4"])", R"(,"max_attempts":1)");
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->state, TaskState::kFailed);
+  EXPECT_EQ(bad->error, "exit code 4: broken");
+  auto missing = RunCmd(R"(["/no/such/program"])", R"(,"max_attempts":5)");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->state, TaskState::kFailed);
+  EXPECT_EQ(missing->attempts, 1);  // not retried: it can never work
+}
+
+TEST_F(ExecWorkerTest, KillsACommandAtItsTimeout) {
+  StartWorker();
+  auto start = std::chrono::steady_clock::now();
+  auto t = RunCmd(R"(["sleep","30"])", R"(,"timeout_ms":300,"max_attempts":1)");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->state, TaskState::kFailed);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+TEST_F(ExecWorkerTest, CancelKillsARunningCommand) {
+  StartWorker();
+  auto r = client_->Call("POST", "/v1/tasks",
+                         R"({"type":"exec","queue":"cmd","lease_ms":600,"payload":{"argv":["sleep","30"]}})");
+  ASSERT_TRUE(r.ok());
+  std::string id(boost::json::parse(*r).at("id").as_string());
+  ASSERT_TRUE(WaitFor([&] {
+    auto t = client_->Get(id);
+    return t.ok() && t->state == TaskState::kRunning;
+  }));
+  ASSERT_TRUE(client_->Cancel(id).ok());
+  auto t = client_->Wait(id, std::chrono::seconds(10));
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->state, TaskState::kCancelled);
+}
+
+}  // namespace
+}  // namespace dray::testing
