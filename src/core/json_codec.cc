@@ -252,6 +252,20 @@ StatusOr<SubmitRequest> DecodeSubmit(const json::value& body, const Limits& limi
   return req;
 }
 
+std::int64_t JsonInt(const json::object& o, std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  if (!v) return 0;
+  if (v->is_int64()) return v->get_int64();
+  if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
+  if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
+  return 0;
+}
+
+std::string JsonString(const json::object& o, std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->get_string()) : std::string();
+}
+
 json::value JsonOrNull(std::string_view text) {
   if (text.empty()) return nullptr;
   boost::system::error_code ec;
@@ -317,22 +331,10 @@ std::string TaskToJson(const Task& t) { return json::serialize(EncodeTask(t)); }
 
 namespace {
 
-std::string Str(const json::object& o, std::string_view k) {
-  const json::value* v = o.if_contains(k);
-  return v && v->is_string() ? std::string(v->get_string()) : std::string();
-}
 TimeMs Time(const json::object& o, std::string_view k) {
   const json::value* v = o.if_contains(k);
   if (!v || !v->is_string()) return 0;
   return ParseRfc3339(v->get_string()).value_or(0);
-}
-std::int64_t Int(const json::object& o, std::string_view k) {
-  const json::value* v = o.if_contains(k);
-  if (!v) return 0;
-  if (v->is_int64()) return v->get_int64();
-  if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
-  if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
-  return 0;
 }
 std::string JsonText(const json::object& o, std::string_view k) {
   const json::value* v = o.if_contains(k);
@@ -345,38 +347,38 @@ StatusOr<Task> DecodeTask(const json::value& v) {
   if (!v.is_object()) return WrongType("task", "an object");
   const json::object& o = v.get_object();
   Task t;
-  t.id = Str(o, "id");
+  t.id = JsonString(o, "id");
   if (t.id.empty()) return InvalidArgument("task has no 'id'");
-  t.ns = Str(o, "namespace");
-  t.queue = Str(o, "queue");
-  t.type = Str(o, "type");
-  auto st = ParseTaskState(Str(o, "state"));
+  t.ns = JsonString(o, "namespace");
+  t.queue = JsonString(o, "queue");
+  t.type = JsonString(o, "type");
+  auto st = ParseTaskState(JsonString(o, "state"));
   if (!st) return InvalidArgument("task has no valid 'state'");
   t.state = *st;
   t.payload = JsonText(o, "payload");
   if (t.payload.empty()) t.payload = "null";
-  t.priority = static_cast<std::int32_t>(Int(o, "priority"));
+  t.priority = static_cast<std::int32_t>(JsonInt(o, "priority"));
   t.run_at = Time(o, "run_at");
-  t.max_attempts = static_cast<std::int32_t>(Int(o, "max_attempts"));
-  t.attempts = static_cast<std::int32_t>(Int(o, "attempts"));
+  t.max_attempts = static_cast<std::int32_t>(JsonInt(o, "max_attempts"));
+  t.attempts = static_cast<std::int32_t>(JsonInt(o, "attempts"));
   if (const json::value* b = o.if_contains("backoff")) {
     auto r = DecodeBackoff(*b, "backoff");
     if (r.ok()) t.backoff = *r;
   }
-  t.timeout_ms = Int(o, "timeout_ms");
-  t.lease_ms = Int(o, "lease_ms");
-  t.key = Str(o, "key");
+  t.timeout_ms = JsonInt(o, "timeout_ms");
+  t.lease_ms = JsonInt(o, "lease_ms");
+  t.key = JsonString(o, "key");
   if (const json::value* l = o.if_contains("labels"); l && l->is_object()) {
     for (const auto& [k, x] : l->get_object()) {
       if (x.is_string()) t.labels.emplace(std::string(k), std::string(x.get_string()));
     }
   }
   t.result = JsonText(o, "result");
-  t.error = Str(o, "error");
+  t.error = JsonString(o, "error");
   t.created_at = Time(o, "created_at");
   t.updated_at = Time(o, "updated_at");
   t.finished_at = Time(o, "finished_at");
-  t.worker = Str(o, "worker");
+  t.worker = JsonString(o, "worker");
   t.lease_expires_at = Time(o, "lease_expires_at");
   if (const json::value* c = o.if_contains("cancel_requested"); c && c->is_bool()) {
     t.cancel_requested = c->get_bool();
@@ -386,12 +388,12 @@ StatusOr<Task> DecodeTask(const json::value& v) {
       if (!x.is_object()) continue;
       const json::object& ho = x.get_object();
       Attempt a;
-      a.number = static_cast<std::int32_t>(Int(ho, "number"));
-      a.worker = Str(ho, "worker");
+      a.number = static_cast<std::int32_t>(JsonInt(ho, "number"));
+      a.worker = JsonString(ho, "worker");
       a.started_at = Time(ho, "started_at");
       a.ended_at = Time(ho, "ended_at");
-      a.outcome = ParseAttemptOutcome(Str(ho, "outcome")).value_or(AttemptOutcome::kRunning);
-      a.error = Str(ho, "error");
+      a.outcome = ParseAttemptOutcome(JsonString(ho, "outcome")).value_or(AttemptOutcome::kRunning);
+      a.error = JsonString(ho, "error");
       t.history.push_back(std::move(a));
     }
   }

@@ -46,6 +46,11 @@ Status ApplyQueuePatch(const boost::json::value& body, QueueSettings* settings);
 // {"error": {"code": ..., "message": ...}}
 std::string ErrorJson(const Status& s);
 
+// Lenient readers for documents Dray wrote itself (stored rows, server
+// answers): a missing or mistyped field reads as 0 or "".
+std::int64_t JsonInt(const boost::json::object& o, std::string_view key);
+std::string JsonString(const boost::json::object& o, std::string_view key);
+
 // Reads a JSON text into a value; "" reads as null.
 boost::json::value JsonOrNull(std::string_view text);
 

@@ -389,56 +389,52 @@ Status NotLive(Store* store, const std::string& ns, const std::string& id) {
 
 }  // namespace
 
-void TaskService::Heartbeat(const std::string& ns, const std::string& id, const std::string& token,
-                            std::int64_t lease_ms, Callback<HeartbeatOutcome> done) {
+template <typename T>
+void TaskService::WorkerCall(const std::string& ns, const std::string& id,
+                             const std::function<StatusOr<T>(TimeMs, EngineOutput*)>& step,
+                             Callback<T> done) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (Status s = AcceptingLocked(); !s.ok()) return done(s);
     EngineOutput out;
-    auto r = engine_.Heartbeat(ns, id, token, lease_ms, clock_->NowMs(), &out);
+    StatusOr<T> r = step(clock_->NowMs(), &out);
     if (r.ok()) {
-      return CommitLocked(std::move(out), [done, hb = *r](const Status& s) { Respond(done, s, hb); });
+      return CommitLocked(std::move(out), [done, value = std::move(*r)](const Status& s) {
+        Respond(done, s, value);
+      });
     }
     CommitLocked(std::move(out), nullptr);
     if (r.status().code() != StatusCode::kNotFound) return done(r.status());
   }
   done(NotLive(store_, ns, id));
+}
+
+void TaskService::Heartbeat(const std::string& ns, const std::string& id, const std::string& token,
+                            std::int64_t lease_ms, Callback<HeartbeatOutcome> done) {
+  WorkerCall<HeartbeatOutcome>(
+      ns, id,
+      [&](TimeMs now, EngineOutput* out) { return engine_.Heartbeat(ns, id, token, lease_ms, now, out); },
+      std::move(done));
 }
 
 void TaskService::Complete(const std::string& ns, const std::string& id, const std::string& token,
                            std::string result, Callback<Task> done) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-    EngineOutput out;
-    auto r = engine_.Complete(ns, id, token, std::move(result), clock_->NowMs(), &out);
-    if (r.ok()) {
-      return CommitLocked(std::move(out), [done, task = std::move(*r)](const Status& s) {
-        Respond(done, s, task);
-      });
-    }
-    CommitLocked(std::move(out), nullptr);
-    if (r.status().code() != StatusCode::kNotFound) return done(r.status());
-  }
-  done(NotLive(store_, ns, id));
+  WorkerCall<Task>(
+      ns, id,
+      [&](TimeMs now, EngineOutput* out) {
+        return engine_.Complete(ns, id, token, std::move(result), now, out);
+      },
+      std::move(done));
 }
 
 void TaskService::Fail(const std::string& ns, const std::string& id, const std::string& token,
                        std::string error, bool retry, Callback<Task> done) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-    EngineOutput out;
-    auto r = engine_.Fail(ns, id, token, std::move(error), retry, clock_->NowMs(), &out);
-    if (r.ok()) {
-      return CommitLocked(std::move(out), [done, task = std::move(*r)](const Status& s) {
-        Respond(done, s, task);
-      });
-    }
-    CommitLocked(std::move(out), nullptr);
-    if (r.status().code() != StatusCode::kNotFound) return done(r.status());
-  }
-  done(NotLive(store_, ns, id));
+  WorkerCall<Task>(
+      ns, id,
+      [&](TimeMs now, EngineOutput* out) {
+        return engine_.Fail(ns, id, token, std::move(error), retry, now, out);
+      },
+      std::move(done));
 }
 
 void TaskService::Ack(const std::string& ns, std::vector<AckItem> items,

@@ -123,6 +123,11 @@ class TaskService {
   // Retries or cancels a task that is not live, from its committed row.
   void ActOnStored(const std::string& ns, const std::string& id, bool retry, Callback<Task> done);
   Status AcceptingLocked() const;
+  // Heartbeat, complete and fail: runs `step` on the engine, answers after
+  // the commit, and tells a stale call on a finished task from an unknown id.
+  template <typename T>
+  void WorkerCall(const std::string& ns, const std::string& id,
+                  const std::function<StatusOr<T>(TimeMs, EngineOutput*)>& step, Callback<T> done);
 
   boost::asio::io_context& ioc_;
   Store* const store_;

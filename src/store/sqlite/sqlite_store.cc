@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "core/json_codec.h"
 #include "store/sqlite/migrations.h"
 
 namespace json = boost::json;
@@ -74,19 +75,6 @@ std::string EncodeHistory(const std::vector<Attempt>& history) {
   return json::serialize(a);
 }
 
-std::int64_t AsInt(const json::object& o, std::string_view k) {
-  const json::value* v = o.if_contains(k);
-  if (!v) return 0;
-  if (v->is_int64()) return v->get_int64();
-  if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
-  if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
-  return 0;
-}
-std::string AsStr(const json::object& o, std::string_view k) {
-  const json::value* v = o.if_contains(k);
-  return v && v->is_string() ? std::string(v->get_string()) : std::string();
-}
-
 Status DecodeHistory(const std::string& text, std::vector<Attempt>* out) {
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
@@ -95,12 +83,12 @@ Status DecodeHistory(const std::string& text, std::vector<Attempt>* out) {
     if (!x.is_object()) return DataLoss("unreadable attempt in history");
     const json::object& o = x.get_object();
     Attempt a;
-    a.number = static_cast<std::int32_t>(AsInt(o, "number"));
-    a.worker = AsStr(o, "worker");
-    a.started_at = AsInt(o, "started_at");
-    a.ended_at = AsInt(o, "ended_at");
-    a.outcome = static_cast<AttemptOutcome>(AsInt(o, "outcome"));
-    a.error = AsStr(o, "error");
+    a.number = static_cast<std::int32_t>(JsonInt(o, "number"));
+    a.worker = JsonString(o, "worker");
+    a.started_at = JsonInt(o, "started_at");
+    a.ended_at = JsonInt(o, "ended_at");
+    a.outcome = static_cast<AttemptOutcome>(JsonInt(o, "outcome"));
+    a.error = JsonString(o, "error");
     out->push_back(std::move(a));
   }
   return Status::Ok();
@@ -112,43 +100,22 @@ std::string EncodeLabels(const std::map<std::string, std::string>& labels) {
   return json::serialize(o);
 }
 
-std::string EncodeBackoffText(const Backoff& b) {
-  return json::serialize(json::object{{"initial_ms", b.initial_ms},
-                                      {"max_ms", b.max_ms},
-                                      {"multiplier", b.multiplier},
-                                      {"jitter", b.jitter}});
-}
+std::string EncodeBackoffText(const Backoff& b) { return json::serialize(EncodeBackoff(b)); }
 
 Backoff DecodeBackoffText(const std::string& text) {
-  Backoff b;
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
-  if (ec || !v.is_object()) return b;
-  const json::object& o = v.get_object();
-  b.initial_ms = AsInt(o, "initial_ms");
-  b.max_ms = AsInt(o, "max_ms");
-  if (const json::value* m = o.if_contains("multiplier"); m && m->is_number()) b.multiplier = m->to_number<double>();
-  if (const json::value* j = o.if_contains("jitter"); j && j->is_number()) b.jitter = j->to_number<double>();
-  return b;
+  auto b = ec ? StatusOr<Backoff>(DataLoss("unreadable backoff")) : DecodeBackoff(v, "backoff");
+  return b.ok() ? *b : Backoff{};
 }
 
-std::string EncodeSettings(const QueueSettings& s) {
-  return json::serialize(json::object{{"paused", s.paused},
-                                      {"lease_ms", s.lease_ms},
-                                      {"max_attempts", s.max_attempts},
-                                      {"backoff", json::parse(EncodeBackoffText(s.backoff))}});
-}
+std::string EncodeSettings(const QueueSettings& s) { return json::serialize(EncodeQueueSettings(s)); }
 
 QueueSettings DecodeSettings(const std::string& text) {
   QueueSettings s;
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
-  if (ec || !v.is_object()) return s;
-  const json::object& o = v.get_object();
-  if (const json::value* p = o.if_contains("paused"); p && p->is_bool()) s.paused = p->get_bool();
-  if (o.contains("lease_ms")) s.lease_ms = AsInt(o, "lease_ms");
-  if (o.contains("max_attempts")) s.max_attempts = static_cast<std::int32_t>(AsInt(o, "max_attempts"));
-  if (const json::value* b = o.if_contains("backoff")) s.backoff = DecodeBackoffText(json::serialize(*b));
+  if (!ec) ApplyQueuePatch(v, &s).IgnoreError();
   return s;
 }
 
