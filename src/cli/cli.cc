@@ -75,6 +75,10 @@ void PrintTask(const Task& t, bool as_json) {
 }  // namespace
 
 int RunCli(int argc, char** argv) {
+  // Build spdlog's registry on this thread before any other thread logs: the
+  // library is not built for ThreadSanitizer, which then cannot see that its
+  // lazy initialisation is synchronised.
+  spdlog::set_level(spdlog::level::info);
   CLI::App app{"dray: a durable task scheduler and job server"};
   app.require_subcommand(1);
   Common common;
