@@ -241,6 +241,7 @@ class Api {
       return respond(ErrorResponse(InvalidArgument("query parameter 'order' must be asc or desc")));
     }
     q.newest_first = order != "asc";
+    q.max_bytes = opts_.limits.max_body_bytes;  // an answer no larger than a request may be
     auto page = service_->List(q);
     if (!page.ok()) return respond(ErrorResponse(page.status()));
     json::array tasks;

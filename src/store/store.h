@@ -72,6 +72,10 @@ struct TaskQuery {
   std::size_t limit = 100;  // at most this many tasks per page
   std::string cursor;       // opaque: the next_cursor of the previous page
   bool newest_first = true; // order by id descending (creation time)
+  // A page also ends once its payloads and results add up to this many
+  // bytes (it always holds at least one task), so that a page of large
+  // tasks stays a bounded answer. 0 = no bound.
+  std::size_t max_bytes = 0;
 };
 
 struct TaskPage {

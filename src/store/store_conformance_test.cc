@@ -176,6 +176,31 @@ TEST_P(StoreConformanceTest, ListFiltersAndPagesWithoutGapsOrRepeats) {
   }
 }
 
+TEST_P(StoreConformanceTest, PagesOfLargeTasksStopAtTheByteBound) {
+  std::vector<Task> tasks;
+  for (int i = 0; i < 10; ++i) {
+    Task t = MakeTask("big" + std::to_string(i));
+    t.payload = "\"" + std::string(1000, 'x') + "\"";
+    tasks.push_back(t);
+  }
+  Put(tasks);
+  TaskQuery q;
+  q.limit = 100;
+  q.max_bytes = 2500;
+  std::size_t pages = 0, total = 0;
+  for (;;) {
+    auto p = store_->ListTasks(q);
+    ASSERT_TRUE(p.ok());
+    ASSERT_LE(p->tasks.size(), 3u);
+    total += p->tasks.size();
+    ++pages;
+    if (p->next_cursor.empty()) break;
+    q.cursor = p->next_cursor;
+  }
+  EXPECT_EQ(total, 10u);
+  EXPECT_GE(pages, 4u);
+}
+
 TEST_P(StoreConformanceTest, ScanLiveTasksReturnsNonTerminalInSeqOrder) {
   Put({MakeTask("c", "default", TaskState::kRunning, 3), MakeTask("a", "default", TaskState::kReady, 5),
        MakeTask("b", "default", TaskState::kSucceeded, 1), MakeTask("d", "x", TaskState::kScheduled, 2),

@@ -273,14 +273,16 @@ class SqliteStore final : public Store {
     if (!q.cursor.empty()) st.Bind(i++, q.cursor);
     st.Bind(i++, static_cast<std::int64_t>(limit + 1));
     TaskPage page;
+    std::size_t bytes = 0;
     int rc;
     while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
-      if (page.tasks.size() == limit) {
+      if (page.tasks.size() == limit || (q.max_bytes && bytes >= q.max_bytes)) {
         page.next_cursor = page.tasks.back().id;
         break;
       }
       auto t = ReadTask(st.get());
       if (!t.ok()) return t.status();
+      bytes += t->payload.size() + t->result.size() + t->error.size();
       page.tasks.push_back(std::move(*t));
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
