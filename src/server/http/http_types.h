@@ -1,44 +1,59 @@
-// Requests and responses as handlers see them. Light on purpose: included by
-// every handler, it pulls in nothing of Beast but the verb enum.
+// Requests and responses as handlers see them, and the handler signature.
+// Light on purpose: included by every handler, it pulls in nothing of Beast
+// but the verb enum.
 #pragma once
 
-#include <boost/beast/http/verb.hpp>
 #include <functional>
 #include <map>
+#include <ostream>  // Boost 1.81's verb.hpp uses std::ostream without including it
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include <boost/beast/http/verb.hpp>
+
 namespace dray {
 
 struct HttpRequest {
   boost::beast::http::verb method = boost::beast::http::verb::get;
-  std::string target;                          // as sent: path and query
-  std::string path;                            // percent-decoded
-  std::map<std::string, std::string> query;    // percent-decoded; last value wins
-  std::map<std::string, std::string> params;   // from the route pattern
-  std::vector<std::pair<std::string, std::string>> headers;  // names lower-case
+  unsigned version = 11;                       // 10 for HTTP/1.0, 11 for HTTP/1.1
+  std::string target;                          // as sent: raw path and query
+  std::string path;                            // percent-decoded, without the query
+  std::map<std::string, std::string> query;    // percent-decoded ('+' is a space); last value wins
+  std::map<std::string, std::string> params;   // from the route pattern, percent-decoded
+  std::vector<std::pair<std::string, std::string>> headers;  // in order; names lower-case
   std::string body;
-  std::string remote;                          // peer address
+  std::string content_type;                    // the Content-Type header, or ""
+  std::string remote;                          // peer "ip:port"
 
-  // The first header with this (lower-case) name, or "".
+  // The value of the first header with this name (any case), or "".
   std::string header(std::string_view name) const;
 };
 
 struct HttpResponse {
-  int status = 200;
+  int status = 200;  // 200..599; anything else is sent as 500
   std::string body;
-  std::string content_type = "application/json";
+  std::string content_type = "application/json";  // sent when the body is not empty
+  // Extra headers such as Retry-After or Location. The server owns framing:
+  // Content-Length, Transfer-Encoding and Connection given here are ignored,
+  // and so is a header whose name or value holds CR, LF or NUL.
   std::vector<std::pair<std::string, std::string>> headers;
 
   static HttpResponse Json(int status, std::string body);
-  // {"error": {"code": code, "message": message}}
+  // {"error":{"code":code,"message":message}}, both JSON-escaped; invalid
+  // UTF-8 in either becomes U+FFFD so the body is always valid JSON.
   static HttpResponse Error(int status, std::string_view code, std::string_view message);
 };
 
-// Sends the answer to one request. Call it exactly once, from any thread,
-// now or later (long-poll); calling it after the client left is harmless.
+// Appends `s` to `out` as a JSON string literal, quotes included.
+void AppendJsonString(std::string_view s, std::string* out);
+
+// Sends the answer to one request. A handler calls it exactly once, from any
+// thread, now or later (long-poll); later calls are ignored, and calling it
+// after the client left is harmless. A Responder that is destroyed without
+// having been called answers 500, so a forgotten request never hangs its
+// connection. A Responder must not outlive the io_context the server runs on.
 using Responder = std::function<void(HttpResponse)>;
 using Handler = std::function<void(HttpRequest&&, Responder)>;
 
