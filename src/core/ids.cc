@@ -11,7 +11,7 @@ std::string IdGenerator::Next(TimeMs now) {
   std::uint32_t counter;
   std::uint64_t rand_b;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (now > last_ms_) {
       last_ms_ = now;
       // Start each millisecond's counter low but random, leaving room to count.

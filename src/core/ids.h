@@ -6,11 +6,11 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <random>
 #include <string>
 #include <string_view>
 
+#include "core/mutex.h"
 #include "dray/types.h"
 
 namespace dray {
@@ -22,10 +22,10 @@ class IdGenerator {
   std::string Next(TimeMs now);
 
  private:
-  std::mutex mu_;
-  TimeMs last_ms_ = 0;  // guarded by mu_
-  std::uint32_t counter_ = 0;  // guarded by mu_
-  std::mt19937_64 rng_;  // guarded by mu_
+  Mutex mu_;
+  TimeMs last_ms_ DRAY_GUARDED_BY(mu_) = 0;
+  std::uint32_t counter_ DRAY_GUARDED_BY(mu_) = 0;
+  std::mt19937_64 rng_ DRAY_GUARDED_BY(mu_);
 };
 
 // True for a well-formed UUID string (any version), as accepted in URLs.

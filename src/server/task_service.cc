@@ -35,23 +35,25 @@ TaskService::TaskService(boost::asio::io_context& ioc, Store* store, Clock* cloc
 TaskService::~TaskService() { Stop(); }
 
 Status TaskService::Recover() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto marks = store_->LoadMarks();
   if (!marks.ok()) return marks.status();
   engine_.RestoreMarks(*marks);
   auto queues = store_->LoadQueues();
   if (!queues.ok()) return queues.status();
   for (const QueueRecord& q : *queues) engine_.RestoreQueue(q);
-  DRAY_RETURN_IF_ERROR(store_->ScanLiveTasks([&](Task&& t) { engine_.RestoreTask(std::move(t)); }));
+  // The callbacks run now, on this thread, under mu_.
+  Engine* engine = &engine_;
+  DRAY_RETURN_IF_ERROR(store_->ScanLiveTasks([engine](Task&& t) { engine->RestoreTask(std::move(t)); }));
   const TimeMs since = clock_->NowMs() - config_.idempotency_window_ms;
-  return store_->ScanKeys(since, [&](const std::string& ns, const std::string& key,
-                                     const std::string& id, TimeMs created_at) {
-    engine_.RestoreKey(ns, key, id, created_at);
+  return store_->ScanKeys(since, [engine](const std::string& ns, const std::string& key,
+                                         const std::string& id, TimeMs created_at) {
+    engine->RestoreKey(ns, key, id, created_at);
   });
 }
 
 void TaskService::Start() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   // Leases that ran out while the server was down expire on the first tick.
   EngineOutput out;
   engine_.Tick(clock_->NowMs(), &out);
@@ -67,7 +69,7 @@ void TaskService::Stop() {
   std::vector<Callback<std::vector<LeasedTask>>> leases;
   std::vector<std::pair<Callback<Task>, StatusOr<Task>>> tasks;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (stopped_) return;
     stopped_ = true;
     ticker_.cancel();
@@ -99,14 +101,14 @@ Status TaskService::AcceptingLocked() const {
 }
 
 Status TaskService::Ready() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return AcceptingLocked();
 }
 
 ServiceStats TaskService::stats() const {
   ServiceStats s;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     s.live_tasks = engine_.live_tasks();
     s.lease_waiters = lease_waiters_.size();
     s.task_waiters = task_waiters_.size();
@@ -151,7 +153,7 @@ void TaskService::OnCommitted(const Status& s,
                               const std::vector<std::shared_ptr<const Task>>& finished) {
   std::vector<std::pair<Callback<Task>, std::shared_ptr<const Task>>> wake;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (task_waiters_.empty()) return;
     for (const auto& t : finished) {
       auto [lo, hi] = task_waiters_.equal_range(t->id);
@@ -180,7 +182,7 @@ void TaskService::ArmTickerLocked(TimeMs now) {
 }
 
 void TaskService::OnTick() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   ticker_at_ = 0;
   if (stopped_) return;
   EngineOutput out;
@@ -191,7 +193,7 @@ void TaskService::OnTick() {
 void TaskService::Purge() {
   const TimeMs now = clock_->NowMs();
   auto expired = store_->FindExpired(now - config_.retention_ms, 1000);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (stopped_) return;
   bool more = false;
   if (expired.ok() && !expired->empty()) {
@@ -212,7 +214,7 @@ void TaskService::Purge() {
 // ---------------------------------------------------------------- producers
 
 void TaskService::Submit(std::vector<TaskSpec> specs, Callback<std::vector<SubmitOutcome>> done) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (Status s = AcceptingLocked(); !s.ok()) return done(s);
   EngineOutput out;
   auto r = engine_.Submit(std::move(specs), clock_->NowMs(), &out);
@@ -230,7 +232,7 @@ void TaskService::Submit(std::vector<TaskSpec> specs, Callback<std::vector<Submi
 void TaskService::Get(const std::string& ns, const std::string& id, std::int64_t wait_ms,
                       Callback<Task> done) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (const Task* t = engine_.Find(ns, id)) {
       if (wait_ms <= 0 || stopped_) return done(*t);
       const std::uint64_t wid = next_waiter_++;
@@ -241,7 +243,7 @@ void TaskService::Get(const std::string& ns, const std::string& id, std::int64_t
         Callback<Task> cb;
         std::optional<Task> live;
         {
-          std::lock_guard<std::mutex> lock2(mu_);
+          MutexLock lock2(&mu_);
           auto [lo, hi] = task_waiters_.equal_range(id);
           auto it = std::find_if(lo, hi, [wid](const auto& e) { return e.second.id == wid; });
           if (it == hi) return;
@@ -267,7 +269,7 @@ void TaskService::ReadStored(const std::string& ns, const std::string& id, Callb
   pipeline_.Submit({}, [this, ns, id, done = std::move(done)](const Status&) {
     boost::asio::post(ioc_, [this, ns, id, done] {
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         if (const Task* t = engine_.Find(ns, id)) return done(*t);
       }
       done(store_->GetTask(ns, id));
@@ -279,7 +281,7 @@ StatusOr<TaskPage> TaskService::List(const TaskQuery& query) { return store_->Li
 
 void TaskService::Cancel(const std::string& ns, const std::string& id, Callback<Task> done) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (Status s = AcceptingLocked(); !s.ok()) return done(s);
     EngineOutput out;
     auto r = engine_.Cancel(ns, id, clock_->NowMs(), &out);
@@ -296,7 +298,7 @@ void TaskService::Cancel(const std::string& ns, const std::string& id, Callback<
 
 void TaskService::Retry(const std::string& ns, const std::string& id, Callback<Task> done) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (Status s = AcceptingLocked(); !s.ok()) return done(s);
     if (const Task* t = engine_.Find(ns, id)) {
       return done(FailedPrecondition("task " + id + " is " + std::string(TaskStateName(t->state)) +
@@ -313,7 +315,7 @@ void TaskService::ActOnStored(const std::string& ns, const std::string& id, bool
     boost::asio::post(ioc_, [this, ns, id, retry, done] {
       auto stored = store_->GetTask(ns, id);
       if (!stored.ok()) return done(stored.status());
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (Status s = AcceptingLocked(); !s.ok()) return done(s);
       const TimeMs now = clock_->NowMs();
       if (engine_.Find(ns, id)) {
@@ -343,7 +345,7 @@ void TaskService::ActOnStored(const std::string& ns, const std::string& id, bool
 
 void TaskService::Lease(LeaseRequest req, std::int64_t wait_ms,
                         Callback<std::vector<LeasedTask>> done) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (Status s = AcceptingLocked(); !s.ok()) return done(s);
   EngineOutput out;
   auto r = engine_.Lease(req, clock_->NowMs(), &out);
@@ -364,7 +366,7 @@ void TaskService::Lease(LeaseRequest req, std::int64_t wait_ms,
     if (ec) return;
     Callback<std::vector<LeasedTask>> cb;
     {
-      std::lock_guard<std::mutex> lock2(mu_);
+      MutexLock lock2(&mu_);
       auto it = lease_waiters_.find(wid);
       if (it == lease_waiters_.end()) return;
       engine_.RemoveWaiter(wid);
@@ -391,13 +393,13 @@ Status NotLive(Store* store, const std::string& ns, const std::string& id) {
 
 template <typename T>
 void TaskService::WorkerCall(const std::string& ns, const std::string& id,
-                             const std::function<StatusOr<T>(TimeMs, EngineOutput*)>& step,
+                             const std::function<StatusOr<T>(Engine&, TimeMs, EngineOutput*)>& step,
                              Callback<T> done) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (Status s = AcceptingLocked(); !s.ok()) return done(s);
     EngineOutput out;
-    StatusOr<T> r = step(clock_->NowMs(), &out);
+    StatusOr<T> r = step(engine_, clock_->NowMs(), &out);
     if (r.ok()) {
       return CommitLocked(std::move(out), [done, value = std::move(*r)](const Status& s) {
         Respond(done, s, value);
@@ -413,7 +415,7 @@ void TaskService::Heartbeat(const std::string& ns, const std::string& id, const 
                             std::int64_t lease_ms, Callback<HeartbeatOutcome> done) {
   WorkerCall<HeartbeatOutcome>(
       ns, id,
-      [&](TimeMs now, EngineOutput* out) { return engine_.Heartbeat(ns, id, token, lease_ms, now, out); },
+      [&](Engine& engine, TimeMs now, EngineOutput* out) { return engine.Heartbeat(ns, id, token, lease_ms, now, out); },
       std::move(done));
 }
 
@@ -421,8 +423,8 @@ void TaskService::Complete(const std::string& ns, const std::string& id, const s
                            std::string result, Callback<Task> done) {
   WorkerCall<Task>(
       ns, id,
-      [&](TimeMs now, EngineOutput* out) {
-        return engine_.Complete(ns, id, token, std::move(result), now, out);
+      [&](Engine& engine, TimeMs now, EngineOutput* out) {
+        return engine.Complete(ns, id, token, std::move(result), now, out);
       },
       std::move(done));
 }
@@ -431,8 +433,8 @@ void TaskService::Fail(const std::string& ns, const std::string& id, const std::
                        std::string error, bool retry, Callback<Task> done) {
   WorkerCall<Task>(
       ns, id,
-      [&](TimeMs now, EngineOutput* out) {
-        return engine_.Fail(ns, id, token, std::move(error), retry, now, out);
+      [&](Engine& engine, TimeMs now, EngineOutput* out) {
+        return engine.Fail(ns, id, token, std::move(error), retry, now, out);
       },
       std::move(done));
 }
@@ -442,7 +444,7 @@ void TaskService::Ack(const std::string& ns, std::vector<AckItem> items,
   std::vector<AckOutcome> outcomes(items.size());
   std::vector<std::size_t> not_live;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (Status s = AcceptingLocked(); !s.ok()) return done(s);
     EngineOutput out;
     const TimeMs now = clock_->NowMs();
@@ -499,7 +501,7 @@ void AddTerminalCounts(const std::vector<StateCount>& counts, QueueInfo* q) {
 StatusOr<std::vector<QueueInfo>> TaskService::Queues(const std::string& ns) {
   std::vector<QueueInfo> queues;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     queues = engine_.Queues(ns);
   }
   auto counts = store_->CountTerminal();
@@ -511,7 +513,7 @@ StatusOr<std::vector<QueueInfo>> TaskService::Queues(const std::string& ns) {
 StatusOr<QueueInfo> TaskService::GetQueue(const std::string& ns, const std::string& name) {
   std::optional<QueueInfo> q;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     q = engine_.FindQueue(ns, name);
   }
   if (!q) return NotFound("no queue '" + name + "' in namespace '" + ns + "'");
@@ -524,7 +526,7 @@ StatusOr<QueueInfo> TaskService::GetQueue(const std::string& ns, const std::stri
 void TaskService::PatchQueue(const std::string& ns, const std::string& name,
                              std::function<Status(QueueSettings*)> patch,
                              Callback<QueueInfo> done) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (Status s = AcceptingLocked(); !s.ok()) return done(s);
   EngineOutput out;
   auto r = engine_.PatchQueue(ns, name, patch, &out);

@@ -11,7 +11,6 @@
 
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -20,6 +19,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "core/clock.h"
+#include "core/mutex.h"
 #include "engine/engine.h"
 #include "server/server_config.h"
 #include "store/commit_pipeline.h"
@@ -110,10 +110,11 @@ class TaskService {
 
   // With mu_ held: serves lease waiters if tasks became ready, re-arms the
   // ticker, and hands `out` to the pipeline; `done` runs once it is durable.
-  void CommitLocked(EngineOutput&& out, std::function<void(const Status&)> done);
+  void CommitLocked(EngineOutput&& out, std::function<void(const Status&)> done)
+      DRAY_REQUIRES(mu_);
   // Pipeline thread: a batch is durable; wake those waiting on its tasks.
   void OnCommitted(const Status& s, const std::vector<std::shared_ptr<const Task>>& finished);
-  void ArmTickerLocked(TimeMs now);
+  void ArmTickerLocked(TimeMs now) DRAY_REQUIRES(mu_);
   void OnTick();
   void SchedulePurge();
   void Purge();
@@ -122,12 +123,13 @@ class TaskService {
   void ReadStored(const std::string& ns, const std::string& id, Callback<Task> done);
   // Retries or cancels a task that is not live, from its committed row.
   void ActOnStored(const std::string& ns, const std::string& id, bool retry, Callback<Task> done);
-  Status AcceptingLocked() const;
+  Status AcceptingLocked() const DRAY_REQUIRES(mu_);
   // Heartbeat, complete and fail: runs `step` on the engine, answers after
   // the commit, and tells a stale call on a finished task from an unknown id.
   template <typename T>
   void WorkerCall(const std::string& ns, const std::string& id,
-                  const std::function<StatusOr<T>(TimeMs, EngineOutput*)>& step, Callback<T> done);
+                  const std::function<StatusOr<T>(Engine&, TimeMs, EngineOutput*)>& step,
+                  Callback<T> done) DRAY_EXCLUDES(mu_);
 
   boost::asio::io_context& ioc_;
   Store* const store_;
@@ -135,15 +137,15 @@ class TaskService {
   const ServerConfig config_;
   CommitPipeline pipeline_;
 
-  mutable std::mutex mu_;
-  Engine engine_;                                          // guarded by mu_
-  bool stopped_ = false;                                   // guarded by mu_
-  std::uint64_t next_waiter_ = 1;                          // guarded by mu_
-  std::unordered_map<std::uint64_t, LeaseWaiter> lease_waiters_;  // guarded by mu_
-  std::unordered_multimap<std::string, TaskWaiter> task_waiters_;  // by task id; guarded by mu_
-  boost::asio::steady_timer ticker_;                       // guarded by mu_
-  TimeMs ticker_at_ = 0;                                   // guarded by mu_
-  boost::asio::steady_timer purge_timer_;                  // guarded by mu_
+  mutable Mutex mu_;
+  Engine engine_ DRAY_GUARDED_BY(mu_);
+  bool stopped_ DRAY_GUARDED_BY(mu_) = false;
+  std::uint64_t next_waiter_ DRAY_GUARDED_BY(mu_) = 1;
+  std::unordered_map<std::uint64_t, LeaseWaiter> lease_waiters_ DRAY_GUARDED_BY(mu_);
+  std::unordered_multimap<std::string, TaskWaiter> task_waiters_ DRAY_GUARDED_BY(mu_);  // by task id
+  boost::asio::steady_timer ticker_ DRAY_GUARDED_BY(mu_);
+  TimeMs ticker_at_ DRAY_GUARDED_BY(mu_) = 0;
+  boost::asio::steady_timer purge_timer_ DRAY_GUARDED_BY(mu_);
 };
 
 }  // namespace dray
