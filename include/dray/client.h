@@ -7,9 +7,18 @@
 // Errors: the server's errors come back as Status with the server's message:
 // 400 → kMalformed, 404 → kNotFound, 409 stale lease → kAborted, 409 wrong
 // state → kFailedPrecondition, 413 → kOutOfRange, 422 → kInvalidArgument,
-// 429 → kResourceExhausted, 503 → kUnavailable. A server that cannot be
-// reached gives kUnavailable; one that does not answer in time,
-// kDeadlineExceeded.
+// 429 → kResourceExhausted (the message ends "(retry after N s)" when the
+// server said so), 503 → kUnavailable. A server that cannot be reached, or a
+// call cut by Interrupt(), gives kUnavailable; one that does not answer in
+// time, kDeadlineExceeded; an answer of the wrong shape, kInternal. No call
+// throws.
+//
+// Resending: a call is sent at most twice, and twice only when it failed on
+// a pooled keep-alive connection before any byte of the answer arrived (the
+// server had closed the idle connection; see client/http_client.h). Every
+// other failure is returned, never silently retried: in particular a POST
+// whose connection broke after it was sent may or may not have taken
+// effect. Submits that must not run twice should carry an idempotency key.
 #pragma once
 
 #include <chrono>
@@ -107,7 +116,10 @@ class Client {
   // `patch_json`: an object with any of paused, lease_ms, max_attempts, backoff.
   StatusOr<QueueInfo> PatchQueue(const std::string& name, const std::string& patch_json);
 
-  // GET /readyz: OK when the server accepts writes.
+  // GET /healthz: OK when the server answers at all.
+  Status Health();
+  // GET /readyz: OK when the server accepts writes; otherwise Unavailable
+  // with the server's reason.
   Status Ready();
 
   // Any call, for tools that want the raw JSON: the body of a 2xx answer.
@@ -118,6 +130,9 @@ class Client {
   // Aborts every call in flight on this client (they return Unavailable).
   // For shutting down a long-poll. Thread-safe.
   void Interrupt();
+  // Interrupt(), and every later call fails with Unavailable at once. For a
+  // caller that must not start a new long-poll after deciding to stop.
+  void Shutdown();
 
   const ClientOptions& options() const { return options_; }
 

@@ -5,9 +5,10 @@
 //   w.Handle("resize", [](dray::TaskContext& ctx) { ...; return R"({"ok":true})"; });
 //   w.Run();  // until Stop()
 //
-// Threading: Handle() before Run(). Run() blocks; Stop() may be called from
-// any thread (or a signal-safe wrapper) and makes Run() return after running
-// handlers finish and their outcomes are acknowledged.
+// Threading: Handle() and HandleAll() before Run(). Run() blocks and runs
+// handlers on `concurrency` threads of its own, plus one thread each for
+// heartbeats and acks; all are joined before Run() returns. A handler may be
+// called on several threads at once. Stop() may be called from any thread.
 //
 // Outcomes: a handler's return value (JSON text) completes the attempt; an
 // exception fails it with what() as the error and the task is retried after
@@ -38,10 +39,30 @@ struct WorkerOptions {
   std::string name;                           // default: hostname-pid
   std::vector<std::string> queues = {"default"};
   int concurrency = 4;                        // handler threads
-  std::chrono::milliseconds poll_wait{5'000};  // long-poll wait per lease call
-  std::chrono::milliseconds heartbeat_interval{0};  // 0: a third of the lease
+  int lease_batch = 0;                        // most tasks per lease call; 0: concurrency
+  // Long-poll wait per lease call. Kept short (not 30 s) on purpose: Stop()
+  // cuts the poll in flight, and a server that does not notice the closed
+  // connection could still hand that waiter a task, which then sits leased
+  // to nobody until its lease expires; the short poll bounds that window.
+  std::chrono::milliseconds poll_wait{5'000};
+  // How often each leased task is heartbeated: this, but never more than a
+  // third of its lease (0: a third of the lease). It is also how long a
+  // cancel may take to reach a running handler.
+  std::chrono::milliseconds heartbeat_interval{0};
   std::size_t ack_batch = 256;                // flush acks at this many...
   std::chrono::milliseconds ack_linger{2};    // ...or after this long
+  // After Stop(), how long to keep retrying acks the server does not take
+  // (it is down): then they are given up, their leases run out and the
+  // server runs those tasks again. While not stopping, acks are retried
+  // until delivered.
+  std::chrono::milliseconds stop_ack_timeout{10'000};
+};
+
+enum class StopMode {
+  kFinishRunning,  // let running handlers finish and report their outcomes
+  kCancelRunning,  // also fire every running handler's stop token, fail
+                   // (retryably) tasks leased but not started, and try each
+                   // pending ack once
 };
 
 // Thrown by a handler: fail the attempt and do not retry.
@@ -58,8 +79,9 @@ class TaskContext {
   const std::string& payload() const { return task_.payload; }  // JSON text
   // True once the server asked to cancel this task (learned from heartbeats).
   bool cancel_requested() const { return cancel_->load(std::memory_order_relaxed); }
-  // Fires when the handler should stop: cancel requested, lease lost, or the
-  // worker is stopping hard.
+  // Fires when the handler should stop: cancel requested, lease lost, or
+  // Stop(StopMode::kCancelRunning). The handler should return (or throw)
+  // soon after; what it returns then is handled as described above.
   std::stop_token stop_token() const { return stop_; }
 
  private:
@@ -83,13 +105,26 @@ class Worker {
   // fails for good with "no handler for type X".
   void HandleAll(HandlerFn fn);
 
-  // Blocks until Stop(). Returns an error only if it could not start.
+  // Blocks until Stop(). Returns an error only if it could not start. Call
+  // it once.
   Status Run();
-  void Stop();
+  // Stops leasing (a lease long-poll in flight is cut; a task its answer
+  // carried then goes back to the queue when its lease expires) and makes
+  // Run() return once every leased task's outcome is acknowledged or given
+  // up (see stop_ack_timeout). May be called from any thread, more than
+  // once (a later kCancelRunning hardens an earlier kFinishRunning), before
+  // or during Run(); not from a signal handler (it takes a mutex).
+  void Stop(StopMode mode = StopMode::kFinishRunning);
 
   struct Stats {
-    std::uint64_t leased = 0, succeeded = 0, failed = 0, dropped = 0, acks_refused = 0;
+    std::uint64_t leased = 0;        // tasks received from the server
+    std::uint64_t succeeded = 0;     // outcomes queued for ack, by kind
+    std::uint64_t failed = 0;
+    std::uint64_t dropped = 0;       // lease lost (409 on heartbeat): no outcome sent
+    std::uint64_t acks_refused = 0;  // the server refused the ack (e.g. 409 stale)
+    std::uint64_t acks_unsent = 0;   // given up after Stop() with the server away
   };
+  // leased == succeeded + failed + dropped once Run() has returned.
   Stats stats() const;
 
   struct Impl;

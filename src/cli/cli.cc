@@ -241,6 +241,8 @@ int RunCli(int argc, char** argv) {
   qget->add_option("name", qname)->required();
   CLI::App* qset = queues->add_subcommand("set", "Change a queue's settings");
   qset->add_option("name", qname)->required();
+  add_common(qget);  // also after the subcommand: `dray queues get q --json`
+  add_common(qset);
   std::string paused;
   std::int64_t q_lease_ms = 0;
   int q_attempts = 0;
@@ -321,10 +323,20 @@ int RunCli(int argc, char** argv) {
     ExecWorker w(wo);
     std::atomic<bool> done{false};
     std::thread waiter([&] {
-      int sig = 0;
-      sigwait(&signals, &sig);
-      if (!done) spdlog::info("signal {}: finishing running tasks", sig);
-      w.Stop();
+      // First signal: finish running commands; second: kill them (their
+      // attempts fail and are retried elsewhere).
+      for (int n = 0; n < 2; ++n) {
+        int sig = 0;
+        sigwait(&signals, &sig);
+        if (done) return;
+        if (n == 0) {
+          spdlog::info("signal {}: finishing running tasks (again to kill them)", sig);
+          w.Stop();
+        } else {
+          spdlog::info("signal {}: killing running tasks", sig);
+          w.Stop(StopMode::kCancelRunning);
+        }
+      }
     });
     spdlog::info("command worker on {} serving {} with {} slots", wo.server, wo.queues, wo.concurrency);
     Status s = w.Run();

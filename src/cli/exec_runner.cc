@@ -167,7 +167,9 @@ StatusOr<ExecResult> RunCommand(const std::string& payload_json,
       if (fds[i].fd == in_fd) {
         ssize_t w = write(in_fd, cmd->stdin_data.data() + written, cmd->stdin_data.size() - written);
         if (w > 0) written += static_cast<std::size_t>(w);
-        if (w < 0 || written == cmd->stdin_data.size()) {
+        bool again = w < 0 && (errno == EAGAIN || errno == EINTR);
+        // EPIPE (the child closed its stdin) ends the feeding, not the run.
+        if ((w < 0 && !again) || written == cmd->stdin_data.size()) {
           close(in_fd);
           in_fd = -1;
         }
@@ -175,6 +177,7 @@ StatusOr<ExecResult> RunCommand(const std::string& payload_json,
       }
       char buf[16384];
       ssize_t r = read(fds[i].fd, buf, sizeof buf);
+      if (r < 0 && errno == EINTR) continue;
       if (r > 0) {
         Append(fds[i].fd == out[0] ? &res.stdout_tail : &res.stderr_tail, buf,
                static_cast<std::size_t>(r), limits.tail_bytes);
@@ -184,10 +187,10 @@ StatusOr<ExecResult> RunCommand(const std::string& payload_json,
         --open_fds;
       }
     }
-    if (open_fds == 0 || term_sent) {
-      pid_t w = waitpid(pid, &status, WNOHANG);
-      if (w == pid) reaped = true;
-    }
+    // Checked every round, not only once both pipes closed: a background
+    // grandchild (`sh -c 'daemon &'`) may hold them open long after the
+    // command itself exited.
+    if (waitpid(pid, &status, WNOHANG) == pid) reaped = true;
   }
   // Read what is left after the child exited.
   for (int* fd : {&out[0], &err[0]}) {

@@ -4,7 +4,16 @@
 // "stdin": "text"}. The child gets its own process group; it is sent SIGTERM
 // (then SIGKILL after a grace period) when the deadline passes or `stop`
 // fires. Stdout and stderr are captured, keeping the last `tail_bytes` of
-// each.
+// each. The call returns once the command itself exited; whatever it left
+// running in its process group is killed then (SIGKILL).
+//
+// Threading: any number of RunCommand calls may run at once on different
+// threads; each blocks its caller and starts no thread. It sets SIGPIPE to
+// SIG_IGN for the whole process (a command that closes its stdin early must
+// not kill the worker).
+//
+// Signal state: the child starts with an empty signal mask and SIGPIPE at
+// its default, whatever the calling thread blocks.
 #pragma once
 
 #include <chrono>

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
 #include <thread>
 
 namespace dray {
@@ -15,6 +19,14 @@ ExecResult Exec(const std::string& payload, std::optional<milliseconds> timeout 
   auto r = RunCommand(payload, timeout, stop);
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return r.ok() ? *r : ExecResult{};
+}
+
+// Polls for a file to exist (the tests' signal that a child runs).
+void WaitForFile(const std::string& path) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (access(path.c_str(), F_OK) != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(2));
+  }
 }
 
 TEST(ExecRunnerTest, CapturesExitCodeAndOutput) {
@@ -93,6 +105,66 @@ TEST(ExecRunnerTest, ReportsAProgramThatCannotStart) {
   EXPECT_NE(r.status().message().find("No such file"), std::string::npos);
   auto cwd = RunCommand(R"({"argv":["true"],"cwd":"/no/such/dir"})", std::nullopt, {});
   EXPECT_EQ(cwd.status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(ExecRunnerTest, ReturnsWhenTheCommandExitsEvenIfABackgroundChildHoldsItsOutput) {
+  auto start = std::chrono::steady_clock::now();
+  ExecResult r = Exec(R"({"argv":["sh","-c","sleep 30 & echo started"]})", milliseconds(20'000));
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.stdout_tail, "started\n");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+TEST(ExecRunnerTest, ACommandThatIgnoresItsStdinStillRuns) {
+  std::string big(1 << 20, 'x');  // more than a pipe holds
+  std::string payload = boost::json::serialize(boost::json::object{
+      {"argv", boost::json::array{"sh", "-c", "exec 0<&-; echo closed"}}, {"stdin", big}});
+  ExecResult r = Exec(payload);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.stdout_tail, "closed\n");
+}
+
+TEST(ExecRunnerTest, FeedsLargeStdinCompletely) {
+  std::string big(300'000, 'y');
+  std::string payload = boost::json::serialize(
+      boost::json::object{{"argv", boost::json::array{"wc", "-c"}}, {"stdin", big}});
+  ExecResult r = Exec(payload);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.stdout_tail.find("300000"), std::string::npos) << r.stdout_tail;
+}
+
+TEST(ExecRunnerTest, StopsAChildThatIsAlreadyRunning) {
+  std::stop_source stop;
+  std::thread stopper([&] {
+    // Wait for proof that the child runs (its pid file), then stop it.
+    const std::string file = "/tmp/dray_exec_runner_test_" + std::to_string(getpid());
+    WaitForFile(file);
+    stop.request_stop();
+    std::remove(file.c_str());
+  });
+  const std::string file = "/tmp/dray_exec_runner_test_" + std::to_string(getpid());
+  std::string payload = boost::json::serialize(boost::json::object{
+      {"argv", boost::json::array{"sh", "-c", "echo $$ > " + file + "; exec sleep 30"}}});
+  auto start = std::chrono::steady_clock::now();
+  ExecResult r = Exec(payload, std::nullopt, stop.get_token());
+  stopper.join();
+  EXPECT_TRUE(r.stopped);
+  EXPECT_EQ(r.signal, SIGTERM);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+TEST(ExecRunnerTest, ManyCommandsAtOnceKeepTheirOwnOutput) {
+  std::vector<std::thread> threads;
+  std::atomic<int> right{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = RunCommand(R"({"argv":["echo",")" + std::to_string(i) + R"("]})", std::nullopt, {});
+      if (r.ok() && r->stdout_tail == std::to_string(i) + "\n") ++right;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(right, 8);
 }
 
 }  // namespace

@@ -36,6 +36,9 @@ WorkerOptions WorkerFor(const ExecWorkerOptions& o) {
   w.queues = SplitComma(o.queues);
   w.concurrency = o.concurrency;
   w.name = o.name;
+  // A command is killed on cancel only once a heartbeat brings the news:
+  // keep that within a second or so (a few requests a second at most).
+  w.heartbeat_interval = std::chrono::seconds(1);
   return w;
 }
 
@@ -50,7 +53,10 @@ ExecWorker::ExecWorker(const ExecWorkerOptions& options)
     if (!r.ok()) throw NonRetryableError(r.status().message());
     if (r->timed_out) throw std::runtime_error("killed after the task's timeout of " +
                                                std::to_string(ctx.task().timeout_ms) + " ms");
-    if (r->stopped) throw std::runtime_error("stopped: the task was cancelled or its lease lost");
+    if (r->stopped) {
+      throw std::runtime_error(ctx.cancel_requested() ? "cancelled"
+                                                      : "stopped: the lease was lost or the worker stopped");
+    }
     if (r->signal) throw std::runtime_error("killed by signal " + std::to_string(r->signal) + ": " +
                                             LastLine(r->stderr_tail));
     if (r->exit_code != 0) {
@@ -63,6 +69,6 @@ ExecWorker::ExecWorker(const ExecWorkerOptions& options)
 }
 
 Status ExecWorker::Run() { return worker_.Run(); }
-void ExecWorker::Stop() { worker_.Stop(); }
+void ExecWorker::Stop(StopMode mode) { worker_.Stop(mode); }
 
 }  // namespace dray

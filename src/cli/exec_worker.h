@@ -25,7 +25,9 @@ class ExecWorker {
  public:
   explicit ExecWorker(const ExecWorkerOptions& options);
   Status Run();  // blocks until Stop()
-  void Stop();
+  // See Worker::Stop. kCancelRunning kills running commands (SIGTERM, then
+  // SIGKILL); their attempts fail and are retried.
+  void Stop(StopMode mode = StopMode::kFinishRunning);
   Worker::Stats stats() const { return worker_.stats(); }
 
  private:

@@ -2,7 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
+#include <atomic>
+#include <csignal>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "cli/exec_worker.h"
@@ -10,17 +15,108 @@
 
 namespace dray {
 
+namespace {
+
+struct ServerFlags {
+  ServerConfig config;
+  std::int64_t header_timeout_ms = 10'000;
+  std::int64_t idle_timeout_ms = 120'000;
+  std::int64_t commit_max_wait_us = 0;
+  bool worker = false;
+  int worker_concurrency = 4;
+  std::string worker_queues = "default";
+};
+
+// `dray server --worker`. Shutdown runs in this order, so that the worker's
+// last acks still reach a live server: on SIGINT/SIGTERM the worker stops
+// leasing and its running commands finish (a second signal kills them; their
+// attempts then fail and are retried), then the server gets the signal and
+// stops as usual. To see the signals first, they are blocked in every thread
+// (RunServer's threads inherit the mask) and taken by one thread with
+// sigwait(); it hands a signal on to RunServer's handler by raising it with
+// the signal unblocked on that thread only.
+int RunServerWithWorker(const ServerFlags& f) {
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  sigset_t old;
+  pthread_sigmask(SIG_BLOCK, &sigs, &old);
+
+  std::mutex mu;
+  bool server_done = false;  // guarded by mu: RunServer returned, its handler is gone
+  std::unique_ptr<ExecWorker> worker;  // set once, under mu
+  std::atomic<bool> worker_done{false};  // release/acquire: the worker thread's last writes
+  std::thread worker_thread;
+
+  std::thread signals([&] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    ExecWorker* w;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (server_done) return;  // woken by the main thread: nothing to do
+      w = worker.get();  // null: the server is not listening yet
+    }
+    if (w) {
+      spdlog::info("signal {}: stopping the command worker; its running commands finish "
+                   "(send it again to kill them)", sig);
+      w->Stop();
+      const timespec tick{0, 100'000'000};
+      bool killed = false;
+      while (!worker_done.load(std::memory_order_acquire)) {
+        if (sigtimedwait(&sigs, nullptr, &tick) > 0 && !killed) {
+          spdlog::info("killing the command worker's running commands");
+          w->Stop(StopMode::kCancelRunning);
+          killed = true;
+        }
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    if (server_done) return;
+    pthread_sigmask(SIG_UNBLOCK, &sigs, nullptr);
+    raise(sig);  // runs RunServer's handler on this thread
+  });
+
+  int rc = RunServer(f.config, [&](const std::string& address) {
+    ExecWorkerOptions wo;
+    wo.server = "http://" + address;
+    wo.queues = f.worker_queues;
+    wo.concurrency = f.worker_concurrency;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      worker = std::make_unique<ExecWorker>(wo);
+    }
+    worker_thread = std::thread([&] {
+      worker->Run().IgnoreError();
+      worker_done.store(true, std::memory_order_release);
+    });
+    std::printf("a command worker serves queue(s) %s\ntry:  dray submit --server http://%s --wait -- echo hello\n",
+                f.worker_queues.c_str(), address.c_str());
+    std::fflush(stdout);
+  });
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    server_done = true;
+  }
+  // Wakes the signal thread if no signal came (RunServer failed or ended on
+  // its own); a no-op for one that already returned.
+  pthread_kill(signals.native_handle(), SIGTERM);
+  if (worker) {
+    // Normally stopped already; if the server ended first, its acks cannot
+    // be delivered anyway: kill the commands, do not wait for them.
+    worker->Stop(StopMode::kCancelRunning);
+    worker_thread.join();
+  }
+  signals.join();
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return rc;
+}
+
+}  // namespace
+
 void AddServerCommand(CLI::App* app, std::function<int()>* run) {
-  struct Flags {
-    ServerConfig config;
-    std::int64_t header_timeout_ms = 10'000;
-    std::int64_t idle_timeout_ms = 120'000;
-    std::int64_t commit_max_wait_us = 0;
-    bool worker = false;
-    int worker_concurrency = 4;
-    std::string worker_queues = "default";
-  };
-  auto f = std::make_shared<Flags>();
+  auto f = std::make_shared<ServerFlags>();
   ServerConfig& c = f->config;
   CLI::App* cmd = app->add_subcommand("server", "Run the Dray server (embedded SQLite store)");
   cmd->add_option("--listen", c.listen, "host:port to serve HTTP on (port 0: any free port)")
@@ -67,26 +163,15 @@ void AddServerCommand(CLI::App* app, std::function<int()>* run) {
     f->config.header_timeout = std::chrono::milliseconds(f->header_timeout_ms);
     f->config.idle_timeout = std::chrono::milliseconds(f->idle_timeout_ms);
     f->config.commit_max_wait = std::chrono::microseconds(f->commit_max_wait_us);
-    std::unique_ptr<ExecWorker> worker;
-    std::thread worker_thread;
-    int rc = RunServer(f->config, [&](const std::string& address) {
-      if (!f->worker) return;
-      ExecWorkerOptions wo;
-      wo.server = "http://" + address;
-      wo.queues = f->worker_queues;
-      wo.concurrency = f->worker_concurrency;
-      worker = std::make_unique<ExecWorker>(wo);
-      worker_thread = std::thread([&worker] { worker->Run().IgnoreError(); });
-      std::printf(
-          "a command worker serves queue(s) %s\ntry:  build/bin/dray submit --wait -- echo hello\n",
-          f->worker_queues.c_str());
-      std::fflush(stdout);
-    });
-    if (worker) {
-      worker->Stop();
-      worker_thread.join();
+    if (!f->worker) {
+      return RunServer(f->config, [](const std::string& address) {
+        std::printf("try:  dray worker --exec --server http://%s &\n"
+                    "      dray submit --server http://%s --wait -- echo hello\n",
+                    address.c_str(), address.c_str());
+        std::fflush(stdout);
+      });
     }
-    return rc;
+    return RunServerWithWorker(*f);
   };
 }
 

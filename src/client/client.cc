@@ -26,7 +26,21 @@ std::string UrlEncode(std::string_view s) {
   return out;
 }
 
-// The server's error as a Status.
+// The Status a JSON error code names ("aborted", "not_found", ...).
+std::optional<StatusCode> CodeNamed(std::string_view name) {
+  for (StatusCode c : {StatusCode::kInvalidArgument, StatusCode::kDeadlineExceeded,
+                       StatusCode::kNotFound, StatusCode::kAlreadyExists,
+                       StatusCode::kResourceExhausted, StatusCode::kFailedPrecondition,
+                       StatusCode::kAborted, StatusCode::kOutOfRange, StatusCode::kUnimplemented,
+                       StatusCode::kInternal, StatusCode::kUnavailable, StatusCode::kDataLoss,
+                       StatusCode::kMalformed}) {
+    if (StatusCodeName(c) == name) return c;
+  }
+  return std::nullopt;
+}
+
+// The server's error as a Status: by HTTP status, with the JSON code picking
+// between the two meanings of 409.
 Status FromReply(const HttpReply& r) {
   std::string code, message = r.body;
   boost::system::error_code ec;
@@ -36,7 +50,14 @@ Status FromReply(const HttpReply& r) {
     if (const json::value* c = e.if_contains("code"); c && c->is_string()) code = c->as_string();
     if (const json::value* m = e.if_contains("message"); m && m->is_string()) message = m->as_string();
   }
+  if (!ec && v.is_object()) {
+    // /readyz answers {"status": "...", "reason": "..."}.
+    if (const json::value* reason = v.as_object().if_contains("reason"); reason && reason->is_string()) {
+      message = reason->as_string();
+    }
+  }
   if (message.empty()) message = "HTTP " + std::to_string(r.status);
+  if (!r.retry_after.empty()) message += " (retry after " + r.retry_after + " s)";
   switch (r.status) {
     case 400: return Malformed(message);
     case 404: return NotFound(message);
@@ -51,11 +72,24 @@ Status FromReply(const HttpReply& r) {
   }
 }
 
-StatusOr<json::value> ParseBody(const std::string& body) {
+// Parses a 2xx body and hands it to `decode`. An answer of the wrong shape
+// (boost::json throws on a missing field or a wrong type) is an Internal
+// error, never an exception out of the Client.
+template <typename T, typename Fn>
+StatusOr<T> Decode(const StatusOr<std::string>& body, Fn&& decode) {
+  if (!body.ok()) return body.status();
   boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
+  json::value v = json::parse(*body, ec);
   if (ec) return Internal("the server's answer is not JSON: " + ec.message());
-  return v;
+  try {
+    return decode(v);
+  } catch (const std::exception& e) {
+    return Internal(std::string("unexpected answer from the server: ") + e.what());
+  }
+}
+
+StatusOr<Task> TaskFrom(const StatusOr<std::string>& body) {
+  return Decode<Task>(body, [](const json::value& v) { return DecodeTask(v); });
 }
 
 json::object EncodeSpec(const TaskSpec& s) {
@@ -88,8 +122,7 @@ StatusOr<QueueInfo> DecodeQueue(const json::value& v) {
   if (auto* n = o.if_contains("name"); n && n->is_string()) q.name = n->as_string();
   if (auto* s = o.if_contains("settings")) {
     QueueSettings settings;
-    json::object patch = s->as_object();
-    DRAY_RETURN_IF_ERROR(ApplyQueuePatch(patch, &settings));
+    DRAY_RETURN_IF_ERROR(ApplyQueuePatch(*s, &settings));
     q.settings = settings;
   }
   if (auto* c = o.if_contains("counts"); c && c->is_object()) {
@@ -134,11 +167,10 @@ StatusOr<std::string> Client::Call(const std::string& method, const std::string&
 }
 
 StatusOr<SubmitResult> Client::Submit(const TaskSpec& spec) {
-  auto body = Call("POST", "/v1/tasks", json::serialize(EncodeSpec(spec)));
-  if (!body.ok()) return body.status();
-  auto v = ParseBody(*body);
-  if (!v.ok()) return v.status();
-  return SubmitResult{std::string(v->at("id").as_string()), v->at("created").as_bool()};
+  return Decode<SubmitResult>(
+      Call("POST", "/v1/tasks", json::serialize(EncodeSpec(spec))), [](const json::value& v) {
+        return SubmitResult{std::string(v.at("id").as_string()), v.at("created").as_bool()};
+      });
 }
 
 StatusOr<std::vector<SubmitResult>> Client::SubmitBatch(const std::vector<TaskSpec>& specs) {
@@ -146,36 +178,28 @@ StatusOr<std::vector<SubmitResult>> Client::SubmitBatch(const std::vector<TaskSp
   tasks.reserve(specs.size());
   for (const TaskSpec& s : specs) tasks.push_back(EncodeSpec(s));
   auto body = Call("POST", "/v1/tasks", json::serialize(json::object{{"tasks", std::move(tasks)}}));
-  if (!body.ok()) return body.status();
-  auto v = ParseBody(*body);
-  if (!v.ok()) return v.status();
-  std::vector<SubmitResult> out;
-  const json::array& ids = v->at("ids").as_array();
-  const json::array& created = v->at("created").as_array();
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    out.push_back(SubmitResult{std::string(ids[i].as_string()), created.at(i).as_bool()});
-  }
-  return out;
+  return Decode<std::vector<SubmitResult>>(body, [&](const json::value& v) {
+    std::vector<SubmitResult> out;
+    const json::array& ids = v.at("ids").as_array();
+    const json::array& created = v.at("created").as_array();
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      out.push_back(SubmitResult{std::string(ids[i].as_string()), created.at(i).as_bool()});
+    }
+    return out;
+  });
 }
-
-namespace {
-StatusOr<Task> TaskFrom(const StatusOr<std::string>& body) {
-  if (!body.ok()) return body.status();
-  auto v = ParseBody(*body);
-  if (!v.ok()) return v.status();
-  return DecodeTask(*v);
-}
-}  // namespace
 
 StatusOr<Task> Client::Get(const std::string& id) {
   return TaskFrom(Call("GET", "/v1/tasks/" + UrlEncode(id)));
 }
 
 StatusOr<Task> Client::Wait(const std::string& id, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
+    // Below the server's cap of 60 s, so that the server, not the cap, ends
+    // each call.
     auto wait = std::clamp(left, std::chrono::milliseconds(0), std::chrono::milliseconds(30'000));
     auto t = TaskFrom(Call("GET", "/v1/tasks/" + UrlEncode(id) + "?wait_ms=" +
                                       std::to_string(wait.count()),
@@ -194,26 +218,26 @@ StatusOr<TaskList> Client::List(const ListFilter& f) {
   if (!f.type.empty()) q += "&type=" + UrlEncode(f.type);
   if (f.state) q += "&state=" + std::string(TaskStateName(*f.state));
   if (!f.cursor.empty()) q += "&cursor=" + UrlEncode(f.cursor);
-  auto body = Call("GET", "/v1/tasks?" + q);
-  if (!body.ok()) return body.status();
-  auto v = ParseBody(*body);
-  if (!v.ok()) return v.status();
-  TaskList out;
-  for (const json::value& t : v->at("tasks").as_array()) {
-    auto task = DecodeTask(t);
-    if (!task.ok()) return task.status();
-    out.tasks.push_back(std::move(*task));
-  }
-  if (v->at("next_cursor").is_string()) out.next_cursor = v->at("next_cursor").as_string();
-  return out;
+  return Decode<TaskList>(Call("GET", "/v1/tasks?" + q), [](const json::value& v) -> StatusOr<TaskList> {
+    TaskList out;
+    for (const json::value& t : v.at("tasks").as_array()) {
+      auto task = DecodeTask(t);
+      if (!task.ok()) return task.status();
+      out.tasks.push_back(std::move(*task));
+    }
+    if (const json::value* c = v.as_object().if_contains("next_cursor"); c && c->is_string()) {
+      out.next_cursor = c->as_string();
+    }
+    return out;
+  });
 }
 
 StatusOr<Task> Client::Cancel(const std::string& id) {
-  return TaskFrom(Call("POST", "/v1/tasks/" + UrlEncode(id) + "/cancel"));
+  return TaskFrom(Call("POST", "/v1/tasks/" + UrlEncode(id) + "/cancel", "{}"));
 }
 
 StatusOr<Task> Client::Retry(const std::string& id) {
-  return TaskFrom(Call("POST", "/v1/tasks/" + UrlEncode(id) + "/retry"));
+  return TaskFrom(Call("POST", "/v1/tasks/" + UrlEncode(id) + "/retry", "{}"));
 }
 
 StatusOr<std::vector<LeasedTask>> Client::Lease(const std::string& worker,
@@ -226,19 +250,19 @@ StatusOr<std::vector<LeasedTask>> Client::Lease(const std::string& worker,
                    {"wait_ms", wait.count()}};
   if (lease_ms > 0) req["lease_ms"] = lease_ms;
   auto body = Call("POST", "/v1/leases", json::serialize(req), wait);
-  if (!body.ok()) return body.status();
-  auto v = ParseBody(*body);
-  if (!v.ok()) return v.status();
-  std::vector<LeasedTask> out;
-  for (const json::value& t : v->at("tasks").as_array()) {
-    auto task = DecodeTask(t);
-    if (!task.ok()) return task.status();
-    LeasedTask l{std::move(*task), {}};
-    l.lease.token = std::string(t.at("lease").at("token").as_string());
-    l.lease.expires_at = ParseRfc3339(t.at("lease").at("expires_at").as_string()).value_or(0);
-    out.push_back(std::move(l));
-  }
-  return out;
+  return Decode<std::vector<LeasedTask>>(
+      body, [](const json::value& v) -> StatusOr<std::vector<LeasedTask>> {
+        std::vector<LeasedTask> out;
+        for (const json::value& t : v.at("tasks").as_array()) {
+          auto task = DecodeTask(t);
+          if (!task.ok()) return task.status();
+          LeasedTask l{std::move(*task), {}};
+          l.lease.token = std::string(t.at("lease").at("token").as_string());
+          l.lease.expires_at = ParseRfc3339(t.at("lease").at("expires_at").as_string()).value_or(0);
+          out.push_back(std::move(l));
+        }
+        return out;
+      });
 }
 
 StatusOr<HeartbeatResult> Client::Heartbeat(const std::string& id, const std::string& token,
@@ -246,11 +270,10 @@ StatusOr<HeartbeatResult> Client::Heartbeat(const std::string& id, const std::st
   json::object req{{"lease", token}};
   if (lease_ms > 0) req["lease_ms"] = lease_ms;
   auto body = Call("POST", "/v1/tasks/" + UrlEncode(id) + "/heartbeat", json::serialize(req));
-  if (!body.ok()) return body.status();
-  auto v = ParseBody(*body);
-  if (!v.ok()) return v.status();
-  return HeartbeatResult{ParseRfc3339(v->at("expires_at").as_string()).value_or(0),
-                         v->at("cancel_requested").as_bool()};
+  return Decode<HeartbeatResult>(body, [](const json::value& v) {
+    return HeartbeatResult{ParseRfc3339(v.at("expires_at").as_string()).value_or(0),
+                           v.at("cancel_requested").as_bool()};
+  });
 }
 
 StatusOr<Task> Client::Complete(const std::string& id, const std::string& token,
@@ -279,57 +302,61 @@ StatusOr<std::vector<AckResult>> Client::Ack(const std::vector<AckRequest>& acks
     items.push_back(std::move(o));
   }
   auto body = Call("POST", "/v1/acks", json::serialize(json::object{{"acks", std::move(items)}}));
-  if (!body.ok()) return body.status();
-  auto v = ParseBody(*body);
-  if (!v.ok()) return v.status();
-  std::vector<AckResult> out;
-  for (const json::value& r : v->at("results").as_array()) {
-    AckResult a;
-    a.id = std::string(r.at("id").as_string());
-    if (r.at("ok").as_bool()) {
-      a.state = ParseTaskState(r.at("state").as_string());
-    } else {
-      HttpReply fake{409, json::serialize(json::object{{"error", r.at("error")}}), ""};
-      std::string code(r.at("error").at("code").as_string());
-      a.status = code == "not_found" ? NotFound(std::string(r.at("error").at("message").as_string()))
-                                     : FromReply(fake);
+  return Decode<std::vector<AckResult>>(body, [&](const json::value& v) -> StatusOr<std::vector<AckResult>> {
+    std::vector<AckResult> out;
+    for (const json::value& r : v.at("results").as_array()) {
+      AckResult a;
+      a.id = std::string(r.at("id").as_string());
+      if (r.at("ok").as_bool()) {
+        if (const json::value* st = r.as_object().if_contains("state"); st && st->is_string()) {
+          a.state = ParseTaskState(st->as_string());
+        }
+      } else {
+        const json::value& e = r.at("error");
+        std::string message(e.at("message").as_string());
+        auto code = CodeNamed(e.at("code").as_string());
+        a.status = Status(code.value_or(StatusCode::kInternal), std::move(message));
+      }
+      out.push_back(std::move(a));
     }
-    out.push_back(std::move(a));
-  }
-  return out;
+    if (out.size() != acks.size()) {
+      return Internal("the server answered " + std::to_string(out.size()) + " of " +
+                      std::to_string(acks.size()) + " acks");
+    }
+    return out;
+  });
 }
 
 StatusOr<std::vector<QueueInfo>> Client::Queues() {
-  auto body = Call("GET", "/v1/queues");
-  if (!body.ok()) return body.status();
-  auto v = ParseBody(*body);
-  if (!v.ok()) return v.status();
-  std::vector<QueueInfo> out;
-  for (const json::value& q : v->at("queues").as_array()) {
-    auto info = DecodeQueue(q);
-    if (!info.ok()) return info.status();
-    out.push_back(std::move(*info));
-  }
-  return out;
+  return Decode<std::vector<QueueInfo>>(
+      Call("GET", "/v1/queues"), [](const json::value& v) -> StatusOr<std::vector<QueueInfo>> {
+        std::vector<QueueInfo> out;
+        for (const json::value& q : v.at("queues").as_array()) {
+          auto info = DecodeQueue(q);
+          if (!info.ok()) return info.status();
+          out.push_back(std::move(*info));
+        }
+        return out;
+      });
 }
 
 StatusOr<QueueInfo> Client::GetQueue(const std::string& name) {
-  auto body = Call("GET", "/v1/queues/" + UrlEncode(name));
-  if (!body.ok()) return body.status();
-  auto v = ParseBody(*body);
-  if (!v.ok()) return v.status();
-  return DecodeQueue(*v);
+  return Decode<QueueInfo>(Call("GET", "/v1/queues/" + UrlEncode(name)),
+                           [](const json::value& v) { return DecodeQueue(v); });
 }
 
 StatusOr<QueueInfo> Client::PatchQueue(const std::string& name, const std::string& patch_json) {
-  auto body = Call("PATCH", "/v1/queues/" + UrlEncode(name), patch_json);
-  if (!body.ok()) return body.status();
-  auto v = ParseBody(*body);
-  if (!v.ok()) return v.status();
-  return DecodeQueue(*v);
+  return Decode<QueueInfo>(Call("PATCH", "/v1/queues/" + UrlEncode(name), patch_json),
+                           [](const json::value& v) { return DecodeQueue(v); });
 }
 
 void Client::Interrupt() { http_->CancelAll(); }
+void Client::Shutdown() { http_->CancelAll(/*forever=*/true); }
+
+Status Client::Health() {
+  auto body = Call("GET", "/healthz");
+  return body.ok() ? Status::Ok() : body.status();
+}
 
 Status Client::Ready() {
   auto body = Call("GET", "/readyz");

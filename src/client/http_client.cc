@@ -20,7 +20,6 @@ struct HttpClient::Conn {
   beast::tcp_stream stream{ioc};
   beast::flat_buffer buffer;
   bool open = false;
-  bool reused = false;
 };
 
 HttpClient::HttpClient(std::string host, std::string port, std::size_t max_idle)
@@ -56,7 +55,7 @@ void HttpClient::Close(Conn* c) {
 
 StatusOr<HttpReply> HttpClient::Once(Conn* c, const std::string& method, const std::string& target,
                                      const std::string& body, std::chrono::milliseconds timeout,
-                                     bool* nothing_received) {
+                                     std::uint64_t epoch, bool* nothing_received) {
   *nothing_received = true;
   beast::error_code ec;
   if (!c->open) {
@@ -71,7 +70,15 @@ StatusOr<HttpReply> HttpClient::Once(Conn* c, const std::string& method, const s
     c->stream.socket().set_option(asio::ip::tcp::no_delay(true), ec);
     std::lock_guard<std::mutex> lock(mu_);
     c->open = true;
-    c->reused = false;
+    // CancelAll() skips connections that are not open yet; one that ran
+    // while this one was connecting is seen here instead.
+    if (cancel_epoch_.load(std::memory_order_relaxed) != epoch) {
+      beast::error_code ignored;
+      c->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+      c->stream.close();
+      c->open = false;
+      return Unavailable(method + " " + target + ": interrupted");
+    }
   }
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, host_);
@@ -97,7 +104,7 @@ StatusOr<HttpReply> HttpClient::Once(Conn* c, const std::string& method, const s
   c->ioc.restart();
   c->ioc.run();
   if (ec) {
-    *nothing_received = received == 0 && c->buffer.size() == 0;
+    *nothing_received = received == 0 && !parser.got_some() && c->buffer.size() == 0;
     Close(c);
     c->buffer.clear();
     if (ec == beast::error::timeout) {
@@ -123,23 +130,27 @@ StatusOr<HttpReply> HttpClient::Request(const std::string& method, const std::st
   std::unique_ptr<Conn> c;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (shut_down_) return Unavailable(method + " " + target + ": the client was shut down");
     if (!idle_.empty()) {
       c = std::move(idle_.back());
       idle_.pop_back();
     }
   }
   if (!c) c = std::make_unique<Conn>();
+  std::uint64_t epoch;
   {
     std::lock_guard<std::mutex> lock(mu_);
     busy_.push_back(c.get());
+    // Read under mu_, where CancelAll() bumps it: a cancel either comes
+    // before (and this request sees a new epoch later) or finds it in busy_.
+    epoch = cancel_epoch_.load(std::memory_order_relaxed);
   }
   const bool was_reused = c->open;
-  const std::uint64_t epoch = cancel_epoch_.load(std::memory_order_acquire);
   bool nothing;
-  auto r = Once(c.get(), method, target, body, timeout, &nothing);
+  auto r = Once(c.get(), method, target, body, timeout, epoch, &nothing);
   if (!r.ok() && was_reused && nothing && r.status().code() == StatusCode::kUnavailable &&
-      cancel_epoch_.load(std::memory_order_acquire) == epoch) {
-    r = Once(c.get(), method, target, body, timeout, &nothing);  // stale keep-alive: see header
+      !Cancelled(epoch)) {
+    r = Once(c.get(), method, target, body, timeout, epoch, &nothing);  // stale keep-alive: see header
   }
   std::lock_guard<std::mutex> lock(mu_);
   busy_.erase(std::find(busy_.begin(), busy_.end(), c.get()));
@@ -147,11 +158,17 @@ StatusOr<HttpReply> HttpClient::Request(const std::string& method, const std::st
   return r;
 }
 
-void HttpClient::CancelAll() {
+bool HttpClient::Cancelled(std::uint64_t epoch) {
   std::lock_guard<std::mutex> lock(mu_);
-  // Acquire/release pairs this with Request(): a request cut here is not
-  // mistaken for a stale keep-alive and sent again.
-  cancel_epoch_.fetch_add(1, std::memory_order_release);
+  return cancel_epoch_.load(std::memory_order_relaxed) != epoch;
+}
+
+void HttpClient::CancelAll(bool forever) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (forever) shut_down_ = true;
+  // Every read and write of the epoch happens under mu_, so relaxed order is
+  // enough; the atomic only keeps a stray unlocked read well-defined.
+  cancel_epoch_.fetch_add(1, std::memory_order_relaxed);
   // Shutting the socket down makes the pending read finish at once. The fd
   // stays valid meanwhile: connections are only closed under mu_.
   for (Conn* c : busy_) {

@@ -5,10 +5,19 @@
 //
 // Retries: a request that fails on a *reused* idle connection before any
 // byte of the answer arrived is sent once more on a fresh connection. That
-// is the stale keep-alive case: the server closes only idle connections (it
-// never closes one with a request in flight), so the first send was not
-// processed. Any other failure is returned as Unavailable or
-// DeadlineExceeded, and the caller decides.
+// is the stale keep-alive case: the server closed the connection while it
+// sat idle in the pool, and the Dray server closes only idle connections
+// (never one with a request in flight), so the first send was not processed.
+// A server that crashed after reading the request but before answering looks
+// the same, so against such a server this one resend may repeat a POST; every
+// mutating Dray call is safe under that (a repeated complete/fail/heartbeat is
+// refused as stale; give submits an idempotency key). Nothing else is resent:
+// a failure on a fresh connection, after part of the answer arrived, after a
+// timeout or after CancelAll() is returned as Unavailable or DeadlineExceeded
+// and the caller decides.
+//
+// Timeouts: connect, write and read of one request share one deadline,
+// `timeout`, enforced by beast::tcp_stream; nothing waits longer.
 #pragma once
 
 #include <atomic>
@@ -39,8 +48,9 @@ class HttpClient {
   StatusOr<HttpReply> Request(const std::string& method, const std::string& target,
                               const std::string& body, std::chrono::milliseconds timeout);
 
-  // Aborts every request in flight (they return Unavailable). Thread-safe.
-  void CancelAll();
+  // Aborts every request in flight (they return Unavailable). With
+  // `forever`, every later request fails the same way at once. Thread-safe.
+  void CancelAll(bool forever = false);
 
  private:
   struct Conn;
@@ -48,7 +58,8 @@ class HttpClient {
   void Close(Conn* c);  // takes mu_
   StatusOr<HttpReply> Once(Conn* c, const std::string& method, const std::string& target,
                            const std::string& body, std::chrono::milliseconds timeout,
-                           bool* nothing_received);
+                           std::uint64_t epoch, bool* nothing_received);
+  bool Cancelled(std::uint64_t epoch);  // CancelAll() ran since `epoch`; takes mu_
 
   const std::string host_;
   const std::string port_;
@@ -57,6 +68,7 @@ class HttpClient {
   std::vector<std::unique_ptr<Conn>> idle_;  // guarded by mu_
   std::vector<Conn*> busy_;                  // guarded by mu_
   std::atomic<std::uint64_t> cancel_epoch_{0};  // bumped by CancelAll()
+  bool shut_down_ = false;                      // CancelAll(true) ran; guarded by mu_
   // Conn::open and closing a Conn's socket are guarded by mu_ as well, so
   // that CancelAll() never touches a closed (and maybe reused) descriptor.
 };

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -12,46 +13,75 @@ namespace dray {
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 std::string DefaultName() {
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
   return std::string(host) + "-" + std::to_string(getpid());
 }
 
+// The server says the lease is gone (409: stale token or the task is no
+// longer running under it; 404: the task itself is gone).
+bool LeaseLost(const Status& s) {
+  return s.code() == StatusCode::kAborted || s.code() == StatusCode::kFailedPrecondition ||
+         s.code() == StatusCode::kNotFound;
+}
+
+// Worth sending again: the server did not take the batch for a reason that
+// may pass (it is away, overloaded or stopping). Anything else (a bad
+// request, an answer that makes no sense) would fail the same way again.
+bool Transient(const Status& s) {
+  return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded ||
+         s.code() == StatusCode::kResourceExhausted;
+}
+
 }  // namespace
 
+// Threads: the caller of Run() leases; `concurrency` handler threads run
+// tasks; one thread heartbeats every leased task; one thread sends acks. They
+// share the state below under `mu` and wake each other through `cv`.
+//
+// A task's life here: LeaseLoop puts it in `running` and `queue` (busy+1);
+// a handler thread takes it off `queue`, runs it and calls Outcome, which
+// removes it from `running` (busy-1) and appends its ack to `acks` unless
+// the lease was lost; AckLoop sends `acks` in batches. So every leased task
+// leaves exactly once, through Outcome.
 struct Worker::Impl {
   struct Running {
     LeasedTask leased;
     std::stop_source stop;
-    std::atomic<bool> cancel{false};
-    std::atomic<bool> lost{false};
-    std::chrono::steady_clock::time_point next_heartbeat;
+    std::atomic<bool> cancel{false};  // relaxed: a flag read by the handler, no data behind it
+    std::atomic<bool> lost{false};    // read by Outcome under mu after the heartbeat thread set it
+    Clock::time_point next_heartbeat;  // guarded by mu
   };
 
   ClientOptions client_options;
   WorkerOptions options;
-  std::unique_ptr<Client> client;
+  std::unique_ptr<Client> client;        // heartbeats and acks
   std::unique_ptr<Client> lease_client;  // its own, so that Stop() can cut a long-poll
-  std::map<std::string, HandlerFn> handlers;
+  std::map<std::string, HandlerFn> handlers;  // fixed once Run() starts
   HandlerFn fallback;
 
-  std::mutex mu;
+  mutable std::mutex mu;
   std::condition_variable cv;  // work queue, free slots, acks, stop
   bool stopping = false;       // guarded by mu
+  bool cancel_running = false;  // Stop(kCancelRunning) was called; guarded by mu
+  Clock::time_point ack_give_up_at = Clock::time_point::max();  // guarded by mu
   bool leasing_done = false;   // the lease loop returned; guarded by mu
   std::deque<std::shared_ptr<Running>> queue;  // leased, not yet started; guarded by mu
   std::unordered_map<std::string, std::shared_ptr<Running>> running;  // by id; guarded by mu
   std::size_t busy = 0;        // queued + running; guarded by mu
   std::vector<AckRequest> acks;  // guarded by mu
-  std::size_t acks_in_flight = 0;  // guarded by mu
   Stats stats;                 // guarded by mu
 
-  // A third of the lease, so that two heartbeats may fail before it runs out.
+  // At most a third of the lease, so that two heartbeats may fail before it
+  // runs out.
   std::chrono::milliseconds HeartbeatInterval(const LeasedTask& l) const {
-    if (options.heartbeat_interval.count() > 0) return options.heartbeat_interval;
     TimeMs started = l.task.history.empty() ? l.task.updated_at : l.task.history.back().started_at;
-    return std::chrono::milliseconds(std::max<std::int64_t>((l.lease.expires_at - started) / 3, 50));
+    std::chrono::milliseconds third(std::max<std::int64_t>((l.lease.expires_at - started) / 3, 50));
+    if (options.heartbeat_interval.count() > 0) return std::min(options.heartbeat_interval, third);
+    return third;
   }
   void LeaseLoop();
   void HandlerLoop();
@@ -59,19 +89,23 @@ struct Worker::Impl {
   void AckLoop();
   void RunOne(const std::shared_ptr<Running>& r);
   void Outcome(const std::shared_ptr<Running>& r, AckRequest ack);
+  bool SendAcks(const std::vector<AckRequest>& batch);
 };
 
 void Worker::Impl::LeaseLoop() {
   std::chrono::milliseconds backoff{50};
+  const auto slots = static_cast<std::size_t>(options.concurrency);
+  const auto batch = static_cast<std::size_t>(options.lease_batch > 0 ? options.lease_batch
+                                                                      : options.concurrency);
   for (;;) {
-    std::size_t free;
+    std::size_t want;
     {
       std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return stopping || busy < static_cast<std::size_t>(options.concurrency); });
+      cv.wait(lock, [&] { return stopping || busy < slots; });
       if (stopping) return;
-      free = static_cast<std::size_t>(options.concurrency) - busy;
+      want = std::min(slots - busy, batch);
     }
-    auto leased = lease_client->Lease(options.name, options.queues, free, options.poll_wait);
+    auto leased = lease_client->Lease(options.name, options.queues, want, options.poll_wait);
     if (!leased.ok()) {
       // The server is away or refusing: back off, but wake at once on Stop.
       std::unique_lock<std::mutex> lock(mu);
@@ -81,10 +115,12 @@ void Worker::Impl::LeaseLoop() {
     }
     backoff = std::chrono::milliseconds(50);
     std::lock_guard<std::mutex> lock(mu);
+    // Tasks that arrive after Stop() are still ours: they run (or, after
+    // kCancelRunning, fail retryably without running) like any other.
     for (LeasedTask& l : *leased) {
       auto r = std::make_shared<Running>();
       r->leased = std::move(l);
-      r->next_heartbeat = std::chrono::steady_clock::now() + HeartbeatInterval(r->leased);
+      r->next_heartbeat = Clock::now() + HeartbeatInterval(r->leased);
       running[r->leased.task.id] = r;
       queue.push_back(r);
       ++busy;
@@ -97,14 +133,27 @@ void Worker::Impl::LeaseLoop() {
 void Worker::Impl::HandlerLoop() {
   for (;;) {
     std::shared_ptr<Running> r;
+    bool run;
     {
       std::unique_lock<std::mutex> lock(mu);
       cv.wait(lock, [&] { return !queue.empty() || leasing_done; });
       if (queue.empty()) return;  // no more leases, and every leased task has started
       r = std::move(queue.front());
       queue.pop_front();
+      run = !cancel_running;
     }
-    RunOne(r);
+    if (r->lost.load()) {
+      Outcome(r, {});  // dropped: another attempt owns it already
+    } else if (!run) {
+      AckRequest ack;
+      ack.id = r->leased.task.id;
+      ack.token = r->leased.lease.token;
+      ack.success = false;
+      ack.error = "the worker stopped before running the task";
+      Outcome(r, std::move(ack));
+    } else {
+      RunOne(r);
+    }
   }
 }
 
@@ -137,7 +186,8 @@ void Worker::Impl::RunOne(const std::shared_ptr<Running>& r) {
     ack.error = "the handler threw a non-standard exception";
   }
   if (r->cancel.load() && ack.success) {
-    // The server asked to cancel: report that the work stopped.
+    // The server asked to cancel: report that the work stopped. Any failure
+    // of a task with a cancel requested ends it cancelled on the server.
     ack.success = false;
     ack.error = "cancelled";
   }
@@ -162,24 +212,60 @@ void Worker::Impl::HeartbeatLoop() {
     std::vector<std::shared_ptr<Running>> due;
     {
       std::unique_lock<std::mutex> lock(mu);
-      cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return leasing_done && running.empty(); });
+      auto next = Clock::now() + std::chrono::seconds(1);
+      for (auto& [id, r] : running) next = std::min(next, r->next_heartbeat);
       if (leasing_done && running.empty()) return;
-      auto now = std::chrono::steady_clock::now();
+      // No predicate: any change (a new lease, mostly) must recompute `next`.
+      cv.wait_until(lock, next);
+      if (leasing_done && running.empty()) return;
+      auto now = Clock::now();
       for (auto& [id, r] : running) {
-        if (r->next_heartbeat <= now && !r->lost) due.push_back(r);
+        if (r->next_heartbeat <= now && !r->lost) {
+          due.push_back(r);
+          // Set before the call, so that a slow heartbeat is not repeated.
+          r->next_heartbeat = now + HeartbeatInterval(r->leased);
+        }
       }
     }
     for (auto& r : due) {
       auto hb = client->Heartbeat(r->leased.task.id, r->leased.lease.token);
-      r->next_heartbeat = std::chrono::steady_clock::now() + HeartbeatInterval(r->leased);
       if (hb.ok()) {
         if (hb->cancel_requested && !r->cancel.exchange(true)) r->stop.request_stop();
-      } else if (hb.status().code() == StatusCode::kAborted ||
-                 hb.status().code() == StatusCode::kNotFound) {
+      } else if (LeaseLost(hb.status())) {
         r->lost = true;
         r->stop.request_stop();
       }
+      // Any other error (server away): keep going; the next heartbeat may
+      // still be in time, and if not the server will say 409.
     }
+  }
+}
+
+// Sends one batch until the server answers, or until Stop()'s deadline for
+// acks passes. Returns false if the batch was given up.
+bool Worker::Impl::SendAcks(const std::vector<AckRequest>& batch) {
+  std::chrono::milliseconds backoff{50};
+  for (;;) {
+    auto r = client->Ack(batch);
+    if (r.ok()) {
+      std::lock_guard<std::mutex> lock(mu);
+      for (const AckResult& a : *r) stats.acks_refused += a.status.ok() ? 0 : 1;
+      return true;
+    }
+    // Not delivered, or not known to be: send again. A repeat of an ack the
+    // server did take is refused as stale and changes nothing.
+    if (!Transient(r.status())) {
+      std::lock_guard<std::mutex> lock(mu);
+      stats.acks_refused += batch.size();
+      return true;
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    if (Clock::now() + backoff >= ack_give_up_at) {
+      stats.acks_unsent += batch.size();
+      return false;
+    }
+    cv.wait_for(lock, backoff, [&] { return Clock::now() + backoff >= ack_give_up_at; });
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
   }
 }
 
@@ -192,34 +278,15 @@ void Worker::Impl::AckLoop() {
       if (acks.empty()) return;  // stopping, nothing running, nothing to send
       // Linger a moment so that acks from several handlers share a request.
       if (acks.size() < options.ack_batch && !stopping) {
-        cv.wait_for(lock, options.ack_linger, [&] { return acks.size() >= options.ack_batch; });
+        cv.wait_for(lock, options.ack_linger,
+                    [&] { return acks.size() >= options.ack_batch || stopping; });
       }
       std::size_t n = std::min(acks.size(), options.ack_batch);
-      batch.assign(std::make_move_iterator(acks.begin()), std::make_move_iterator(acks.begin() + static_cast<long>(n)));
-      acks.erase(acks.begin(), acks.begin() + static_cast<long>(n));
+      auto end = acks.begin() + static_cast<std::ptrdiff_t>(n);
+      batch.assign(std::make_move_iterator(acks.begin()), std::make_move_iterator(end));
+      acks.erase(acks.begin(), end);
     }
-    std::chrono::milliseconds backoff{50};
-    for (;;) {
-      auto r = client->Ack(batch);
-      if (r.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        for (const AckResult& a : *r) stats.acks_refused += a.status.ok() ? 0 : 1;
-        break;
-      }
-      // Not delivered: try again (a repeat of a delivered ack is refused as
-      // stale and changes nothing). Give up only on a bad request.
-      if (r.status().code() == StatusCode::kInvalidArgument ||
-          r.status().code() == StatusCode::kOutOfRange ||
-          r.status().code() == StatusCode::kMalformed) {
-        std::lock_guard<std::mutex> lock(mu);
-        stats.acks_refused += batch.size();
-        break;
-      }
-      std::this_thread::sleep_for(backoff);  // retry pacing while the server is away
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
-    }
-    std::lock_guard<std::mutex> lock(mu);
-    cv.notify_all();
+    SendAcks(batch);
   }
 }
 
@@ -241,13 +308,14 @@ Status Worker::Run() {
   co.max_idle_connections = static_cast<std::size_t>(impl_->options.concurrency) + 4;
   auto client = Client::Create(co);
   if (!client.ok()) return client.status();
-  impl_->client = std::move(*client);
   auto lease_client = Client::Create(impl_->client_options);
   if (!lease_client.ok()) return lease_client.status();
-  impl_->lease_client = std::move(*lease_client);
   {
+    // Published under mu: Stop() reads lease_client under it.
     std::lock_guard<std::mutex> lock(impl_->mu);
     if (impl_->stopping) return Status::Ok();
+    impl_->client = std::move(*client);
+    impl_->lease_client = std::move(*lease_client);
   }
   std::vector<std::thread> threads;
   for (int i = 0; i < impl_->options.concurrency; ++i) {
@@ -267,14 +335,25 @@ Status Worker::Run() {
   return Status::Ok();
 }
 
-void Worker::Stop() {
+void Worker::Stop(StopMode mode) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  impl_->stopping = true;
+  auto now = Clock::now();
+  if (!impl_->stopping) {
+    impl_->stopping = true;
+    impl_->ack_give_up_at = now + impl_->options.stop_ack_timeout;
+    // A long-poll in flight would hold Run() for up to poll_wait. Cutting it
+    // may lose an answer that carried tasks; their leases then run out and
+    // the server hands them out again (at-least-once).
+    // Shutdown, not Interrupt: the lease loop may be just about to start
+    // its next call.
+    if (impl_->lease_client) impl_->lease_client->Shutdown();
+  }
+  if (mode == StopMode::kCancelRunning && !impl_->cancel_running) {
+    impl_->cancel_running = true;
+    impl_->ack_give_up_at = now;  // one try per batch
+    for (auto& [id, r] : impl_->running) r->stop.request_stop();
+  }
   impl_->cv.notify_all();
-  // A long-poll in flight would hold Run() for up to poll_wait. Cutting it
-  // may lose an answer that carried tasks; their leases then run out and the
-  // server hands them out again (at-least-once).
-  if (impl_->lease_client) impl_->lease_client->Interrupt();
 }
 
 Worker::Stats Worker::stats() const {
