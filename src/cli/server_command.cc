@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <filesystem>
 #include <csignal>
 #include <memory>
 #include <mutex>
@@ -16,6 +17,31 @@
 namespace dray {
 
 namespace {
+
+// How to call this binary from the current directory ("build/bin/dray"),
+// for the "try:" line printed at start.
+std::string DrayCommand() {
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::string cmd = "dray";
+  if (!ec) {
+    auto rel = std::filesystem::relative(self, std::filesystem::current_path(ec), ec);
+    cmd = !ec && !rel.empty() && rel.string().rfind("..", 0) != 0 ? rel.string() : self.string();
+  }
+  return cmd;
+}
+
+// "dray submit [--server URL]" and "dray worker --exec [--server URL]".
+std::string SubmitCommand(const std::string& address) {
+  std::string c = DrayCommand() + " submit";
+  if (address != "127.0.0.1:7070") c += " --server http://" + address;
+  return c;
+}
+std::string WorkerCommand(const std::string& address) {
+  std::string c = DrayCommand() + " worker --exec";
+  if (address != "127.0.0.1:7070") c += " --server http://" + address;
+  return c;
+}
 
 struct ServerFlags {
   ServerConfig config;
@@ -91,8 +117,8 @@ int RunServerWithWorker(const ServerFlags& f) {
       worker->Run().IgnoreError();
       worker_done.store(true, std::memory_order_release);
     });
-    std::printf("a command worker serves queue(s) %s\ntry:  dray submit --server http://%s --wait -- echo hello\n",
-                f.worker_queues.c_str(), address.c_str());
+    std::printf("a command worker serves queue(s) %s\ntry:  %s --wait -- echo hello\n",
+                f.worker_queues.c_str(), SubmitCommand(address).c_str());
     std::fflush(stdout);
   });
   {
@@ -165,9 +191,8 @@ void AddServerCommand(CLI::App* app, std::function<int()>* run) {
     f->config.commit_max_wait = std::chrono::microseconds(f->commit_max_wait_us);
     if (!f->worker) {
       return RunServer(f->config, [](const std::string& address) {
-        std::printf("try:  dray worker --exec --server http://%s &\n"
-                    "      dray submit --server http://%s --wait -- echo hello\n",
-                    address.c_str(), address.c_str());
+        std::printf("try:  %s &\n      %s --wait -- echo hello\n",
+                    WorkerCommand(address).c_str(), SubmitCommand(address).c_str());
         std::fflush(stdout);
       });
     }
