@@ -308,6 +308,10 @@ class Api {
     }
     lr.max = static_cast<std::size_t>(*max);
     lr.lease_ms = *lease_ms;
+    TaskService::AbandonHook on_abandon;
+    if (req.gone) {
+      on_abandon = [gone = req.gone](std::function<void()> fn) { gone->OnGone(std::move(fn)); };
+    }
     service_->Lease(std::move(lr), *wait, [respond = std::move(respond)](
                                               StatusOr<std::vector<LeasedTask>> r) {
       if (!r.ok()) return respond(ErrorResponse(r.status()));
@@ -315,7 +319,7 @@ class Api {
       tasks.reserve(r->size());
       for (const LeasedTask& l : *r) tasks.push_back(EncodeLeased(l));
       respond(JsonResponse(200, json::object{{"tasks", std::move(tasks)}}));
-    });
+    }, on_abandon);
   }
 
   // The common start of heartbeat, complete and fail.

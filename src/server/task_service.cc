@@ -344,39 +344,48 @@ void TaskService::ActOnStored(const std::string& ns, const std::string& id, bool
 // ---------------------------------------------------------------- workers
 
 void TaskService::Lease(LeaseRequest req, std::int64_t wait_ms,
-                        Callback<std::vector<LeasedTask>> done) {
-  MutexLock lock(&mu_);
-  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-  EngineOutput out;
-  auto r = engine_.Lease(req, clock_->NowMs(), &out);
-  if (!r.ok()) {
-    CommitLocked(std::move(out), nullptr);
-    return done(r.status());
-  }
-  if (!r->empty() || wait_ms <= 0) {
-    return CommitLocked(std::move(out), [done, leased = std::move(*r)](const Status& s) {
-      Respond(done, s, leased);
-    });
-  }
-  const std::uint64_t wid = next_waiter_++;
-  engine_.AddWaiter(wid, std::move(req));
-  auto timer = std::make_unique<boost::asio::steady_timer>(ioc_);
-  timer->expires_after(std::chrono::milliseconds(std::min(wait_ms, config_.max_wait_ms)));
-  timer->async_wait([this, wid](boost::system::error_code ec) {
-    if (ec) return;
-    Callback<std::vector<LeasedTask>> cb;
-    {
-      MutexLock lock2(&mu_);
-      auto it = lease_waiters_.find(wid);
-      if (it == lease_waiters_.end()) return;
-      engine_.RemoveWaiter(wid);
-      cb = std::move(it->second.done);
-      lease_waiters_.erase(it);
+                        Callback<std::vector<LeasedTask>> done, const AbandonHook& on_abandon) {
+  std::uint64_t wid;
+  {
+    MutexLock lock(&mu_);
+    if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+    EngineOutput out;
+    auto r = engine_.Lease(req, clock_->NowMs(), &out);
+    if (!r.ok()) {
+      CommitLocked(std::move(out), nullptr);
+      return done(r.status());
     }
-    cb(std::vector<LeasedTask>{});
-  });
-  lease_waiters_.emplace(wid, LeaseWaiter{std::move(done), std::move(timer)});
-  CommitLocked(std::move(out), nullptr);
+    if (!r->empty() || wait_ms <= 0) {
+      return CommitLocked(std::move(out), [done, leased = std::move(*r)](const Status& s) {
+        Respond(done, s, leased);
+      });
+    }
+    wid = next_waiter_++;
+    engine_.AddWaiter(wid, std::move(req));
+    auto timer = std::make_unique<boost::asio::steady_timer>(ioc_);
+    timer->expires_after(std::chrono::milliseconds(std::min(wait_ms, config_.max_wait_ms)));
+    timer->async_wait([this, wid](boost::system::error_code ec) {
+      if (!ec) AbandonWait(wid);
+    });
+    lease_waiters_.emplace(wid, LeaseWaiter{std::move(done), std::move(timer)});
+    CommitLocked(std::move(out), nullptr);
+  }
+  // Outside mu_: the hook may run the function at once.
+  if (on_abandon) on_abandon([this, wid] { AbandonWait(wid); });
+}
+
+void TaskService::AbandonWait(std::uint64_t waiter_id) {
+  Callback<std::vector<LeasedTask>> cb;
+  {
+    MutexLock lock(&mu_);
+    auto it = lease_waiters_.find(waiter_id);
+    if (it == lease_waiters_.end()) return;  // served, timed out or stopped already
+    engine_.RemoveWaiter(waiter_id);
+    it->second.timer->cancel();
+    cb = std::move(it->second.done);
+    lease_waiters_.erase(it);
+  }
+  cb(std::vector<LeasedTask>{});
 }
 
 namespace {

@@ -75,8 +75,13 @@ class TaskService {
   void Retry(const std::string& ns, const std::string& id, Callback<Task> done);
 
   // wait_ms > 0: when nothing is ready, holds the call until a task is or
-  // wait_ms passes (then an empty list).
-  void Lease(LeaseRequest req, std::int64_t wait_ms, Callback<std::vector<LeasedTask>> done);
+  // wait_ms passes (then an empty list). `on_abandon`, if given, is handed
+  // a function to run if the caller goes away meanwhile (its connection
+  // closed): the wait then ends without leasing anything to it, so that no
+  // task waits out a lease held by nobody.
+  using AbandonHook = std::function<void(std::function<void()>)>;
+  void Lease(LeaseRequest req, std::int64_t wait_ms, Callback<std::vector<LeasedTask>> done,
+             const AbandonHook& on_abandon = {}) DRAY_EXCLUDES(mu_);
   void Heartbeat(const std::string& ns, const std::string& id, const std::string& token,
                  std::int64_t lease_ms, Callback<HeartbeatOutcome> done);
   void Complete(const std::string& ns, const std::string& id, const std::string& token,
@@ -116,6 +121,8 @@ class TaskService {
   void OnCommitted(const Status& s, const std::vector<std::shared_ptr<const Task>>& finished);
   void ArmTickerLocked(TimeMs now) DRAY_REQUIRES(mu_);
   void OnTick();
+  // Ends a lease wait whose caller went away, if it still waits.
+  void AbandonWait(std::uint64_t waiter_id) DRAY_EXCLUDES(mu_);
   void SchedulePurge();
   void Purge();
   // Reads a task that is not live: from the store, after a barrier if its

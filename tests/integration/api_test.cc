@@ -7,6 +7,10 @@
 #include <set>
 #include <thread>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+
 #include "integration/server_util.h"
 
 namespace dray::testing {
@@ -141,6 +145,32 @@ TEST_F(ApiTest, LongPollLeaseWakesWhenATaskArrives) {
   ASSERT_EQ(r.json().at("tasks").as_array().size(), 1u);
   EXPECT_EQ(Id(r.json().at("tasks").at(0)), id);
   EXPECT_LT(took, std::chrono::seconds(20));  // woken, not timed out
+}
+
+// A worker that stops while its long-poll waits must not be handed tasks:
+// they would sit leased to nobody until the lease ran out.
+TEST_F(ApiTest, AbandonedLongPollLeasesNothing) {
+  {
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::socket sock(ioc);
+    sock.connect({boost::asio::ip::make_address("127.0.0.1"),
+                  static_cast<unsigned short>(server_->port())});
+    std::string body = R"({"worker":"gone","queues":[")" + queue_ + R"("],"wait_ms":30000})";
+    std::string req = "POST /v1/leases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    boost::asio::write(sock, boost::asio::buffer(req));
+    ASSERT_TRUE(WaitFor([&] {
+      return Call("GET", "/metrics").body.find("dray_lease_waiters 1") != std::string::npos;
+    }));
+  }  // the worker goes away
+  ASSERT_TRUE(WaitFor([&] {
+    return Call("GET", "/metrics").body.find("dray_lease_waiters 0") != std::string::npos;
+  }));
+  std::string id = Submit();
+  auto leased = Lease();
+  ASSERT_EQ(leased.size(), 1u);
+  EXPECT_EQ(Id(leased[0]), id);
+  EXPECT_EQ(leased[0].at("worker"), "w1");
 }
 
 TEST_F(ApiTest, LongPollLeaseReturnsEmptyAfterItsWait) {

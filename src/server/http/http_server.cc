@@ -281,6 +281,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void Write(HttpResponse res, After after) {
     if (phase_ == Phase::kClosed) return;
     phase_ = Phase::kWriting;
+    gone_.reset();  // answered: the handler no longer needs to hear of a close
+    if (watching_) {
+      // Cancels only the watch read; the write below starts after it.
+      error_code ignored;
+      stream_.socket().cancel(ignored);
+    }
     if (res.status < 200 || res.status > 599) {
       res = HttpResponse::Error(500, "internal",
                                 "handler answered with invalid status " + std::to_string(res.status));
@@ -317,8 +323,36 @@ class Session : public std::enable_shared_from_this<Session> {
                         if (ec) return self->Close();
                         if (after == After::kLinger) return self->Linger();
                         if (!keep) return self->Close();
+                        // The watch read still has to finish; it reads on.
+                        if (self->watching_) {
+                          self->resume_after_watch_ = true;
+                          return;
+                        }
                         self->ReadRequest();
                       });
+  }
+
+  // While a handler holds the request, a read on the socket notices a client
+  // that goes away (a long-poll whose worker stopped) and tells the handler.
+  // Bytes that arrive instead (a pipelined request) stay in buffer_ for the
+  // next request; the watch then ends.
+  void WatchForClose() {
+    if (phase_ != Phase::kHandling || !gone_ || watching_) return;
+    watching_ = true;
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = shared_from_this()](error_code ec, std::size_t n) {
+                              self->watching_ = false;
+                              if (self->phase_ == Phase::kClosed) return;
+                              if (ec && ec != asio::error::operation_aborted) {
+                                if (auto gone = std::move(self->gone_)) gone->Fire();
+                                if (self->phase_ == Phase::kHandling) return self->Close();
+                              }
+                              self->buffer_.commit(n);
+                              if (self->resume_after_watch_) {
+                                self->resume_after_watch_ = false;
+                                self->ReadRequest();
+                              }
+                            });
   }
 
   // Stops sending and drains input until the client closes or the linger
@@ -362,6 +396,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = false;
   bool first_ = true;       // no request header read yet
   bool closing_ = false;    // Shutdown asked to close once idle
+  bool watching_ = false;   // a watch read is pending (kHandling, kWriting)
+  bool resume_after_watch_ = false;  // the answer is written; read on when the watch ends
+  std::shared_ptr<ClientGone> gone_;  // of the request in hand, until answered
   // Mirrors phase_ == kClosed for Deliver(), which runs on any thread.
   std::atomic<bool> closed_{false};
 };
@@ -398,6 +435,13 @@ class Reply {
 
 void Session::Dispatch(HttpRequest&& req) {
   auto reply = std::make_shared<Reply>(shared_from_this(), server_->ioc);
+  gone_ = std::make_shared<ClientGone>();
+  gone_->SetWatch([weak = weak_from_this()] {
+    if (auto self = weak.lock()) {
+      asio::post(self->stream_.get_executor(), [self] { self->WatchForClose(); });
+    }
+  });
+  req.gone = gone_;
   // A synchronous answer is posted, so Write never runs inside the handler.
   try {
     server_->router.Dispatch(std::move(req), [reply](HttpResponse res) { reply->Answer(std::move(res)); });

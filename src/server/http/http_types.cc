@@ -82,6 +82,38 @@ void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
 }
 
+void ClientGone::OnGone(std::function<void()> fn) {
+  std::function<void()> watch;
+  bool gone_already = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fired_) {
+      gone_already = true;
+    } else {
+      fn_ = std::move(fn);
+      watch = std::move(watch_);
+    }
+  }
+  if (gone_already) return fn();
+  if (watch) watch();
+}
+
+void ClientGone::SetWatch(std::function<void()> watch) {
+  std::lock_guard<std::mutex> lock(mu_);
+  watch_ = std::move(watch);
+}
+
+void ClientGone::Fire() {
+  std::function<void()> fn;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fired_) return;
+    fired_ = true;
+    fn = std::move(fn_);
+  }
+  if (fn) fn();
+}
+
 std::string HttpRequest::header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
     if (EqualsIgnoreCase(k, name)) return v;

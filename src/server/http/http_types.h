@@ -5,6 +5,8 @@
 
 #include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <ostream>  // Boost 1.81's verb.hpp uses std::ostream without including it
 #include <string>
 #include <string_view>
@@ -14,6 +16,26 @@
 #include <boost/beast/http/verb.hpp>
 
 namespace dray {
+
+// Tells a handler that holds a request (a long-poll) that its client went
+// away before the answer was written, so that it can give back what it
+// reserved for that client. Thread-safe.
+class ClientGone {
+ public:
+  // Runs `fn` once, on any thread, when the client goes away; at once if it
+  // already has. A later OnGone replaces an earlier one that has not run.
+  void OnGone(std::function<void()> fn);
+  // Called by the server: `watch` runs (once) when a handler first asks,
+  // so that only requests whose handler cares are watched.
+  void SetWatch(std::function<void()> watch);
+  void Fire();
+
+ private:
+  std::mutex mu_;
+  bool fired_ = false;             // guarded by mu_
+  std::function<void()> fn_;       // guarded by mu_
+  std::function<void()> watch_;    // guarded by mu_
+};
 
 struct HttpRequest {
   boost::beast::http::verb method = boost::beast::http::verb::get;
@@ -26,6 +48,8 @@ struct HttpRequest {
   std::string body;
   std::string content_type;                    // the Content-Type header, or ""
   std::string remote;                          // peer "ip:port"
+  // Set by the server (null when a test calls a Router directly).
+  std::shared_ptr<ClientGone> gone;
 
   // The value of the first header with this name (any case), or "".
   std::string header(std::string_view name) const;
