@@ -5,8 +5,15 @@
 // the engine, call it while holding their own lock). One background thread
 // takes everything queued, commits it with one Store::Commit(), and then runs
 // each entry's `done` on that thread, in order. `done` must be quick (post
-// work elsewhere); it must not call Submit() synchronously... it may, but the
-// new entry lands in a later batch.
+// work elsewhere) and must not throw. It may call Submit(); the new entry
+// lands in a later batch. It may call Stop() (which then returns without
+// joining), but the pipeline must not be destroyed from inside a `done`.
+//
+// Batching: whatever was queued while the previous commit was syncing forms
+// the next batch ("natural batching", leveldb's DBImpl::Write groups), cut
+// at max_batch_mutations; max_wait optionally holds a batch open a little
+// longer. A failed commit reports its error to every entry of that batch;
+// the store is then broken, so later batches fail too.
 #pragma once
 
 #include <atomic>
@@ -19,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/mutex.h"
 #include "store/store.h"
 
 namespace dray {
@@ -55,6 +63,8 @@ class CommitPipeline {
   void Submit(std::vector<Mutation> mutations, Done done);
 
   // Commits everything queued, runs its callbacks, and joins the thread.
+  // Safe to call more than once and from several threads; every call
+  // returns after the drain (except one made from a `done`, see above).
   void Stop();
 
   CommitStats stats() const;
@@ -65,15 +75,21 @@ class CommitPipeline {
     Done done;
   };
   void Run();
+  // Waits for work and moves the next batch out of queue_; false once
+  // stopping with nothing left.
+  bool TakeBatch(std::vector<Entry>* batch);
+  void CommitBatch(std::vector<Entry>* batch);
 
   Store* const store_;
   const CommitOptions options_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Entry> queue_;  // guarded by mu_
-  bool stopping_ = false;    // guarded by mu_
-  CommitStats stats_;        // guarded by mu_
-  std::thread thread_;
+  mutable Mutex mu_;
+  std::condition_variable_any cv_;  // signalled on Submit() and Stop()
+  std::deque<Entry> queue_ DRAY_GUARDED_BY(mu_);
+  std::size_t queued_mutations_ DRAY_GUARDED_BY(mu_) = 0;  // over queue_
+  bool stopping_ DRAY_GUARDED_BY(mu_) = false;
+  CommitStats stats_ DRAY_GUARDED_BY(mu_);
+  std::mutex join_mu_;  // serializes joining thread_ between Stop() callers
+  std::thread thread_;  // last: starts after every other member exists
 };
 
 }  // namespace dray

@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -16,17 +19,21 @@ class FakeStore final : public Store {
   Status Commit(std::span<const Mutation> mutations) override {
     std::unique_lock<std::mutex> lock(mu_);
     ++commits_;
+    batch_sizes_.push_back(mutations.size());
     entered_ = true;
     cv_.notify_all();
     cv_.wait(lock, [&] { return !hold_; });
-    if (fail_next_) {
+    if (fail_next_ || commits_ == fail_at_) {
       fail_next_ = false;
       return Unavailable("injected failure");
     }
     for (const Mutation& m : mutations) order_.push_back(m.task->id);
     return Status::Ok();
   }
-  Status health() const override { return Status::Ok(); }
+  Status health() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return health_;
+  }
   StatusOr<Task> GetTask(const std::string&, const std::string&) override { return NotFound(""); }
   StatusOr<TaskPage> ListTasks(const TaskQuery&) override { return TaskPage{}; }
   Status ScanLiveTasks(const std::function<void(Task&&)>&) override { return Status::Ok(); }
@@ -58,6 +65,19 @@ class FakeStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     fail_next_ = true;
   }
+  // Fails the n-th Commit() call (1-based).
+  void FailCommitNumber(int n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fail_at_ = n;
+  }
+  void SetHealth(Status s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    health_ = std::move(s);
+  }
+  std::vector<std::size_t> batch_sizes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return batch_sizes_;
+  }
   int commits() {
     std::lock_guard<std::mutex> lock(mu_);
     return commits_;
@@ -68,10 +88,13 @@ class FakeStore final : public Store {
   }
 
  private:
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   bool hold_ = false, entered_ = false, fail_next_ = false;
+  Status health_;
   int commits_ = 0;
+  int fail_at_ = 0;
+  std::vector<std::size_t> batch_sizes_;
   std::vector<std::string> order_;
 };
 
@@ -208,6 +231,135 @@ TEST(CommitPipelineTest, BatchesRespectTheMutationBound) {
   store.Release();
   latch.Wait(36);
   EXPECT_EQ(store.commits(), 5);  // 1, then 10 + 10 + 10 + 5
+}
+
+TEST(CommitPipelineTest, ConcurrentWritersShareFewCommitsAndAreAcknowledgedExactlyOnce) {
+  constexpr int kWriters = 8;
+  constexpr int kPerWriter = 1000;
+  FakeStore store;
+  CommitPipeline pipeline(&store, CommitOptions{});
+  std::vector<std::atomic<int>> acks(kWriters * kPerWriter);
+  Latch latch;
+  // The first commit is held until every writer has queued everything, so
+  // all 8000 entries are waiting at once: group commit must take them
+  // together, however the threads were scheduled.
+  store.Hold();
+  pipeline.Submit(One("first"), latch.Callback());
+  store.WaitEntered();
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < kPerWriter; ++i) {
+        int slot = w * kPerWriter + i;
+        pipeline.Submit(One(std::to_string(w) + ":" + std::to_string(i)), [&, slot](const Status& s) {
+          EXPECT_TRUE(s.ok());
+          acks[static_cast<std::size_t>(slot)].fetch_add(1);
+          latch.Callback()(s);
+        });
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  store.Release();
+  latch.Wait(kWriters * kPerWriter + 1);
+  for (const auto& a : acks) ASSERT_EQ(a.load(), 1);
+  EXPECT_EQ(store.commits(), 2);  // "first", then all 8000 together
+  EXPECT_EQ(store.batch_sizes(), (std::vector<std::size_t>{1, kWriters * kPerWriter}));
+  CommitStats stats = pipeline.stats();
+  EXPECT_EQ(stats.batches, 2u);
+  EXPECT_EQ(stats.entries, static_cast<std::uint64_t>(kWriters * kPerWriter + 1));
+  EXPECT_EQ(stats.mutations, stats.entries);
+  EXPECT_EQ(stats.failures, 0u);
+}
+
+TEST(CommitPipelineTest, CallbacksRunInSubmitOrder) {
+  FakeStore store;
+  CommitPipeline pipeline(&store, CommitOptions{4, std::chrono::microseconds(0)});
+  std::mutex mu;
+  std::vector<int> order;
+  Latch latch;
+  store.Hold();
+  pipeline.Submit(One("first"), latch.Callback());
+  store.WaitEntered();
+  for (int i = 0; i < 20; ++i) {
+    pipeline.Submit(i % 5 == 0 ? std::vector<Mutation>{} : One(std::to_string(i)), [&, i](const Status&) {
+      std::lock_guard<std::mutex> lock(mu);
+      order.push_back(i);
+      latch.Callback()(Status::Ok());
+    });
+  }
+  store.Release();
+  latch.Wait(21);
+  std::vector<int> want(20);
+  for (int i = 0; i < 20; ++i) want[static_cast<std::size_t>(i)] = i;
+  EXPECT_EQ(order, want);
+}
+
+TEST(CommitPipelineTest, ABarrierInAFailedBatchReportsTheFailure) {
+  FakeStore store;
+  CommitPipeline pipeline(&store, CommitOptions{});
+  Latch latch;
+  store.FailCommitNumber(2);
+  store.Hold();
+  pipeline.Submit(One("first"), latch.Callback());
+  store.WaitEntered();
+  pipeline.Submit(One("doomed"), latch.Callback());
+  pipeline.Submit({}, latch.Callback());  // same batch as "doomed"
+  store.Release();
+  latch.Wait(3);
+  EXPECT_TRUE(latch.statuses[0].ok());
+  EXPECT_EQ(latch.statuses[1].code(), StatusCode::kUnavailable);
+  EXPECT_EQ(latch.statuses[2].code(), StatusCode::kUnavailable);
+  EXPECT_EQ(pipeline.stats().failures, 1u);
+}
+
+TEST(CommitPipelineTest, ABarrierAloneReportsABrokenStore) {
+  FakeStore store;
+  CommitPipeline pipeline(&store, CommitOptions{});
+  store.SetHealth(Unavailable("disk gone"));
+  Latch latch;
+  pipeline.Submit({}, latch.Callback());
+  latch.Wait(1);
+  EXPECT_EQ(latch.statuses[0].code(), StatusCode::kUnavailable);
+  EXPECT_EQ(store.commits(), 0);  // a barrier alone opens no transaction
+}
+
+TEST(CommitPipelineTest, AFullBatchDoesNotWaitForMaxWait) {
+  FakeStore store;
+  // An hour of max_wait: the test would hang if a full batch waited for it.
+  CommitPipeline pipeline(&store, CommitOptions{5, std::chrono::hours(1)});
+  Latch latch;
+  for (int i = 0; i < 5; ++i) pipeline.Submit(One(std::to_string(i)), latch.Callback());
+  latch.Wait(5);
+  EXPECT_EQ(store.commits(), 1);
+}
+
+TEST(CommitPipelineTest, StopEndsAMaxWaitAndCommitsWhatIsQueued) {
+  FakeStore store;
+  CommitPipeline pipeline(&store, CommitOptions{1000, std::chrono::hours(1)});
+  Latch latch;
+  pipeline.Submit(One("a"), latch.Callback());
+  pipeline.Submit(One("b"), latch.Callback());
+  pipeline.Stop();
+  EXPECT_EQ(latch.done, 2);
+  EXPECT_EQ(store.order(), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(CommitPipelineTest, StopFromACallbackAndFromSeveralThreadsIsSafe) {
+  FakeStore store;
+  CommitPipeline pipeline(&store, CommitOptions{});
+  Latch latch;
+  pipeline.Submit(One("a"), [&](const Status& s) {
+    pipeline.Stop();  // returns at once on the pipeline's own thread
+    latch.Callback()(s);
+  });
+  latch.Wait(1);
+  std::thread other([&] { pipeline.Stop(); });
+  pipeline.Stop();
+  other.join();
+  Status late;
+  pipeline.Submit(One("late"), [&](const Status& s) { late = s; });
+  EXPECT_EQ(late.code(), StatusCode::kUnavailable);
 }
 
 }  // namespace

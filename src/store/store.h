@@ -7,6 +7,9 @@
 // store is "broken": every later Commit() returns Unavailable at once without
 // touching the disk, and health() reports the first error, until the process
 // restarts (leveldb's bg_error_). Reads keep working where they can.
+//
+// Callbacks passed to the Scan* methods run on the calling thread while the
+// store holds its read lock: they must not call back into the store.
 #pragma once
 
 #include <cstdint>

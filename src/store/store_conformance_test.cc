@@ -2,6 +2,8 @@
 // plus a randomized comparison with a simple in-memory model.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -210,36 +212,188 @@ TEST_P(StoreConformanceTest, ScanLiveTasksReturnsNonTerminalInSeqOrder) {
   EXPECT_EQ(ids, (std::vector<std::string>{"d", "c", "a"}));
 }
 
-TEST_P(StoreConformanceTest, KeysMarksCountsAndExpiry) {
-  Task a = MakeTask("a", "default", TaskState::kSucceeded, 1);
-  a.key = "k-old";
-  a.created_at = 100;
-  a.finished_at = 150;
-  a.lease_token = 9;
-  Task b = MakeTask("b", "default", TaskState::kFailed, 2);
-  b.key = "k-new";
-  b.created_at = 500;
-  b.finished_at = 600;
-  b.lease_token = 4;
-  Task c = MakeTask("c", "default", TaskState::kReady, 3);
-  Put({a, b, c});
+TEST_P(StoreConformanceTest, ScanKeysReturnsKeyedTasksInTheWindow) {
+  Task old = MakeTask("old", "default", TaskState::kSucceeded, 1);
+  old.key = "k-old";
+  old.created_at = 100;
+  Task edge = MakeTask("edge", "other", TaskState::kReady, 2);
+  edge.key = "k-edge";
+  edge.created_at = 200;  // exactly `since`: inside
+  Task fresh = MakeTask("fresh", "default", TaskState::kFailed, 3);
+  fresh.key = "k-new";
+  fresh.created_at = 500;
+  Task unkeyed = MakeTask("unkeyed", "default", TaskState::kReady, 4);
+  unkeyed.created_at = 600;
+  Put({old, edge, fresh, unkeyed});
   std::vector<std::string> keys;
-  ASSERT_TRUE(store_->ScanKeys(200, [&](const std::string&, const std::string& key,
-                                        const std::string& id, TimeMs) {
-                      keys.push_back(key + "=" + id);
+  ASSERT_TRUE(store_->ScanKeys(200, [&](const std::string& ns, const std::string& key,
+                                        const std::string& id, TimeMs created_at) {
+                      keys.push_back(ns + "/" + key + "=" + id + "@" + std::to_string(created_at));
                     }).ok());
-  EXPECT_EQ(keys, std::vector<std::string>{"k-new=b"});
+  std::sort(keys.begin(), keys.end());
+  EXPECT_EQ(keys, (std::vector<std::string>{"default/k-new=fresh@500", "other/k-edge=edge@200"}));
+}
+
+TEST_P(StoreConformanceTest, LoadMarksTakesTheMaximaOverEveryTask) {
+  auto empty = store_->LoadMarks();
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->max_lease_token, 0u);
+  EXPECT_EQ(empty->max_seq, 0u);
+  Task a = MakeTask("a", "default", TaskState::kSucceeded, 3);
+  a.lease_token = 9;
+  Task b = MakeTask("b", "other", TaskState::kRunning, 12);
+  b.lease_token = 4;
+  Put({a, b});
   auto marks = store_->LoadMarks();
   ASSERT_TRUE(marks.ok());
   EXPECT_EQ(marks->max_lease_token, 9u);
-  EXPECT_EQ(marks->max_seq, 3u);
+  EXPECT_EQ(marks->max_seq, 12u);
+}
+
+TEST_P(StoreConformanceTest, CountTerminalGroupsByNamespaceQueueAndState) {
+  std::vector<Task> tasks;
+  auto add = [&](std::string ns, std::string queue, TaskState state, int n) {
+    for (int i = 0; i < n; ++i) {
+      Task t = MakeTask(queue + std::to_string(static_cast<int>(state)) + "-" + std::to_string(i), ns,
+                        state, tasks.size() + 1);
+      t.queue = queue;
+      tasks.push_back(t);
+    }
+  };
+  add("default", "q1", TaskState::kSucceeded, 3);
+  add("default", "q1", TaskState::kFailed, 1);
+  add("default", "q2", TaskState::kCancelled, 2);
+  add("other", "q1", TaskState::kSucceeded, 1);
+  add("default", "q1", TaskState::kReady, 5);  // live: not counted
+  add("default", "q1", TaskState::kRunning, 1);
+  Put(tasks);
   auto counts = store_->CountTerminal();
   ASSERT_TRUE(counts.ok());
-  EXPECT_EQ(counts->size(), 2u);
-  auto expired = store_->FindExpired(550, 10);
+  std::map<std::string, std::int64_t> got;
+  for (const StateCount& c : *counts) {
+    got[c.ns + "/" + c.queue + "/" + std::to_string(static_cast<int>(c.state))] += c.count;
+  }
+  EXPECT_EQ(got, (std::map<std::string, std::int64_t>{
+                     {"default/q1/5", 3}, {"default/q1/6", 1}, {"default/q2/7", 2}, {"other/q1/5", 1}}));
+}
+
+TEST_P(StoreConformanceTest, FindExpiredReturnsOldFinishedTasksOldestFirst) {
+  std::vector<Task> tasks;
+  for (int i = 0; i < 6; ++i) {
+    Task t = MakeTask("done" + std::to_string(i), i % 2 ? "other" : "default",
+                      i % 3 == 0 ? TaskState::kSucceeded : TaskState::kFailed,
+                      static_cast<std::uint64_t>(i + 1));
+    t.finished_at = 1000 - 100 * i;  // done5 finished first
+    tasks.push_back(t);
+  }
+  Task live = MakeTask("live", "default", TaskState::kReady, 10);
+  live.finished_at = 1;  // never a candidate while live, whatever the field says
+  Task edge = MakeTask("edge", "default", TaskState::kCancelled, 11);
+  edge.finished_at = 900;  // == cutoff: not before it
+  tasks.push_back(live);
+  tasks.push_back(edge);
+  Put(tasks);
+  auto expired = store_->FindExpired(900, 100);
   ASSERT_TRUE(expired.ok());
-  ASSERT_EQ(expired->size(), 1u);
-  EXPECT_EQ(expired->at(0).second, "a");
+  std::vector<std::string> ids;
+  for (const auto& [ns, id] : *expired) ids.push_back(ns + "/" + id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"other/done5", "default/done4", "other/done3",
+                                           "default/done2"}));
+  auto two = store_->FindExpired(900, 2);
+  ASSERT_TRUE(two.ok());
+  ASSERT_EQ(two->size(), 2u);
+  EXPECT_EQ(two->at(1).second, "done4");
+  auto none = store_->FindExpired(900, 0);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_P(StoreConformanceTest, ListFiltersEachAloneAndPagesWithAFilter) {
+  std::vector<Task> tasks;
+  for (int i = 0; i < 40; ++i) {
+    char id[8];
+    std::snprintf(id, sizeof id, "u%03d", i);
+    Task t = MakeTask(id, "default", static_cast<TaskState>(1 + i % 7), static_cast<std::uint64_t>(i + 1));
+    t.queue = "q" + std::to_string(i % 3);
+    t.type = "type" + std::to_string(i % 4);
+    tasks.push_back(t);
+  }
+  tasks.push_back(MakeTask("u999", "elsewhere"));  // other namespaces never show
+  Put(tasks);
+  auto ids_of = [&](TaskQuery q) {
+    std::vector<std::string> ids;
+    for (;;) {
+      auto p = store_->ListTasks(q);
+      EXPECT_TRUE(p.ok());
+      if (!p.ok()) break;
+      for (const Task& t : p->tasks) ids.push_back(t.id);
+      if (p->next_cursor.empty()) break;
+      q.cursor = p->next_cursor;
+    }
+    return ids;
+  };
+  auto want = [&](const std::function<bool(const Task&)>& keep, bool newest_first) {
+    std::vector<std::string> ids;
+    for (const Task& t : tasks) {
+      if (t.ns == "default" && keep(t)) ids.push_back(t.id);
+    }
+    if (newest_first) std::reverse(ids.begin(), ids.end());
+    return ids;
+  };
+  for (bool newest_first : {true, false}) {
+    TaskQuery q;
+    q.limit = 3;
+    q.newest_first = newest_first;
+    q.queue = "q1";
+    EXPECT_EQ(ids_of(q), want([](const Task& t) { return t.queue == "q1"; }, newest_first));
+    q.queue.clear();
+    q.state = TaskState::kRunning;
+    EXPECT_EQ(ids_of(q), want([](const Task& t) { return t.state == TaskState::kRunning; }, newest_first));
+    q.state.reset();
+    q.type = "type2";
+    EXPECT_EQ(ids_of(q), want([](const Task& t) { return t.type == "type2"; }, newest_first));
+    q.queue = "q0";
+    q.state = TaskState::kScheduled;
+    EXPECT_EQ(ids_of(q), want(
+                             [](const Task& t) {
+                               return t.type == "type2" && t.queue == "q0" &&
+                                      t.state == TaskState::kScheduled;
+                             },
+                             newest_first));
+  }
+}
+
+TEST_P(StoreConformanceTest, ListClampsTheLimitToOneThroughAThousand) {
+  std::vector<Task> tasks;
+  for (int i = 0; i < 1001; ++i) tasks.push_back(MakeTask("n" + std::to_string(i), "default",
+                                                          TaskState::kReady, static_cast<std::uint64_t>(i + 1)));
+  Put(tasks);
+  TaskQuery q;
+  q.limit = 0;
+  auto one = store_->ListTasks(q);
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->tasks.size(), 1u);
+  EXPECT_FALSE(one->next_cursor.empty());
+  q.limit = 1'000'000;
+  auto most = store_->ListTasks(q);
+  ASSERT_TRUE(most.ok());
+  EXPECT_EQ(most->tasks.size(), 1000u);
+  EXPECT_FALSE(most->next_cursor.empty());
+}
+
+TEST_P(StoreConformanceTest, ListOfAnEmptyNamespaceIsAnEmptyLastPage) {
+  TaskQuery q;
+  q.ns = "nobody";
+  auto p = store_->ListTasks(q);
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->tasks.empty());
+  EXPECT_TRUE(p->next_cursor.empty());
+}
+
+TEST_P(StoreConformanceTest, DeletingAMissingTaskIsNotAnError) {
+  std::vector<Mutation> del = {Mutation::DeleteTask("default", "never-was")};
+  EXPECT_TRUE(store_->Commit(del).ok());
+  EXPECT_TRUE(store_->health().ok());
 }
 
 TEST_P(StoreConformanceTest, QueuesRoundTrip) {
@@ -255,17 +409,31 @@ TEST_P(StoreConformanceTest, QueuesRoundTrip) {
   auto qs = store_->LoadQueues();
   ASSERT_TRUE(qs.ok());
   ASSERT_EQ(qs->size(), 2u);
+  EXPECT_EQ(qs->at(0).ns, "ns");
   EXPECT_EQ(qs->at(1).name, "q1");
   EXPECT_EQ(qs->at(1).settings, s);
+  s.paused = false;
+  m = {Mutation::PutQueue(QueueRecord{"ns", "q1", s})};
+  ASSERT_TRUE(store_->Commit(m).ok());
+  qs = store_->LoadQueues();
+  ASSERT_TRUE(qs.ok());
+  ASSERT_EQ(qs->size(), 2u);
+  EXPECT_FALSE(qs->at(1).settings.paused);
 }
 
 TEST_P(StoreConformanceTest, AFailedBatchLeavesNothingAndBreaksTheStore) {
   Put({MakeTask("before")});
-  std::vector<Mutation> bad = {Mutation::PutTask(Shared(MakeTask("x"))), Mutation::PutTask(nullptr)};
+  std::vector<Mutation> bad = {Mutation::PutTask(Shared(MakeTask("x"))),
+                               Mutation::DeleteTask("default", "before"),
+                               Mutation::PutQueue(QueueRecord{"default", "qx", QueueSettings{}}),
+                               Mutation::PutTask(nullptr)};
   Status s = store_->Commit(bad);
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(store_->GetTask("default", "x").status().code(), StatusCode::kNotFound);
-  EXPECT_FALSE(store_->health().ok());
+  EXPECT_TRUE(store_->LoadQueues()->empty());
+  EXPECT_EQ(store_->health().code(), StatusCode::kUnavailable);
+  EXPECT_NE(store_->health().message().find("without a task"), std::string::npos)
+      << store_->health().ToString();  // names the cause
   std::vector<Mutation> good = {Mutation::PutTask(Shared(MakeTask("after")))};
   EXPECT_EQ(store_->Commit(good).code(), StatusCode::kUnavailable);
   EXPECT_TRUE(store_->GetTask("default", "before").ok());  // reads still work
@@ -275,63 +443,162 @@ TEST_P(StoreConformanceTest, AFailedBatchLeavesNothingAndBreaksTheStore) {
 }
 
 TEST_P(StoreConformanceTest, EverythingSurvivesReopen) {
-  Put({MakeTask("a"), MakeTask("b", "other")});
+  Task a = MakeTask("a", "default", TaskState::kRunning, 4);
+  a.history = {Attempt{1, "w", 10, 0, AttemptOutcome::kRunning, ""}};
+  a.labels = {{"k", "v"}};
+  a.lease_token = 31;
+  Task b = MakeTask("b", "other", TaskState::kSucceeded, 5);
+  b.result = R"({"answer":42})";
+  QueueSettings paused;
+  paused.paused = true;
+  std::vector<Mutation> m = {Mutation::PutTask(Shared(a)), Mutation::PutTask(Shared(b)),
+                             Mutation::PutQueue(QueueRecord{"default", "q", paused})};
+  ASSERT_TRUE(store_->Commit(m).ok());
   Reopen();
-  EXPECT_TRUE(store_->GetTask("default", "a").ok());
-  EXPECT_TRUE(store_->GetTask("other", "b").ok());
+  EXPECT_EQ(*store_->GetTask("default", "a"), a);
+  EXPECT_EQ(*store_->GetTask("other", "b"), b);
+  auto qs = store_->LoadQueues();
+  ASSERT_TRUE(qs.ok());
+  ASSERT_EQ(qs->size(), 1u);
+  EXPECT_TRUE(qs->at(0).settings.paused);
+  EXPECT_EQ(store_->LoadMarks()->max_lease_token, 31u);
+  EXPECT_EQ(store_->LoadMarks()->max_seq, 5u);
 }
 
 // leveldb's ModelDB idea: the same random operations applied to a std::map
 // and to the store, compared after every batch and across reopens.
-TEST_P(StoreConformanceTest, RandomizedAgainstAModel) {
-  std::mt19937 rng(20261124);
-  std::map<std::pair<std::string, std::string>, Task> model;
-  std::uint64_t seq = 0;
-  for (int round = 0; round < 60; ++round) {
-    std::vector<Mutation> batch;
-    auto pending = model;
-    int n = 1 + static_cast<int>(rng() % 20);
-    for (int i = 0; i < n; ++i) {
-      std::string ns = rng() % 4 == 0 ? "b" : "a";
-      std::string id = "id" + std::to_string(rng() % 40);
-      if (rng() % 5 == 0) {
-        batch.push_back(Mutation::DeleteTask(ns, id));
-        pending.erase({ns, id});
-      } else {
-        Task t = MakeTask(id, ns, static_cast<TaskState>(1 + rng() % 7), ++seq);
-        t.attempts = static_cast<int>(rng() % 4);
-        t.payload = std::to_string(rng());
-        batch.push_back(Mutation::PutTask(Shared(t)));
-        pending[{ns, id}] = t;
+class StoreModel {
+ public:
+  using Key = std::pair<std::string, std::string>;  // (ns, id)
+  std::map<Key, Task> tasks;
+  std::map<Key, QueueSettings> queues;  // (ns, name)
+
+  void Apply(const Mutation& m) {
+    switch (m.kind) {
+      case Mutation::Kind::kPutTask:
+        tasks[{m.task->ns, m.task->id}] = *m.task;
+        break;
+      case Mutation::Kind::kDeleteTask:
+        tasks.erase({m.ns, m.id});
+        break;
+      case Mutation::Kind::kPutQueue:
+        queues[{m.queue.ns, m.queue.name}] = m.queue.settings;
+        break;
+    }
+  }
+  // Ids the store should list for `q`, across every page, in order.
+  std::vector<std::string> List(const TaskQuery& q) const {
+    std::vector<std::string> ids;
+    for (const auto& [key, t] : tasks) {
+      if (t.ns == q.ns && (q.queue.empty() || t.queue == q.queue) &&
+          (q.type.empty() || t.type == q.type) && (!q.state || t.state == *q.state)) {
+        ids.push_back(t.id);
       }
     }
-    ASSERT_TRUE(store_->Commit(batch).ok());
-    model = std::move(pending);
-    if (round % 15 == 14) Reopen();
-    for (const auto& [key, t] : model) {
-      auto got = store_->GetTask(key.first, key.second);
-      ASSERT_TRUE(got.ok());
-      ASSERT_EQ(*got, t);
+    if (q.newest_first) std::reverse(ids.begin(), ids.end());
+    return ids;
+  }
+  std::vector<Task> Live() const {
+    std::vector<Task> live;
+    for (const auto& [key, t] : tasks) {
+      if (!IsTerminal(t.state)) live.push_back(t);
     }
-    std::size_t live_model = 0;
-    for (const auto& [key, t] : model) live_model += !IsTerminal(t.state);
-    std::size_t live_store = 0;
-    ASSERT_TRUE(store_->ScanLiveTasks([&](Task&& t) {
-      ASSERT_FALSE(IsTerminal(t.state));
-      ASSERT_EQ(model.at({t.ns, t.id}), t);
-      ++live_store;
-    }).ok());
-    ASSERT_EQ(live_store, live_model);
-    for (const char* ns : {"a", "b"}) {
-      TaskQuery q;
-      q.ns = ns;
-      q.limit = 1000;
-      auto page = store_->ListTasks(q);
-      ASSERT_TRUE(page.ok());
-      std::size_t want = 0;
-      for (const auto& [key, t] : model) want += key.first == ns;
-      ASSERT_EQ(page->tasks.size(), want);
+    std::sort(live.begin(), live.end(), [](const Task& x, const Task& y) { return x.seq < y.seq; });
+    return live;
+  }
+};
+
+class RandomOps {
+ public:
+  explicit RandomOps(std::uint32_t seed) : rng_(seed) {}
+  int Uniform(int n) { return static_cast<int>(rng_() % static_cast<std::uint32_t>(n)); }
+  std::string Ns() { return Uniform(4) == 0 ? "b" : "a"; }
+
+  Mutation Next() {
+    int what = Uniform(10);
+    if (what < 2) return Mutation::DeleteTask(Ns(), "id" + std::to_string(Uniform(50)));
+    if (what < 3) {
+      QueueSettings s;
+      s.paused = Uniform(2) == 0;
+      s.max_attempts = 1 + Uniform(9);
+      return Mutation::PutQueue(QueueRecord{Ns(), "q" + std::to_string(Uniform(3)), s});
     }
+    Task t = MakeTask("id" + std::to_string(Uniform(50)), Ns(), static_cast<TaskState>(1 + Uniform(7)),
+                      ++seq_);
+    t.queue = "q" + std::to_string(Uniform(3));
+    t.type = "t" + std::to_string(Uniform(2));
+    t.attempts = Uniform(4);
+    t.payload = "{\"n\":" + std::to_string(rng_()) + "}";
+    t.lease_token = static_cast<std::uint64_t>(Uniform(1000));
+    if (Uniform(3) == 0) t.key = "key" + std::to_string(Uniform(100));
+    if (Uniform(3) == 0) t.history.push_back(Attempt{1, "w", 1, 2, AttemptOutcome::kFailed, "x"});
+    return Mutation::PutTask(std::make_shared<const Task>(std::move(t)));
+  }
+  TaskQuery Query() {
+    TaskQuery q;
+    q.ns = Ns();
+    if (Uniform(3) == 0) q.queue = "q" + std::to_string(Uniform(3));
+    if (Uniform(3) == 0) q.type = "t" + std::to_string(Uniform(2));
+    if (Uniform(3) == 0) q.state = static_cast<TaskState>(1 + Uniform(7));
+    q.newest_first = Uniform(2) == 0;
+    q.limit = static_cast<std::size_t>(1 + Uniform(15));
+    return q;
+  }
+
+ private:
+  std::mt19937 rng_;
+  std::uint64_t seq_ = 0;
+};
+
+void ExpectStoreMatchesModel(Store* store, const StoreModel& model, RandomOps* ops) {
+  for (const auto& [key, t] : model.tasks) {
+    auto got = store->GetTask(key.first, key.second);
+    ASSERT_TRUE(got.ok()) << key.first << "/" << key.second << ": " << got.status().ToString();
+    ASSERT_EQ(*got, t);
+  }
+  std::vector<Task> live;
+  ASSERT_TRUE(store->ScanLiveTasks([&](Task&& t) { live.push_back(std::move(t)); }).ok());
+  ASSERT_EQ(live, model.Live());
+  for (int i = 0; i < 4; ++i) {
+    TaskQuery q = ops->Query();
+    std::vector<std::string> ids;
+    for (int pages = 0; pages < 200; ++pages) {
+      auto p = store->ListTasks(q);
+      ASSERT_TRUE(p.ok());
+      for (const Task& t : p->tasks) ids.push_back(t.id);
+      if (p->next_cursor.empty()) break;
+      q.cursor = p->next_cursor;
+    }
+    q.cursor.clear();
+    ASSERT_EQ(ids, model.List(q));
+  }
+  auto queues = store->LoadQueues();
+  ASSERT_TRUE(queues.ok());
+  std::map<StoreModel::Key, QueueSettings> got;
+  for (const QueueRecord& r : *queues) got[{r.ns, r.name}] = r.settings;
+  ASSERT_EQ(got, model.queues);
+}
+
+TEST_P(StoreConformanceTest, RandomizedAgainstAModel) {
+  for (std::uint32_t seed : {20261124u, 7u, 99991u}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    RandomOps ops(seed);
+    StoreModel model;
+    for (int round = 0; round < 40; ++round) {
+      std::vector<Mutation> batch;
+      int n = 1 + ops.Uniform(ops.Uniform(4) == 0 ? 60 : 8);
+      for (int i = 0; i < n; ++i) batch.push_back(ops.Next());
+      ASSERT_TRUE(store_->Commit(batch).ok());
+      for (const Mutation& m : batch) model.Apply(m);
+      if (ops.Uniform(8) == 0) Reopen();
+      ASSERT_NO_FATAL_FAILURE(ExpectStoreMatchesModel(store_.get(), model, &ops));
+    }
+    // Start the next seed from an empty store.
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    store_ = GetParam().open(dir_);
+    ASSERT_NE(store_, nullptr);
   }
 }
 

@@ -49,7 +49,14 @@ CREATE TABLE queues (
 ) WITHOUT ROWID;
 )sql";
 
-constexpr std::array<std::string_view, 1> kMigrations = {kV1};
+// Listing "the failed tasks of queue q" (the dashboard's common filter) walks
+// only matching rows, already in id order.
+constexpr std::string_view kV2 = R"sql(
+CREATE INDEX tasks_by_queue_state ON tasks (ns, queue, state, id);
+)sql";
+
+// Append only: migration i (1-based) is kMigrations[i - 1].
+constexpr std::array<std::string_view, 2> kMigrations = {kV1, kV2};
 
 }  // namespace
 

@@ -1,6 +1,9 @@
 // Numbered schema migrations. Migration i (1-based) takes a database at
-// user_version i-1 to i. Released migrations are never edited; enum values
-// written to disk are never renumbered (docs/storage.md).
+// user_version i-1 to i; SqliteMigrations()[i - 1] is its SQL, which may hold
+// several statements. The store applies every pending one in one
+// transaction and then sets user_version to the size of this list.
+// Released migrations are never edited or reordered; enum values written to
+// disk are never renumbered (docs/storage.md).
 #pragma once
 
 #include <span>

@@ -2,11 +2,14 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <array>
 #include <boost/json.hpp>
 #include <filesystem>
-#include <mutex>
+#include <limits>
 
 #include "core/json_codec.h"
+#include "core/mutex.h"
 #include "store/sqlite/migrations.h"
 
 namespace json = boost::json;
@@ -14,44 +17,72 @@ namespace json = boost::json;
 namespace dray {
 namespace {
 
+// Column order of every task SELECT and of the INSERT; ReadTask() and
+// BindTask() follow it.
 constexpr const char* kColumns =
     "ns, id, queue, type, payload, priority, run_at, max_attempts, backoff, timeout_ms, "
     "lease_ms, key, labels, state, attempts, result, error, created_at, updated_at, "
     "finished_at, lease_token, lease_expires_at, worker, cancel_requested, seq, history";
+constexpr int kColumnCount = 26;
 
-// A prepared statement, reset when the holder is done with it.
+// WAL pages after which a commit runs a passive checkpoint (SQLite's own
+// default for wal_autocheckpoint).
+constexpr int kCheckpointPages = 1000;
+
+std::string SqliteError(sqlite3* db) {
+  return std::string(sqlite3_errmsg(db)) + " (code " + std::to_string(sqlite3_extended_errcode(db)) +
+         ")";
+}
+
+// A prepared statement, prepared once and reused. Text is bound with
+// SQLITE_STATIC: the bound strings must outlive the step.
 class Stmt {
  public:
   Stmt() = default;
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
   ~Stmt() { Finalize(); }
+
   void Finalize() {
     sqlite3_finalize(stmt_);
     stmt_ = nullptr;
   }
-
+  bool prepared() const { return stmt_ != nullptr; }
   Status Prepare(sqlite3* db, const std::string& sql) {
-    sqlite3_finalize(stmt_);
-    stmt_ = nullptr;
+    Finalize();
     if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) !=
         SQLITE_OK) {
-      return Internal("cannot prepare '" + sql + "': " + sqlite3_errmsg(db));
+      return Internal("cannot prepare '" + sql + "': " + SqliteError(db));
     }
     return Status::Ok();
   }
   sqlite3_stmt* get() const { return stmt_; }
+  // Ends the statement's read of the database (a statement left stepping
+  // holds a snapshot and stops checkpoints) and drops its bindings.
   void Reset() {
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
   }
   void Bind(int i, std::int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
   void Bind(int i, std::string_view v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    // A null data() would bind SQL NULL; an empty string must stay ''.
+    sqlite3_bind_text(stmt_, i, v.data() ? v.data() : "", static_cast<int>(v.size()), SQLITE_STATIC);
   }
 
  private:
   sqlite3_stmt* stmt_ = nullptr;
+};
+
+// Resets a statement when the scope ends, whichever way it ends.
+class ResetOnExit {
+ public:
+  explicit ResetOnExit(Stmt* st) : st_(st) {}
+  ~ResetOnExit() { st_->Reset(); }
+  ResetOnExit(const ResetOnExit&) = delete;
+  ResetOnExit& operator=(const ResetOnExit&) = delete;
+
+ private:
+  Stmt* st_;
 };
 
 std::string Text(sqlite3_stmt* s, int col) {
@@ -60,6 +91,9 @@ std::string Text(sqlite3_stmt* s, int col) {
                          static_cast<std::size_t>(sqlite3_column_bytes(s, col)))
            : std::string();
 }
+
+// --- JSON columns. Decoders refuse what Dray would not have written: a row
+// that does not read back is DataLoss, never a silently different task.
 
 std::string EncodeHistory(const std::vector<Attempt>& history) {
   json::array a;
@@ -80,14 +114,18 @@ Status DecodeHistory(const std::string& text, std::vector<Attempt>* out) {
   json::value v = json::parse(text, ec);
   if (ec || !v.is_array()) return DataLoss("unreadable attempt history: " + text.substr(0, 100));
   for (const json::value& x : v.get_array()) {
-    if (!x.is_object()) return DataLoss("unreadable attempt in history");
+    if (!x.is_object()) return DataLoss("unreadable attempt in history: " + text.substr(0, 100));
     const json::object& o = x.get_object();
     Attempt a;
     a.number = static_cast<std::int32_t>(JsonInt(o, "number"));
     a.worker = JsonString(o, "worker");
     a.started_at = JsonInt(o, "started_at");
     a.ended_at = JsonInt(o, "ended_at");
-    a.outcome = static_cast<AttemptOutcome>(JsonInt(o, "outcome"));
+    std::int64_t outcome = JsonInt(o, "outcome");
+    if (outcome < 0 || outcome > static_cast<int>(AttemptOutcome::kCancelled)) {
+      return DataLoss("unknown attempt outcome " + std::to_string(outcome));
+    }
+    a.outcome = static_cast<AttemptOutcome>(outcome);
     a.error = JsonString(o, "error");
     out->push_back(std::move(a));
   }
@@ -100,23 +138,33 @@ std::string EncodeLabels(const std::map<std::string, std::string>& labels) {
   return json::serialize(o);
 }
 
-std::string EncodeBackoffText(const Backoff& b) { return json::serialize(EncodeBackoff(b)); }
-
-Backoff DecodeBackoffText(const std::string& text) {
+Status DecodeLabels(const std::string& text, std::map<std::string, std::string>* out) {
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
-  auto b = ec ? StatusOr<Backoff>(DataLoss("unreadable backoff")) : DecodeBackoff(v, "backoff");
-  return b.ok() ? *b : Backoff{};
+  if (ec || !v.is_object()) return DataLoss("unreadable labels: " + text.substr(0, 100));
+  for (const auto& [k, x] : v.get_object()) {
+    if (!x.is_string()) return DataLoss("label '" + std::string(k) + "' is not a string");
+    out->emplace(std::string(k), std::string(x.get_string()));
+  }
+  return Status::Ok();
 }
 
-std::string EncodeSettings(const QueueSettings& s) { return json::serialize(EncodeQueueSettings(s)); }
-
-QueueSettings DecodeSettings(const std::string& text) {
-  QueueSettings s;
+Status DecodeBackoffText(const std::string& text, Backoff* out) {
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
-  if (!ec) ApplyQueuePatch(v, &s).IgnoreError();
-  return s;
+  if (ec) return DataLoss("unreadable backoff: " + text.substr(0, 100));
+  auto b = DecodeBackoff(v, "backoff");
+  if (!b.ok()) return DataLoss("unreadable backoff: " + b.status().message());
+  *out = *b;
+  return Status::Ok();
+}
+
+Status DecodeSettings(const std::string& text, QueueSettings* out) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec) return DataLoss("unreadable queue settings: " + text.substr(0, 100));
+  Status s = ApplyQueuePatch(v, out);
+  return s.ok() ? s : DataLoss("unreadable queue settings: " + s.message());
 }
 
 // Reads a row selected with kColumns.
@@ -130,21 +178,16 @@ StatusOr<Task> ReadTask(sqlite3_stmt* s) {
   t.priority = sqlite3_column_int(s, 5);
   t.run_at = sqlite3_column_int64(s, 6);
   t.max_attempts = sqlite3_column_int(s, 7);
-  t.backoff = DecodeBackoffText(Text(s, 8));
+  Status st = DecodeBackoffText(Text(s, 8), &t.backoff);
   t.timeout_ms = sqlite3_column_int64(s, 9);
   t.lease_ms = sqlite3_column_int64(s, 10);
   t.key = Text(s, 11);
-  {
-    boost::system::error_code ec;
-    json::value labels = json::parse(Text(s, 12), ec);
-    if (!ec && labels.is_object()) {
-      for (const auto& [k, v] : labels.get_object()) {
-        if (v.is_string()) t.labels.emplace(std::string(k), std::string(v.get_string()));
-      }
-    }
-  }
+  if (st.ok()) st = DecodeLabels(Text(s, 12), &t.labels);
   int state = sqlite3_column_int(s, 13);
-  if (state < 1 || state > 7) return DataLoss("task " + t.id + " has unknown state " + std::to_string(state));
+  if (st.ok() && (state < static_cast<int>(TaskState::kScheduled) ||
+                  state > static_cast<int>(TaskState::kCancelled))) {
+    st = DataLoss("unknown state " + std::to_string(state));
+  }
   t.state = static_cast<TaskState>(state);
   t.attempts = sqlite3_column_int(s, 14);
   t.result = Text(s, 15);
@@ -157,331 +200,493 @@ StatusOr<Task> ReadTask(sqlite3_stmt* s) {
   t.worker = Text(s, 22);
   t.cancel_requested = sqlite3_column_int(s, 23) != 0;
   t.seq = static_cast<std::uint64_t>(sqlite3_column_int64(s, 24));
-  DRAY_RETURN_IF_ERROR(DecodeHistory(Text(s, 25), &t.history));
+  if (st.ok()) st = DecodeHistory(Text(s, 25), &t.history);
+  if (!st.ok()) return DataLoss("task '" + t.id + "' in namespace '" + t.ns + "': " + st.message());
   return t;
+}
+
+// The JSON columns of one task, kept alive while the INSERT steps.
+struct TaskJson {
+  std::string backoff, labels, history;
+};
+
+void BindTask(Stmt* st, const Task& t, const TaskJson& j) {
+  st->Bind(1, t.ns);
+  st->Bind(2, t.id);
+  st->Bind(3, t.queue);
+  st->Bind(4, t.type);
+  st->Bind(5, t.payload);
+  st->Bind(6, t.priority);
+  st->Bind(7, t.run_at);
+  st->Bind(8, t.max_attempts);
+  st->Bind(9, j.backoff);
+  st->Bind(10, t.timeout_ms);
+  st->Bind(11, t.lease_ms);
+  st->Bind(12, t.key);
+  st->Bind(13, j.labels);
+  st->Bind(14, static_cast<std::int64_t>(t.state));
+  st->Bind(15, t.attempts);
+  st->Bind(16, t.result);
+  st->Bind(17, t.error);
+  st->Bind(18, t.created_at);
+  st->Bind(19, t.updated_at);
+  st->Bind(20, t.finished_at);
+  st->Bind(21, static_cast<std::int64_t>(t.lease_token));
+  st->Bind(22, t.lease_expires_at);
+  st->Bind(23, t.worker);
+  st->Bind(24, t.cancel_requested ? 1 : 0);
+  st->Bind(25, static_cast<std::int64_t>(t.seq));
+  st->Bind(26, j.history);
+}
+
+// ListTasks statements differ by which filters are present and the order;
+// each of the 32 shapes is prepared once.
+constexpr unsigned kByQueue = 1;
+constexpr unsigned kByState = 2;
+constexpr unsigned kByType = 4;
+constexpr unsigned kAfterCursor = 8;
+constexpr unsigned kNewestFirst = 16;
+constexpr unsigned kListShapes = 32;
+
+// The index each shape walks, named because SQLite without statistics
+// guesses that "ns = ?" is selective and would walk the primary key,
+// filtering row by row, where one namespace usually holds every task.
+const char* ListIndex(unsigned shape) {
+  if ((shape & kByQueue) && (shape & kByState)) return " INDEXED BY tasks_by_queue_state";
+  if (shape & kByQueue) return " INDEXED BY tasks_by_queue";
+  if (shape & kByState) return " INDEXED BY tasks_by_state";
+  return "";  // the primary key (ns, id)
+}
+
+std::string ListSql(unsigned shape) {
+  std::string sql =
+      std::string("SELECT ") + kColumns + " FROM tasks" + ListIndex(shape) + " WHERE ns = ?";
+  if (shape & kByQueue) sql += " AND queue = ?";
+  if (shape & kByState) sql += " AND state = ?";
+  if (shape & kByType) sql += " AND type = ?";
+  if (shape & kAfterCursor) sql += (shape & kNewestFirst) ? " AND id < ?" : " AND id > ?";
+  sql += (shape & kNewestFirst) ? " ORDER BY id DESC" : " ORDER BY id ASC";
+  return sql + " LIMIT ?";
 }
 
 class SqliteStore final : public Store {
  public:
-  ~SqliteStore() override {
-    {
-      std::lock_guard<std::mutex> lock(wmu_);
-      put_task_.Finalize();
-      delete_task_.Finalize();
-      put_queue_.Finalize();
-    }
-    {
-      std::lock_guard<std::mutex> lock(rmu_);
-      get_task_.Finalize();
-    }
-    sqlite3_close_v2(writer_);
-    sqlite3_close_v2(reader_);
-  }
+  ~SqliteStore() override;
+  Status Open(const SqliteOptions& o);
 
-  Status Open(const SqliteOptions& o) {
-    std::error_code ec;
-    auto dir = std::filesystem::path(o.path).parent_path();
-    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
-    const char* vfs = o.vfs.empty() ? nullptr : o.vfs.c_str();
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(o.path.c_str(), &writer_, flags, vfs) != SQLITE_OK) {
-      return Unavailable("cannot open " + o.path + ": " +
-                         (writer_ ? sqlite3_errmsg(writer_) : "out of memory"));
-    }
-    sqlite3_busy_timeout(writer_, o.busy_timeout_ms);
-    DRAY_RETURN_IF_ERROR(Exec(writer_, "PRAGMA journal_mode=WAL"));
-    DRAY_RETURN_IF_ERROR(Exec(writer_, o.synchronous_full ? "PRAGMA synchronous=FULL"
-                                                           : "PRAGMA synchronous=OFF"));
-    DRAY_RETURN_IF_ERROR(Migrate());
-    if (sqlite3_open_v2(o.path.c_str(), &reader_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-                        vfs) != SQLITE_OK) {
-      return Unavailable("cannot open " + o.path + " for reading: " + sqlite3_errmsg(reader_));
-    }
-    sqlite3_busy_timeout(reader_, o.busy_timeout_ms);
-    std::string placeholders;
-    for (int i = 0; i < 26; ++i) placeholders += i ? ",?" : "?";
-    DRAY_RETURN_IF_ERROR(put_task_.Prepare(
-        writer_, std::string("INSERT OR REPLACE INTO tasks (") + kColumns + ") VALUES (" +
-                     placeholders + ")"));
-    DRAY_RETURN_IF_ERROR(delete_task_.Prepare(writer_, "DELETE FROM tasks WHERE ns = ? AND id = ?"));
-    DRAY_RETURN_IF_ERROR(put_queue_.Prepare(
-        writer_, "INSERT OR REPLACE INTO queues (ns, name, settings) VALUES (?, ?, ?)"));
-    DRAY_RETURN_IF_ERROR(get_task_.Prepare(
-        reader_, std::string("SELECT ") + kColumns + " FROM tasks WHERE ns = ? AND id = ?"));
-    return Status::Ok();
-  }
-
-  Status Commit(std::span<const Mutation> mutations) override {
-    std::lock_guard<std::mutex> lock(wmu_);
-    {
-      std::lock_guard<std::mutex> h(hmu_);
-      if (!broken_.ok()) return broken_;
-    }
-    Status s = Exec(writer_, "BEGIN IMMEDIATE");
-    for (std::size_t i = 0; s.ok() && i < mutations.size(); ++i) s = ApplyLocked(mutations[i]);
-    if (s.ok()) s = Exec(writer_, "COMMIT");
-    if (!s.ok()) {
-      if (!sqlite3_get_autocommit(writer_)) Exec(writer_, "ROLLBACK").IgnoreError();
-      std::lock_guard<std::mutex> h(hmu_);
-      broken_ = Unavailable("a commit failed; the store refuses writes until restart: " + s.message());
-      return broken_;
-    }
-    return Status::Ok();
-  }
-
-  Status health() const override {
-    std::lock_guard<std::mutex> h(hmu_);
-    return broken_;
-  }
-
-  StatusOr<Task> GetTask(const std::string& ns, const std::string& id) override {
-    std::lock_guard<std::mutex> lock(rmu_);
-    get_task_.Reset();
-    get_task_.Bind(1, ns);
-    get_task_.Bind(2, id);
-    int rc = sqlite3_step(get_task_.get());
-    if (rc == SQLITE_DONE) {
-      get_task_.Reset();
-      return NotFound("no task '" + id + "' in namespace '" + ns + "'");
-    }
-    if (rc != SQLITE_ROW) {
-      get_task_.Reset();
-      return Unavailable(std::string("reading a task: ") + sqlite3_errmsg(reader_));
-    }
-    auto t = ReadTask(get_task_.get());
-    get_task_.Reset();
-    return t;
-  }
-
-  StatusOr<TaskPage> ListTasks(const TaskQuery& q) override {
-    const std::size_t limit = std::clamp<std::size_t>(q.limit, 1, 1000);
-    std::string sql = std::string("SELECT ") + kColumns + " FROM tasks WHERE ns = ?";
-    if (!q.queue.empty()) sql += " AND queue = ?";
-    if (q.state) sql += " AND state = ?";
-    if (!q.type.empty()) sql += " AND type = ?";
-    if (!q.cursor.empty()) sql += q.newest_first ? " AND id < ?" : " AND id > ?";
-    sql += q.newest_first ? " ORDER BY id DESC" : " ORDER BY id ASC";
-    sql += " LIMIT ?";
-    std::lock_guard<std::mutex> lock(rmu_);
-    Stmt st;
-    DRAY_RETURN_IF_ERROR(st.Prepare(reader_, sql));
-    int i = 1;
-    st.Bind(i++, q.ns);
-    if (!q.queue.empty()) st.Bind(i++, q.queue);
-    if (q.state) st.Bind(i++, static_cast<std::int64_t>(*q.state));
-    if (!q.type.empty()) st.Bind(i++, q.type);
-    if (!q.cursor.empty()) st.Bind(i++, q.cursor);
-    st.Bind(i++, static_cast<std::int64_t>(limit + 1));
-    TaskPage page;
-    std::size_t bytes = 0;
-    int rc;
-    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
-      if (page.tasks.size() == limit || (q.max_bytes && bytes >= q.max_bytes)) {
-        page.next_cursor = page.tasks.back().id;
-        break;
-      }
-      auto t = ReadTask(st.get());
-      if (!t.ok()) return t.status();
-      bytes += t->payload.size() + t->result.size() + t->error.size();
-      page.tasks.push_back(std::move(*t));
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-      return Unavailable(std::string("listing tasks: ") + sqlite3_errmsg(reader_));
-    }
-    return page;
-  }
-
-  Status ScanLiveTasks(const std::function<void(Task&&)>& fn) override {
-    return Scan(std::string("SELECT ") + kColumns + " FROM tasks WHERE state < 5 ORDER BY seq",
-                [&](sqlite3_stmt* s) -> Status {
-                  auto t = ReadTask(s);
-                  if (!t.ok()) return t.status();
-                  fn(std::move(*t));
-                  return Status::Ok();
-                });
-  }
-
+  Status Commit(std::span<const Mutation> mutations) override;
+  Status health() const override;
+  StatusOr<Task> GetTask(const std::string& ns, const std::string& id) override;
+  StatusOr<TaskPage> ListTasks(const TaskQuery& q) override;
+  Status ScanLiveTasks(const std::function<void(Task&&)>& fn) override;
   Status ScanKeys(TimeMs since,
                   const std::function<void(const std::string&, const std::string&,
-                                           const std::string&, TimeMs)>& fn) override {
-    return Scan("SELECT ns, key, id, created_at FROM tasks WHERE key <> '' AND created_at >= " +
-                    std::to_string(since) + " ORDER BY created_at",
-                [&](sqlite3_stmt* s) {
-                  fn(Text(s, 0), Text(s, 1), Text(s, 2), sqlite3_column_int64(s, 3));
-                  return Status::Ok();
-                });
-  }
-
-  StatusOr<std::vector<QueueRecord>> LoadQueues() override {
-    std::vector<QueueRecord> out;
-    DRAY_RETURN_IF_ERROR(Scan("SELECT ns, name, settings FROM queues ORDER BY ns, name",
-                              [&](sqlite3_stmt* s) {
-                                out.push_back(QueueRecord{Text(s, 0), Text(s, 1),
-                                                          DecodeSettings(Text(s, 2))});
-                                return Status::Ok();
-                              }));
-    return out;
-  }
-
-  StatusOr<StoreMarks> LoadMarks() override {
-    StoreMarks m;
-    DRAY_RETURN_IF_ERROR(Scan("SELECT COALESCE(MAX(lease_token), 0), COALESCE(MAX(seq), 0) FROM tasks",
-                              [&](sqlite3_stmt* s) {
-                                m.max_lease_token = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0));
-                                m.max_seq = static_cast<std::uint64_t>(sqlite3_column_int64(s, 1));
-                                return Status::Ok();
-                              }));
-    return m;
-  }
-
-  StatusOr<std::vector<StateCount>> CountTerminal() override {
-    std::vector<StateCount> out;
-    DRAY_RETURN_IF_ERROR(Scan(
-        "SELECT ns, queue, state, COUNT(*) FROM tasks WHERE state >= 5 GROUP BY ns, queue, state",
-        [&](sqlite3_stmt* s) {
-          out.push_back(StateCount{Text(s, 0), Text(s, 1),
-                                   static_cast<TaskState>(sqlite3_column_int(s, 2)),
-                                   sqlite3_column_int64(s, 3)});
-          return Status::Ok();
-        }));
-    return out;
-  }
-
+                                           const std::string&, TimeMs)>& fn) override;
+  StatusOr<std::vector<QueueRecord>> LoadQueues() override;
+  StatusOr<StoreMarks> LoadMarks() override;
+  StatusOr<std::vector<StateCount>> CountTerminal() override;
   StatusOr<std::vector<std::pair<std::string, std::string>>> FindExpired(TimeMs cutoff,
-                                                                       std::size_t limit) override {
-    std::vector<std::pair<std::string, std::string>> out;
-    DRAY_RETURN_IF_ERROR(Scan("SELECT ns, id FROM tasks WHERE state >= 5 AND finished_at < " +
-                                  std::to_string(cutoff) + " ORDER BY finished_at LIMIT " +
-                                  std::to_string(limit),
-                              [&](sqlite3_stmt* s) {
-                                out.emplace_back(Text(s, 0), Text(s, 1));
-                                return Status::Ok();
-                              }));
-    return out;
-  }
+                                                                       std::size_t limit) override;
 
  private:
-  static Status Exec(sqlite3* db, const std::string& sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : sqlite3_errmsg(db);
-      sqlite3_free(err);
-      return Unavailable("'" + sql.substr(0, 60) + "' failed: " + msg);
-    }
-    return Status::Ok();
-  }
+  static Status Exec(sqlite3* db, const std::string& sql);
+  static int OnWalCommit(void* self, sqlite3*, const char*, int pages);
+  Status OpenWriter(const SqliteOptions& o);
+  Status OpenReader(const SqliteOptions& o);
+  Status Migrate() DRAY_REQUIRES(wmu_);
+  Status MigrateLocked(int* version) DRAY_REQUIRES(wmu_);
+  Status ApplyLocked(const Mutation& m) DRAY_REQUIRES(wmu_);
+  Status StepWriteLocked(Stmt* st, const char* what) DRAY_REQUIRES(wmu_);
+  void CheckpointLocked() DRAY_REQUIRES(wmu_);
+  void Break(const std::string& cause) DRAY_EXCLUDES(hmu_);
+  // Steps `st` (prepared on the reader, bound by the caller) to the end,
+  // calling fn on each row, then resets it.
+  Status ReadAll(Stmt* st, const char* what, const std::function<Status(sqlite3_stmt*)>& fn)
+      DRAY_REQUIRES(rmu_);
+  Status PrepareReader(Stmt* st, const std::string& sql) DRAY_REQUIRES(rmu_);
 
-  Status Migrate() {
-    int version = 0;
-    {
-      sqlite3_stmt* s = nullptr;
-      sqlite3_prepare_v2(writer_, "PRAGMA user_version", -1, &s, nullptr);
-      if (s && sqlite3_step(s) == SQLITE_ROW) version = sqlite3_column_int(s, 0);
-      sqlite3_finalize(s);
-    }
-    auto migrations = SqliteMigrations();
-    if (version > static_cast<int>(migrations.size())) {
-      return FailedPrecondition("the database is at schema version " + std::to_string(version) +
-                                "; this dray knows up to " + std::to_string(migrations.size()));
-    }
-    for (int v = version; v < static_cast<int>(migrations.size()); ++v) {
-      DRAY_RETURN_IF_ERROR(Exec(writer_, "BEGIN IMMEDIATE"));
-      Status s = Exec(writer_, std::string(migrations[static_cast<std::size_t>(v)]));
-      if (s.ok()) s = Exec(writer_, "PRAGMA user_version = " + std::to_string(v + 1));
-      if (s.ok()) s = Exec(writer_, "COMMIT");
-      if (!s.ok()) {
-        Exec(writer_, "ROLLBACK").IgnoreError();
-        return Unavailable("migration " + std::to_string(v + 1) + " failed: " + s.message());
-      }
-    }
-    return Status::Ok();
-  }
+  std::string path_;
+  // The writer: Commit(), migrations and checkpoints.
+  Mutex wmu_;
+  sqlite3* writer_ DRAY_GUARDED_BY(wmu_) = nullptr;
+  Stmt put_task_ DRAY_GUARDED_BY(wmu_);
+  Stmt delete_task_ DRAY_GUARDED_BY(wmu_);
+  Stmt put_queue_ DRAY_GUARDED_BY(wmu_);
+  // WAL size in pages, set by OnWalCommit inside COMMIT, so under wmu_ (not
+  // annotated: the analysis cannot follow SQLite's callback).
+  int wal_pages_ = 0;
+  // The reader: every read, beside a running commit (WAL snapshots).
+  Mutex rmu_;
+  sqlite3* reader_ DRAY_GUARDED_BY(rmu_) = nullptr;
+  Stmt get_task_ DRAY_GUARDED_BY(rmu_);
+  std::array<Stmt, kListShapes> list_ DRAY_GUARDED_BY(rmu_);  // prepared on first use
+  Stmt scan_live_ DRAY_GUARDED_BY(rmu_);
+  Stmt scan_keys_ DRAY_GUARDED_BY(rmu_);
+  Stmt load_queues_ DRAY_GUARDED_BY(rmu_);
+  Stmt load_marks_ DRAY_GUARDED_BY(rmu_);
+  Stmt count_terminal_ DRAY_GUARDED_BY(rmu_);
+  Stmt find_expired_ DRAY_GUARDED_BY(rmu_);
+  // The first error that broke the store; OK while it accepts writes.
+  mutable Mutex hmu_;
+  Status broken_ DRAY_GUARDED_BY(hmu_);
+};
 
-  Status ApplyLocked(const Mutation& m) {
-    Stmt* st = nullptr;
-    switch (m.kind) {
-      case Mutation::Kind::kPutTask: {
-        if (!m.task) return Internal("a task write without a task");
-        const Task& t = *m.task;
-        st = &put_task_;
-        st->Reset();
-        std::string backoff = EncodeBackoffText(t.backoff);
-        std::string labels = EncodeLabels(t.labels);
-        std::string history = EncodeHistory(t.history);
-        st->Bind(1, t.ns);
-        st->Bind(2, t.id);
-        st->Bind(3, t.queue);
-        st->Bind(4, t.type);
-        st->Bind(5, t.payload);
-        st->Bind(6, t.priority);
-        st->Bind(7, t.run_at);
-        st->Bind(8, t.max_attempts);
-        st->Bind(9, backoff);
-        st->Bind(10, t.timeout_ms);
-        st->Bind(11, t.lease_ms);
-        st->Bind(12, t.key);
-        st->Bind(13, labels);
-        st->Bind(14, static_cast<std::int64_t>(t.state));
-        st->Bind(15, t.attempts);
-        st->Bind(16, t.result);
-        st->Bind(17, t.error);
-        st->Bind(18, t.created_at);
-        st->Bind(19, t.updated_at);
-        st->Bind(20, t.finished_at);
-        st->Bind(21, static_cast<std::int64_t>(t.lease_token));
-        st->Bind(22, t.lease_expires_at);
-        st->Bind(23, t.worker);
-        st->Bind(24, t.cancel_requested ? 1 : 0);
-        st->Bind(25, static_cast<std::int64_t>(t.seq));
-        st->Bind(26, history);
-        return StepLocked(st);  // binds are SQLITE_STATIC: step before the strings die
-      }
-      case Mutation::Kind::kDeleteTask:
-        st = &delete_task_;
-        st->Reset();
-        st->Bind(1, m.ns);
-        st->Bind(2, m.id);
-        return StepLocked(st);
-      case Mutation::Kind::kPutQueue: {
-        st = &put_queue_;
-        st->Reset();
-        std::string settings = EncodeSettings(m.queue.settings);
-        st->Bind(1, m.queue.ns);
-        st->Bind(2, m.queue.name);
-        st->Bind(3, settings);
-        return StepLocked(st);
-      }
-    }
-    return Internal("unknown mutation kind");
+SqliteStore::~SqliteStore() {
+  {
+    MutexLock lock(&wmu_);
+    put_task_.Finalize();
+    delete_task_.Finalize();
+    put_queue_.Finalize();
+    sqlite3_close_v2(writer_);
   }
+  MutexLock lock(&rmu_);
+  for (Stmt* st : {&get_task_, &scan_live_, &scan_keys_, &load_queues_, &load_marks_,
+                   &count_terminal_, &find_expired_}) {
+    st->Finalize();
+  }
+  for (Stmt& st : list_) st.Finalize();
+  sqlite3_close_v2(reader_);
+}
 
-  Status StepLocked(Stmt* st) {
-    int rc = sqlite3_step(st->get());
-    Status s = rc == SQLITE_DONE ? Status::Ok()
-                                 : Unavailable(std::string("write failed: ") + sqlite3_errmsg(writer_));
-    st->Reset();
+Status SqliteStore::Open(const SqliteOptions& o) {
+  path_ = o.path;
+  auto dir = std::filesystem::path(o.path).parent_path();
+  if (!dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return Unavailable("cannot create " + dir.string() + ": " + ec.message());
+  }
+  DRAY_RETURN_IF_ERROR(OpenWriter(o));
+  return OpenReader(o);
+}
+
+// The writer opens first: it creates the file, turns on WAL (a property of
+// the file, so the reader inherits it) and migrates the schema.
+Status SqliteStore::OpenWriter(const SqliteOptions& o) {
+  MutexLock lock(&wmu_);
+  const char* vfs = o.vfs.empty() ? nullptr : o.vfs.c_str();
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(o.path.c_str(), &writer_, flags, vfs) != SQLITE_OK) {
+    return Unavailable("cannot open " + o.path + ": " +
+                       (writer_ ? SqliteError(writer_) : std::string("out of memory")));
+  }
+  sqlite3_extended_result_codes(writer_, 1);
+  sqlite3_busy_timeout(writer_, o.busy_timeout_ms);
+  {
+    sqlite3_stmt* s = nullptr;
+    std::string mode;
+    if (sqlite3_prepare_v2(writer_, "PRAGMA journal_mode=WAL", -1, &s, nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+      mode = Text(s, 0);
+    }
+    sqlite3_finalize(s);
+    if (mode != "wal") {
+      return Unavailable("cannot switch " + o.path + " to WAL mode (mode is '" + mode +
+                         "'): " + SqliteError(writer_));
+    }
+  }
+  DRAY_RETURN_IF_ERROR(
+      Exec(writer_, o.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=OFF"));
+  // Checkpoints run after a commit, not inside it (see CheckpointLocked).
+  sqlite3_wal_hook(writer_, &SqliteStore::OnWalCommit, this);
+  DRAY_RETURN_IF_ERROR(Migrate());
+  std::string placeholders;
+  for (int i = 0; i < kColumnCount; ++i) placeholders += i ? ",?" : "?";
+  DRAY_RETURN_IF_ERROR(put_task_.Prepare(writer_, std::string("INSERT OR REPLACE INTO tasks (") +
+                                                      kColumns + ") VALUES (" + placeholders + ")"));
+  DRAY_RETURN_IF_ERROR(delete_task_.Prepare(writer_, "DELETE FROM tasks WHERE ns = ? AND id = ?"));
+  return put_queue_.Prepare(writer_,
+                            "INSERT OR REPLACE INTO queues (ns, name, settings) VALUES (?, ?, ?)");
+}
+
+Status SqliteStore::OpenReader(const SqliteOptions& o) {
+  MutexLock lock(&rmu_);
+  const char* vfs = o.vfs.empty() ? nullptr : o.vfs.c_str();
+  if (sqlite3_open_v2(o.path.c_str(), &reader_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, vfs) !=
+      SQLITE_OK) {
+    return Unavailable("cannot open " + o.path + " for reading: " +
+                       (reader_ ? SqliteError(reader_) : std::string("out of memory")));
+  }
+  sqlite3_extended_result_codes(reader_, 1);
+  sqlite3_busy_timeout(reader_, o.busy_timeout_ms);
+  const std::string select = std::string("SELECT ") + kColumns + " FROM tasks";
+  DRAY_RETURN_IF_ERROR(PrepareReader(&get_task_, select + " WHERE ns = ? AND id = ?"));
+  DRAY_RETURN_IF_ERROR(PrepareReader(&scan_live_, select + " WHERE state < 5 ORDER BY seq"));
+  DRAY_RETURN_IF_ERROR(PrepareReader(
+      &scan_keys_,
+      "SELECT ns, key, id, created_at FROM tasks WHERE key <> '' AND created_at >= ? "
+      "ORDER BY created_at"));
+  DRAY_RETURN_IF_ERROR(
+      PrepareReader(&load_queues_, "SELECT ns, name, settings FROM queues ORDER BY ns, name"));
+  DRAY_RETURN_IF_ERROR(PrepareReader(
+      &load_marks_, "SELECT COALESCE(MAX(lease_token), 0), COALESCE(MAX(seq), 0) FROM tasks"));
+  DRAY_RETURN_IF_ERROR(PrepareReader(
+      &count_terminal_,
+      "SELECT ns, queue, state, COUNT(*) FROM tasks WHERE state >= 5 GROUP BY ns, queue, state"));
+  return PrepareReader(&find_expired_,
+                       "SELECT ns, id FROM tasks WHERE state >= 5 AND finished_at < ? "
+                       "ORDER BY finished_at, ns, id LIMIT ?");
+}
+
+Status SqliteStore::PrepareReader(Stmt* st, const std::string& sql) { return st->Prepare(reader_, sql); }
+
+Status SqliteStore::Exec(sqlite3* db, const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = (err ? std::string(err) : std::string(sqlite3_errmsg(db))) + " (code " +
+                      std::to_string(sqlite3_extended_errcode(db)) + ")";
+    sqlite3_free(err);
+    return Unavailable("'" + sql.substr(0, 60) + "' failed: " + msg);
+  }
+  return Status::Ok();
+}
+
+Status SqliteStore::Migrate() {
+  int version = 0;
+  // Reading the version inside the write transaction keeps two processes
+  // opening one new file from both running migration 1.
+  DRAY_RETURN_IF_ERROR(Exec(writer_, "BEGIN IMMEDIATE"));
+  Status s = MigrateLocked(&version);
+  if (s.ok()) s = Exec(writer_, "COMMIT");
+  if (!s.ok()) {
+    if (!sqlite3_get_autocommit(writer_)) Exec(writer_, "ROLLBACK").IgnoreError();
     return s;
   }
+  return Status::Ok();
+}
 
-  Status Scan(const std::string& sql, const std::function<Status(sqlite3_stmt*)>& fn) {
-    std::lock_guard<std::mutex> lock(rmu_);
-    Stmt st;
-    DRAY_RETURN_IF_ERROR(st.Prepare(reader_, sql));
-    int rc;
-    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) DRAY_RETURN_IF_ERROR(fn(st.get()));
-    if (rc != SQLITE_DONE) return Unavailable("'" + sql.substr(0, 60) + "': " + sqlite3_errmsg(reader_));
-    return Status::Ok();
+Status SqliteStore::MigrateLocked(int* version) {
+  {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(writer_, "PRAGMA user_version", -1, &s, nullptr) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_ROW) {
+      sqlite3_finalize(s);
+      return Unavailable("reading the schema version of " + path_ + ": " + SqliteError(writer_));
+    }
+    *version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
   }
+  auto migrations = SqliteMigrations();
+  const int known = static_cast<int>(migrations.size());
+  if (*version > known) {
+    return FailedPrecondition(path_ + " is at schema version " + std::to_string(*version) +
+                              " but this dray knows versions up to " + std::to_string(known) +
+                              "; it was written by a newer dray");
+  }
+  for (int v = *version; v < known; ++v) {
+    Status s = Exec(writer_, std::string(migrations[static_cast<std::size_t>(v)]));
+    if (!s.ok()) return Unavailable("migration " + std::to_string(v + 1) + " failed: " + s.message());
+  }
+  if (*version == known) return Status::Ok();
+  return Exec(writer_, "PRAGMA user_version = " + std::to_string(known));
+}
 
-  sqlite3* writer_ = nullptr;  // guarded by wmu_ after Open
-  sqlite3* reader_ = nullptr;  // guarded by rmu_ after Open
-  std::mutex wmu_;
-  std::mutex rmu_;
-  mutable std::mutex hmu_;
-  Status broken_;  // guarded by hmu_
-  Stmt put_task_, delete_task_, put_queue_;  // guarded by wmu_
-  Stmt get_task_;                            // guarded by rmu_
-};
+int SqliteStore::OnWalCommit(void* self, sqlite3*, const char*, int pages) {
+  // Called by SQLite inside COMMIT on the writer, so wmu_ is held.
+  static_cast<SqliteStore*>(self)->wal_pages_ = pages;
+  return SQLITE_OK;
+}
+
+Status SqliteStore::health() const {
+  MutexLock h(&hmu_);
+  return broken_;
+}
+
+void SqliteStore::Break(const std::string& cause) {
+  MutexLock h(&hmu_);
+  if (broken_.ok()) {
+    broken_ = Unavailable("the store at " + path_ + " refuses writes until restart: " + cause);
+  }
+}
+
+Status SqliteStore::Commit(std::span<const Mutation> mutations) {
+  MutexLock lock(&wmu_);
+  DRAY_RETURN_IF_ERROR(health());
+  if (mutations.empty()) return Status::Ok();
+  Status s = Exec(writer_, "BEGIN IMMEDIATE");
+  for (std::size_t i = 0; s.ok() && i < mutations.size(); ++i) s = ApplyLocked(mutations[i]);
+  // With synchronous=FULL, COMMIT returns once the WAL is fsynced.
+  if (s.ok()) s = Exec(writer_, "COMMIT");
+  if (!s.ok()) {
+    if (!sqlite3_get_autocommit(writer_)) Exec(writer_, "ROLLBACK").IgnoreError();
+    Break("a commit of " + std::to_string(mutations.size()) + " mutations failed: " + s.message());
+    return health();
+  }
+  CheckpointLocked();
+  return Status::Ok();
+}
+
+// Copies the WAL back into the database now and then so that it does not
+// grow without bound. It runs after COMMIT returned rather than inside it (as
+// SQLite's auto-checkpoint would), so a checkpoint error cannot be taken for
+// a failed commit of a batch that is in fact durable. It still breaks the
+// store: a failed sync leaves the file's state unknown.
+void SqliteStore::CheckpointLocked() {
+  if (wal_pages_ < kCheckpointPages) return;
+  wal_pages_ = 0;
+  if (sqlite3_wal_checkpoint_v2(writer_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) !=
+      SQLITE_OK) {
+    Break("a checkpoint failed: " + SqliteError(writer_));
+  }
+}
+
+Status SqliteStore::ApplyLocked(const Mutation& m) {
+  switch (m.kind) {
+    case Mutation::Kind::kPutTask: {
+      if (!m.task) return InvalidArgument("a kPutTask mutation without a task");
+      const Task& t = *m.task;
+      TaskJson j{json::serialize(EncodeBackoff(t.backoff)), EncodeLabels(t.labels),
+                 EncodeHistory(t.history)};
+      put_task_.Reset();
+      BindTask(&put_task_, t, j);
+      return StepWriteLocked(&put_task_, "writing a task");
+    }
+    case Mutation::Kind::kDeleteTask:
+      delete_task_.Reset();
+      delete_task_.Bind(1, m.ns);
+      delete_task_.Bind(2, m.id);
+      return StepWriteLocked(&delete_task_, "deleting a task");
+    case Mutation::Kind::kPutQueue: {
+      std::string settings = json::serialize(EncodeQueueSettings(m.queue.settings));
+      put_queue_.Reset();
+      put_queue_.Bind(1, m.queue.ns);
+      put_queue_.Bind(2, m.queue.name);
+      put_queue_.Bind(3, settings);
+      return StepWriteLocked(&put_queue_, "writing a queue");
+    }
+  }
+  return InvalidArgument("unknown mutation kind " + std::to_string(static_cast<int>(m.kind)));
+}
+
+Status SqliteStore::StepWriteLocked(Stmt* st, const char* what) {
+  ResetOnExit reset(st);
+  if (sqlite3_step(st->get()) == SQLITE_DONE) return Status::Ok();
+  return Unavailable(std::string(what) + " ('" + sqlite3_sql(st->get()) + "') failed: " +
+                     SqliteError(writer_));
+}
+
+Status SqliteStore::ReadAll(Stmt* st, const char* what,
+                            const std::function<Status(sqlite3_stmt*)>& fn) {
+  ResetOnExit reset(st);
+  int rc;
+  while ((rc = sqlite3_step(st->get())) == SQLITE_ROW) DRAY_RETURN_IF_ERROR(fn(st->get()));
+  if (rc == SQLITE_DONE) return Status::Ok();
+  return Unavailable(std::string(what) + " failed: " + SqliteError(reader_));
+}
+
+StatusOr<Task> SqliteStore::GetTask(const std::string& ns, const std::string& id) {
+  MutexLock lock(&rmu_);
+  ResetOnExit reset(&get_task_);
+  get_task_.Bind(1, ns);
+  get_task_.Bind(2, id);
+  int rc = sqlite3_step(get_task_.get());
+  if (rc == SQLITE_ROW) return ReadTask(get_task_.get());
+  if (rc == SQLITE_DONE) return NotFound("no task '" + id + "' in namespace '" + ns + "'");
+  return Unavailable("reading task '" + id + "': " + SqliteError(reader_));
+}
+
+StatusOr<TaskPage> SqliteStore::ListTasks(const TaskQuery& q) {
+  const std::size_t limit = std::clamp<std::size_t>(q.limit, 1, 1000);
+  unsigned shape = (q.queue.empty() ? 0u : kByQueue) | (q.state ? kByState : 0u) |
+                   (q.type.empty() ? 0u : kByType) | (q.cursor.empty() ? 0u : kAfterCursor) |
+                   (q.newest_first ? kNewestFirst : 0u);
+  MutexLock lock(&rmu_);
+  Stmt* st = &list_[shape];
+  if (!st->prepared()) DRAY_RETURN_IF_ERROR(PrepareReader(st, ListSql(shape)));
+  int i = 1;
+  st->Bind(i++, q.ns);
+  if (!q.queue.empty()) st->Bind(i++, q.queue);
+  if (q.state) st->Bind(i++, static_cast<std::int64_t>(*q.state));
+  if (!q.type.empty()) st->Bind(i++, q.type);
+  if (!q.cursor.empty()) st->Bind(i++, q.cursor);
+  st->Bind(i, static_cast<std::int64_t>(limit + 1));  // one more: is there a next page?
+  TaskPage page;
+  std::size_t bytes = 0;
+  DRAY_RETURN_IF_ERROR(ReadAll(st, "listing tasks", [&](sqlite3_stmt* s) -> Status {
+    if (!page.next_cursor.empty()) return Status::Ok();  // page full; drain the last row
+    if (page.tasks.size() == limit || (q.max_bytes && bytes >= q.max_bytes)) {
+      page.next_cursor = page.tasks.back().id;
+      return Status::Ok();
+    }
+    auto t = ReadTask(s);
+    if (!t.ok()) return t.status();
+    bytes += t->payload.size() + t->result.size() + t->error.size();
+    page.tasks.push_back(std::move(*t));
+    return Status::Ok();
+  }));
+  return page;
+}
+
+Status SqliteStore::ScanLiveTasks(const std::function<void(Task&&)>& fn) {
+  MutexLock lock(&rmu_);
+  return ReadAll(&scan_live_, "scanning live tasks", [&](sqlite3_stmt* s) -> Status {
+    auto t = ReadTask(s);
+    if (!t.ok()) return t.status();
+    fn(std::move(*t));
+    return Status::Ok();
+  });
+}
+
+Status SqliteStore::ScanKeys(TimeMs since,
+                             const std::function<void(const std::string&, const std::string&,
+                                                      const std::string&, TimeMs)>& fn) {
+  MutexLock lock(&rmu_);
+  scan_keys_.Bind(1, since);
+  return ReadAll(&scan_keys_, "scanning idempotency keys", [&](sqlite3_stmt* s) {
+    fn(Text(s, 0), Text(s, 1), Text(s, 2), sqlite3_column_int64(s, 3));
+    return Status::Ok();
+  });
+}
+
+StatusOr<std::vector<QueueRecord>> SqliteStore::LoadQueues() {
+  std::vector<QueueRecord> out;
+  MutexLock lock(&rmu_);
+  DRAY_RETURN_IF_ERROR(ReadAll(&load_queues_, "loading queues", [&](sqlite3_stmt* s) -> Status {
+    QueueRecord q{Text(s, 0), Text(s, 1), QueueSettings{}};
+    Status st = DecodeSettings(Text(s, 2), &q.settings);
+    if (!st.ok()) return DataLoss("queue '" + q.name + "' in namespace '" + q.ns + "': " + st.message());
+    out.push_back(std::move(q));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+StatusOr<StoreMarks> SqliteStore::LoadMarks() {
+  StoreMarks m;
+  MutexLock lock(&rmu_);
+  DRAY_RETURN_IF_ERROR(ReadAll(&load_marks_, "loading marks", [&](sqlite3_stmt* s) {
+    m.max_lease_token = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0));
+    m.max_seq = static_cast<std::uint64_t>(sqlite3_column_int64(s, 1));
+    return Status::Ok();
+  }));
+  return m;
+}
+
+StatusOr<std::vector<StateCount>> SqliteStore::CountTerminal() {
+  std::vector<StateCount> out;
+  MutexLock lock(&rmu_);
+  DRAY_RETURN_IF_ERROR(ReadAll(&count_terminal_, "counting finished tasks", [&](sqlite3_stmt* s) {
+    out.push_back(StateCount{Text(s, 0), Text(s, 1), static_cast<TaskState>(sqlite3_column_int(s, 2)),
+                             sqlite3_column_int64(s, 3)});
+    return Status::Ok();
+  }));
+  return out;
+}
+
+StatusOr<std::vector<std::pair<std::string, std::string>>> SqliteStore::FindExpired(
+    TimeMs cutoff, std::size_t limit) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (limit == 0) return out;
+  constexpr auto kMax = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+  MutexLock lock(&rmu_);
+  find_expired_.Bind(1, cutoff);
+  find_expired_.Bind(2, static_cast<std::int64_t>(std::min(limit, kMax)));
+  DRAY_RETURN_IF_ERROR(ReadAll(&find_expired_, "finding expired tasks", [&](sqlite3_stmt* s) {
+    out.emplace_back(Text(s, 0), Text(s, 1));
+    return Status::Ok();
+  }));
+  return out;
+}
 
 }  // namespace
 

@@ -17,8 +17,13 @@ struct SqliteOptions {
   bool synchronous_full = true;  // false only for benchmarks of the floor
 };
 
-// Opens (creating and migrating as needed) the store at options.path.
-// Fails if the file was written by a newer Dray.
+// Opens (creating the parent directory, the file and the schema, and
+// migrating an older schema, as needed) the store at options.path.
+// Errors: FailedPrecondition if the file was written by a newer Dray
+// (docs/storage.md, "Schema version"); Unavailable if it cannot be opened,
+// switched to WAL or migrated, naming the step and SQLite's message.
+// The store is thread-safe (see store.h): one writer connection and one
+// reader connection, each behind its own mutex.
 StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options);
 
 }  // namespace dray

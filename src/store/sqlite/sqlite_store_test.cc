@@ -1,0 +1,264 @@
+// SQLite-specific behaviour: failed syncs, simulated crashes, schema
+// versions. What every store must do is in store_conformance_test.cc.
+#include "store/sqlite/sqlite_store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "store/sqlite/fault_vfs.h"
+#include "store/sqlite/migrations.h"
+
+namespace dray {
+namespace {
+
+Task MakeTask(const std::string& id, std::uint64_t seq = 1) {
+  Task t;
+  t.id = id;
+  t.queue = "q";
+  t.type = "t";
+  t.payload = R"({"n":1})";
+  t.state = TaskState::kReady;
+  t.seq = seq;
+  return t;
+}
+
+std::vector<Mutation> PutAll(const std::vector<std::string>& ids, std::size_t payload_bytes = 10) {
+  std::vector<Mutation> m;
+  for (const std::string& id : ids) {
+    Task t = MakeTask(id);
+    t.payload = "\"" + std::string(payload_bytes, 'p') + "\"";
+    m.push_back(Mutation::PutTask(std::make_shared<const Task>(std::move(t))));
+  }
+  return m;
+}
+
+// Runs one statement on a raw connection to the store's file.
+void RawExec(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "") << " in " << sql;
+  sqlite3_free(err);
+  sqlite3_close(db);
+}
+
+int UserVersion(const std::string& path) {
+  sqlite3* db = nullptr;
+  sqlite3_open(path.c_str(), &db);
+  sqlite3_stmt* s = nullptr;
+  sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr);
+  int v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return v;
+}
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "dray-sqlite-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/data/dray.db";
+    static std::atomic<int> n{0};
+    auto vfs = FaultVfs::Register("dray-fault-" + std::to_string(n++));
+    ASSERT_TRUE(vfs.ok()) << vfs.status().ToString();
+    vfs_ = std::move(*vfs);
+  }
+  void TearDown() override {
+    store_.reset();
+    vfs_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  // Opens (or reopens) the store through the fault VFS.
+  void Open(bool synchronous_full = true) {
+    store_.reset();
+    SqliteOptions o;
+    o.path = path_;
+    o.vfs = vfs_->name();
+    o.synchronous_full = synchronous_full;
+    auto s = OpenSqliteStore(o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+  }
+  // The process dies: unsynced writes are lost, then the store restarts.
+  void CrashAndReopen() {
+    vfs_->SimulateCrash();
+    store_.reset();  // closing cannot write anything any more
+    vfs_->Reset();
+    Open();
+  }
+
+  std::string dir_, path_;
+  std::unique_ptr<FaultVfs> vfs_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(SqliteStoreTest, OpenCreatesTheParentDirectoryAndTheLatestSchema) {
+  Open();
+  EXPECT_TRUE(std::filesystem::exists(path_));
+  store_.reset();
+  EXPECT_EQ(UserVersion(path_), static_cast<int>(SqliteMigrations().size()));
+}
+
+TEST_F(SqliteStoreTest, EachCommitSyncsOnce) {
+  Open();
+  ASSERT_TRUE(store_->Commit(PutAll({"warm-up"})).ok());
+  std::uint64_t before = vfs_->syncs();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 200; ++i) ids.push_back("t" + std::to_string(i));
+  ASSERT_TRUE(store_->Commit(PutAll(ids)).ok());
+  EXPECT_EQ(vfs_->syncs() - before, 1u);  // one transaction, one fsync of the WAL
+}
+
+TEST_F(SqliteStoreTest, AFailedSyncBreaksTheStoreForGood) {
+  Open();
+  ASSERT_TRUE(store_->Commit(PutAll({"before"})).ok());
+  vfs_->FailNextSync();
+  Status failed = store_->Commit(PutAll({"lost"}));
+  EXPECT_EQ(failed.code(), StatusCode::kUnavailable);
+  EXPECT_NE(failed.message().find("disk I/O error"), std::string::npos) << failed.ToString();
+  EXPECT_EQ(store_->health(), failed);
+  EXPECT_EQ(vfs_->failed_syncs(), 1u);
+
+  // Later commits are refused without touching the disk.
+  const std::uint64_t syncs = vfs_->syncs();
+  Status later = store_->Commit(PutAll({"after"}));
+  EXPECT_EQ(later, failed);  // the first error, still
+  EXPECT_EQ(vfs_->syncs(), syncs);
+  EXPECT_EQ(vfs_->failed_syncs(), 1u);
+
+  // Reads still work and see exactly what was committed.
+  EXPECT_TRUE(store_->GetTask("default", "before").ok());
+  EXPECT_EQ(store_->GetTask("default", "lost").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetTask("default", "after").status().code(), StatusCode::kNotFound);
+
+  // The unsynced batch is gone after a crash; the store works again.
+  CrashAndReopen();
+  EXPECT_TRUE(store_->health().ok());
+  EXPECT_TRUE(store_->GetTask("default", "before").ok());
+  EXPECT_EQ(store_->GetTask("default", "lost").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->Commit(PutAll({"after"})).ok());
+}
+
+TEST_F(SqliteStoreTest, EveryAcknowledgedCommitSurvivesACrash) {
+  Open();
+  // Enough data to pass the checkpoint threshold, so that the crash also
+  // lands after checkpoints have rewritten the database file.
+  std::vector<std::string> all;
+  for (int batch = 0; batch < 60; ++batch) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < 50; ++i) ids.push_back("b" + std::to_string(batch) + "-" + std::to_string(i));
+    ASSERT_TRUE(store_->Commit(PutAll(ids, 2000)).ok());
+    all.insert(all.end(), ids.begin(), ids.end());
+  }
+  ASSERT_TRUE(store_->health().ok());
+  CrashAndReopen();
+  for (const std::string& id : all) ASSERT_TRUE(store_->GetTask("default", id).ok()) << id;
+  TaskQuery q;
+  q.limit = 1000;
+  std::size_t total = 0;
+  for (;;) {
+    auto p = store_->ListTasks(q);
+    ASSERT_TRUE(p.ok());
+    total += p->tasks.size();
+    if (p->next_cursor.empty()) break;
+    q.cursor = p->next_cursor;
+  }
+  EXPECT_EQ(total, all.size());
+}
+
+// The other side of the test above, which shows that the crash model does
+// lose what was not synced.
+TEST_F(SqliteStoreTest, WithoutSyncsACrashLosesCommits) {
+  Open(/*synchronous_full=*/false);
+  const std::uint64_t syncs = vfs_->syncs();  // opening may sync (WAL switch, schema)
+  ASSERT_TRUE(store_->Commit(PutAll({"unsynced"})).ok());
+  EXPECT_EQ(vfs_->syncs(), syncs);
+  CrashAndReopen();
+  EXPECT_EQ(store_->GetTask("default", "unsynced").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, ADatabaseFromANewerDrayIsRefused) {
+  Open();
+  store_.reset();
+  RawExec(path_, "PRAGMA user_version = 999");
+  SqliteOptions o;
+  o.path = path_;
+  auto s = OpenSqliteStore(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("999"), std::string::npos) << s.status().ToString();
+}
+
+// An upgrade: a file written at schema version 1 opens, migrates, and keeps
+// its rows.
+TEST_F(SqliteStoreTest, AVersionOneDatabaseIsMigrated) {
+  std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
+  RawExec(path_, std::string(SqliteMigrations()[0]) +
+                     "INSERT INTO tasks VALUES ('default', 'old', 'q', 't', '{}', 0, 0, 3, "
+                     "'{\"initial_ms\":1000,\"max_ms\":60000,\"multiplier\":2.0,\"jitter\":0.0}', 0, "
+                     "0, '', '{}', 6, 1, '', 'boom', 1, 2, 3, 4, 0, 'w', 0, 9, "
+                     "'[{\"number\":1,\"worker\":\"w\",\"started_at\":1,\"ended_at\":2,"
+                     "\"outcome\":2,\"error\":\"boom\"}]');"
+                     "PRAGMA user_version = 1;");
+  Open();
+  auto t = store_->GetTask("default", "old");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->state, TaskState::kFailed);
+  ASSERT_EQ(t->history.size(), 1u);
+  EXPECT_EQ(t->history[0].outcome, AttemptOutcome::kFailed);
+  store_.reset();
+  EXPECT_EQ(UserVersion(path_), static_cast<int>(SqliteMigrations().size()));
+}
+
+TEST_F(SqliteStoreTest, AnUnreadableRowIsDataLossNotAGuess) {
+  Open();
+  ASSERT_TRUE(store_->Commit(PutAll({"x"})).ok());
+  store_.reset();
+  RawExec(path_, "UPDATE tasks SET labels = 'not json' WHERE id = 'x'");
+  Open();
+  auto t = store_->GetTask("default", "x");
+  EXPECT_EQ(t.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(t.status().message().find("'x'"), std::string::npos) << t.status().ToString();
+  EXPECT_EQ(store_->ScanLiveTasks([](Task&&) {}).code(), StatusCode::kDataLoss);
+}
+
+TEST_F(SqliteStoreTest, ReadsRunBesideCommits) {
+  Open();
+  constexpr int kBatches = 50;
+  std::thread writer([&] {
+    for (int b = 0; b < kBatches; ++b) {
+      std::vector<std::string> ids;
+      for (int i = 0; i < 20; ++i) ids.push_back(std::to_string(b) + "-" + std::to_string(i));
+      ASSERT_TRUE(store_->Commit(PutAll(ids)).ok());
+    }
+  });
+  // Every read sees whole batches: a multiple of 20 tasks, never a torn one.
+  std::size_t seen = 0;
+  while (seen < kBatches * 20) {
+    std::size_t live = 0;
+    ASSERT_TRUE(store_->ScanLiveTasks([&](Task&&) { ++live; }).ok());
+    ASSERT_EQ(live % 20, 0u);
+    ASSERT_GE(live, seen);
+    seen = live;
+  }
+  writer.join();
+}
+
+TEST(FaultVfsTest, ANameCanBeRegisteredOnce) {
+  auto a = FaultVfs::Register("dray-fault-once");
+  ASSERT_TRUE(a.ok());
+  auto b = FaultVfs::Register("dray-fault-once");
+  EXPECT_EQ(b.status().code(), StatusCode::kAlreadyExists);
+  auto c = FaultVfs::Register("dray-fault-other", "no-such-vfs");
+  EXPECT_EQ(c.status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace dray
