@@ -22,6 +22,9 @@ struct StoreKind {
   Factory open;
 };
 
+// Names the store in test output instead of dumping its bytes.
+void PrintTo(const StoreKind& kind, std::ostream* os) { *os << kind.name; }
+
 std::unique_ptr<Store> OpenSqlite(const std::string& dir) {
   SqliteOptions o;
   o.path = dir + "/dray.db";
