@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -36,21 +38,6 @@ struct Options {
   int workers = 4;
   int batch = 256;
 };
-
-std::string Post(beast::tcp_stream& s, beast::flat_buffer& buf, const std::string& host,
-                 const std::string& target, const std::string& body, int* status) {
-  http::request<http::string_body> req{http::verb::post, target, 11};
-  req.set(http::field::host, host);
-  req.set(http::field::content_type, "application/json");
-  req.keep_alive(true);
-  req.body() = body;
-  req.prepare_payload();
-  http::write(s, req);
-  http::response<http::string_body> res;
-  http::read(s, buf, res);
-  *status = static_cast<int>(res.result_int());
-  return std::move(res.body());
-}
 
 }  // namespace
 
@@ -75,19 +62,14 @@ int main(int argc, char** argv) {
   for (int w = 0; w < o.workers; ++w) {
     workers.emplace_back([&, w] {
       try {
-        asio::io_context ioc;
-        beast::tcp_stream s(ioc);
-        s.connect(asio::ip::tcp::endpoint(asio::ip::make_address(o.host),
-                                          static_cast<unsigned short>(o.port)));
-        s.socket().set_option(asio::ip::tcp::no_delay(true));
-        beast::flat_buffer buf;
+        dray::bench::SyncConn conn(o.host, o.port);
         const std::string lease_body = json::serialize(json::object{
             {"worker", "bench-" + std::to_string(w)},
             {"queues", json::array{json::string(o.queue)}},
             {"max", o.batch}});
         for (;;) {
           int status = 0;
-          std::string body = Post(s, buf, o.host, "/v1/leases", lease_body, &status);
+          std::string body = conn.Post("/v1/leases", lease_body, &status);
           if (status != 200) {
             errors++;
             return;
@@ -102,7 +84,7 @@ int main(int argc, char** argv) {
                                         {"lease", t.at("lease").at("token")},
                                         {"result", nullptr}});
           }
-          std::string out = Post(s, buf, o.host, "/v1/acks",
+          std::string out = conn.Post("/v1/acks",
                                  json::serialize(json::object{{"acks", std::move(acks)}}), &status);
           if (status != 200) {
             errors++;

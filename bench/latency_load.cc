@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -34,43 +36,10 @@ std::int64_t NowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch()).count();
 }
 
-class Conn {
- public:
-  Conn(const std::string& host, int port) : host_(host), stream_(ioc_) {
-    stream_.connect(asio::ip::tcp::endpoint(asio::ip::make_address(host), static_cast<unsigned short>(port)));
-    stream_.socket().set_option(asio::ip::tcp::no_delay(true));
-  }
-  std::string Post(const std::string& target, const std::string& body, int* status) {
-    http::request<http::string_body> req{http::verb::post, target, 11};
-    req.set(http::field::host, host_);
-    req.set(http::field::content_type, "application/json");
-    req.keep_alive(true);
-    req.body() = body;
-    req.prepare_payload();
-    http::write(stream_, req);
-    http::response<http::string_body> res;
-    http::read(stream_, buf_, res);
-    *status = static_cast<int>(res.result_int());
-    return std::move(res.body());
-  }
-
- private:
-  std::string host_;
-  asio::io_context ioc_;
-  beast::tcp_stream stream_;
-  beast::flat_buffer buf_;
-};
-
-double Pct(std::vector<double>& v, double p) {
-  if (v.empty()) return 0;
-  std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())));
-  std::nth_element(v.begin(), v.begin() + static_cast<long>(i), v.end());
-  return v[i];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
+  using dray::bench::Percentile;
   std::string host = "127.0.0.1", queue = "latency";
   int port = 7070, rate = 1000, seconds = 20;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -93,7 +62,7 @@ int main(int argc, char** argv) {
 
   std::thread worker([&] {
     try {
-      Conn c(host, port);
+      dray::bench::SyncConn c(host, port);
       const std::string lease = json::serialize(json::object{
           {"worker", "latency"}, {"queues", json::array{json::string(queue)}}, {"max", 100}, {"wait_ms", 5000}});
       while (received < total && !failed) {
@@ -120,7 +89,7 @@ int main(int argc, char** argv) {
 
   // The producer paces itself against the schedule, not against replies.
   try {
-    Conn c(host, port);
+    dray::bench::SyncConn c(host, port);
     const auto start = Clock::now();
     for (long i = 0; i < total && !failed; ++i) {
       std::this_thread::sleep_until(start + std::chrono::microseconds(i * 1'000'000 / rate));
@@ -139,7 +108,7 @@ int main(int argc, char** argv) {
   std::printf("W3 latency: rate=%d/s seconds=%d tasks=%ld worker=1 long-poll lease max=100 cores=%ld\n",
               rate, seconds, received.load(), sysconf(_SC_NPROCESSORS_ONLN));
   std::printf("  submit-to-handler-start ms: p50=%.2f p99=%.2f p99.9=%.2f max=%.2f\n",
-              Pct(latencies_ms, 0.5), Pct(latencies_ms, 0.99), Pct(latencies_ms, 0.999),
-              Pct(latencies_ms, 1.0));
+              Percentile(latencies_ms, 0.5), Percentile(latencies_ms, 0.99),
+              Percentile(latencies_ms, 0.999), Percentile(latencies_ms, 1.0));
   return failed ? 1 : 0;
 }

@@ -25,6 +25,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -128,16 +130,10 @@ class Conn : public std::enable_shared_from_this<Conn> {
   Clock::time_point started_;
 };
 
-double Percentile(std::vector<double>& v, double p) {
-  if (v.empty()) return 0;
-  std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())));
-  std::nth_element(v.begin(), v.begin() + static_cast<long>(i), v.end());
-  return v[i];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
+  using dray::bench::Percentile;
   Options o;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
@@ -176,7 +172,8 @@ int main(int argc, char** argv) {
               sysconf(_SC_NPROCESSORS_ONLN));
   std::printf("  acknowledged=%ld errors=%ld elapsed=%.2fs rate=%.0f tasks/s\n", shared.done.load(),
               shared.errors.load(), secs, static_cast<double>(shared.done.load()) / secs);
-  std::printf("  request latency ms: p50=%.2f p99=%.2f p99.9=%.2f max=%.2f\n", Percentile(all, 0.50),
-              Percentile(all, 0.99), Percentile(all, 0.999), Percentile(all, 1.0));
+  std::printf("  request latency ms: p50=%.2f p99=%.2f p99.9=%.2f max=%.2f\n",
+              Percentile(all, 0.50), Percentile(all, 0.99), Percentile(all, 0.999),
+              Percentile(all, 1.0));
   return shared.errors.load() == 0 ? 0 : 1;
 }
