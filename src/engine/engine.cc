@@ -20,7 +20,7 @@ struct Engine::QueueState {
   std::string name;
   QueueSettings settings;
   ReadyHeap ready;
-  std::array<std::int64_t, 8> counts{};  // live tasks by TaskState value
+  std::array<std::int64_t, 8> counts{};  // tasks by TaskState value (finished: until purged)
 };
 
 bool Engine::ReadyLess::operator()(const Live* a, const Live* b) const {
@@ -148,6 +148,7 @@ Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, Engi
   Emit(l, out);
   if (after) *after = l->task;
   if (IsTerminal(l->task.state)) {
+    l->queue->counts[static_cast<std::size_t>(l->task.state)]++;
     out->finished.push_back(l->task.id);
     tasks_.erase(l->task.id);  // destroys *l
     return Status::Ok();
@@ -178,6 +179,20 @@ void Engine::RestoreKey(const std::string& ns, const std::string& key, const std
     it->second = KeyEntry{id, created_at};
   }
   key_order_.emplace_back(created_at, std::move(k));
+}
+
+void Engine::RestoreFinishedCounts(const std::vector<StateCount>& counts) {
+  for (const StateCount& c : counts) {
+    if (!IsTerminal(c.state)) continue;
+    QueueFor(c.ns, c.queue, nullptr).counts[static_cast<std::size_t>(c.state)] = c.count;
+  }
+}
+
+void Engine::ForgetFinished(const std::string& ns, const std::string& queue, TaskState state) {
+  auto it = queues_.find(std::make_pair(ns, queue));
+  if (it == queues_.end()) return;
+  std::int64_t& n = it->second->counts[static_cast<std::size_t>(state)];
+  if (n > 0) --n;
 }
 
 void Engine::RestoreMarks(const StoreMarks& marks) {
@@ -255,6 +270,7 @@ StatusOr<Task> Engine::Retry(Task stored, TimeMs now, EngineOutput* out) {
   }
   auto decision = Decide(stored, EventInput{TaskEvent::kRetry}, now);
   if (!decision.ok()) return decision.status();
+  ForgetFinished(stored.ns, stored.queue, stored.state);  // it is live again
   Apply(*decision, ApplyInput{now}, &stored);
   Task copy = stored;
   Insert(std::move(stored), out);
@@ -444,10 +460,7 @@ QueueInfo InfoOf(const std::string& ns, const std::string& name, const QueueSett
   info.ns = ns;
   info.name = name;
   info.settings = s;
-  for (TaskState st : {TaskState::kScheduled, TaskState::kBlocked, TaskState::kReady,
-                       TaskState::kRunning}) {
-    info.counts[st] = counts[static_cast<std::size_t>(st)];
-  }
+  for (TaskState st : kAllTaskStates) info.counts[st] = counts[static_cast<std::size_t>(st)];
   return info;
 }
 }  // namespace

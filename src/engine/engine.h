@@ -81,6 +81,10 @@ class Engine {
   void RestoreKey(const std::string& ns, const std::string& key, const std::string& id,
                   TimeMs created_at);
   void RestoreMarks(const StoreMarks& marks);
+  // Finished tasks per queue and state, so that queue counts need no scan.
+  void RestoreFinishedCounts(const std::vector<StateCount>& counts);
+  // A finished task was purged from the store.
+  void ForgetFinished(const std::string& ns, const std::string& queue, TaskState state);
 
   // --- Producers.
   // Accepts all specs or none. ResourceExhausted past max_live_tasks.
@@ -122,8 +126,8 @@ class Engine {
   StatusOr<QueueSettings> PatchQueue(const std::string& ns, const std::string& name,
                                      const std::function<Status(QueueSettings*)>& patch,
                                      EngineOutput* out);
-  // Live queues of a namespace with their live counts (terminal counts are
-  // the store's business).
+  // The queues of a namespace with their counts by state (finished tasks
+  // included, until purged).
   std::vector<QueueInfo> Queues(const std::string& ns) const;
   std::optional<QueueInfo> FindQueue(const std::string& ns, const std::string& name) const;
 

@@ -315,6 +315,31 @@ TEST_F(EngineTest, QueueCountsFollowEveryTransition) {
   EXPECT_EQ(q->counts[TaskState::kScheduled], 1);
 }
 
+TEST_F(EngineTest, FinishedCountsFollowCompletionRetryAndPurge) {
+  engine_.RestoreFinishedCounts({StateCount{"default", "q", TaskState::kSucceeded, 40},
+                                 StateCount{"default", "old", TaskState::kFailed, 2}});
+  TaskSpec once = Spec();
+  once.max_attempts = 1;
+  std::string a = Submit(Spec()), b = Submit(once);
+  auto leased = Lease(2);
+  ASSERT_EQ(leased.size(), 2u);
+  EngineOutput out;
+  ASSERT_TRUE(engine_.Complete("default", a, leased[0].lease.token, "1", now_, &out).ok());
+  auto failed = engine_.Fail("default", b, leased[1].lease.token, "x", true, now_, &out);
+  ASSERT_TRUE(failed.ok());
+  auto q = engine_.FindQueue("default", "q");
+  EXPECT_EQ(q->counts[TaskState::kSucceeded], 41);
+  EXPECT_EQ(q->counts[TaskState::kFailed], 1);
+  EXPECT_EQ(q->counts[TaskState::kRunning], 0);
+  ASSERT_TRUE(engine_.Retry(*failed, now_, &out).ok());
+  q = engine_.FindQueue("default", "q");
+  EXPECT_EQ(q->counts[TaskState::kFailed], 0);
+  EXPECT_EQ(q->counts[TaskState::kReady], 1);
+  engine_.ForgetFinished("default", "q", TaskState::kSucceeded);
+  EXPECT_EQ(engine_.FindQueue("default", "q")->counts[TaskState::kSucceeded], 40);
+  EXPECT_EQ(engine_.FindQueue("default", "old")->counts[TaskState::kFailed], 2);
+}
+
 // Conservation: random operations; every submitted task ends up exactly once
 // either live in the engine or reported finished.
 TEST_F(EngineTest, RandomizedOperationsConserveTasks) {

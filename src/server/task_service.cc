@@ -42,6 +42,9 @@ Status TaskService::Recover() {
   auto queues = store_->LoadQueues();
   if (!queues.ok()) return queues.status();
   for (const QueueRecord& q : *queues) engine_.RestoreQueue(q);
+  auto finished = store_->CountTerminal();  // the one count over the store
+  if (!finished.ok()) return finished.status();
+  engine_.RestoreFinishedCounts(*finished);
   // The callbacks run now, on this thread, under mu_.
   Engine* engine = &engine_;
   DRAY_RETURN_IF_ERROR(store_->ScanLiveTasks([engine](Task&& t) { engine->RestoreTask(std::move(t)); }));
@@ -199,9 +202,11 @@ void TaskService::Purge() {
   if (expired.ok() && !expired->empty()) {
     more = expired->size() == 1000;
     std::vector<Mutation> deletes;
-    for (auto& [ns, id] : *expired) {
+    for (const ExpiredTask& e : *expired) {
       // A task retried since the query is live again: keep it.
-      if (!engine_.Find(ns, id)) deletes.push_back(Mutation::DeleteTask(ns, id));
+      if (engine_.Find(e.ns, e.id)) continue;
+      engine_.ForgetFinished(e.ns, e.queue, e.state);
+      deletes.push_back(Mutation::DeleteTask(e.ns, e.id));
     }
     pipeline_.Submit(std::move(deletes), [](const Status&) {});
   }
@@ -496,39 +501,15 @@ void TaskService::Ack(const std::string& ns, std::vector<AckItem> items,
 
 // ---------------------------------------------------------------- queues
 
-namespace {
-void AddTerminalCounts(const std::vector<StateCount>& counts, QueueInfo* q) {
-  for (TaskState s : {TaskState::kSucceeded, TaskState::kFailed, TaskState::kCancelled}) {
-    q->counts.try_emplace(s, 0);
-  }
-  for (const StateCount& c : counts) {
-    if (c.ns == q->ns && c.queue == q->name) q->counts[c.state] += c.count;
-  }
-}
-}  // namespace
-
 StatusOr<std::vector<QueueInfo>> TaskService::Queues(const std::string& ns) {
-  std::vector<QueueInfo> queues;
-  {
-    MutexLock lock(&mu_);
-    queues = engine_.Queues(ns);
-  }
-  auto counts = store_->CountTerminal();
-  if (!counts.ok()) return counts.status();
-  for (QueueInfo& q : queues) AddTerminalCounts(*counts, &q);
-  return queues;
+  MutexLock lock(&mu_);
+  return engine_.Queues(ns);
 }
 
 StatusOr<QueueInfo> TaskService::GetQueue(const std::string& ns, const std::string& name) {
-  std::optional<QueueInfo> q;
-  {
-    MutexLock lock(&mu_);
-    q = engine_.FindQueue(ns, name);
-  }
+  MutexLock lock(&mu_);
+  auto q = engine_.FindQueue(ns, name);
   if (!q) return NotFound("no queue '" + name + "' in namespace '" + ns + "'");
-  auto counts = store_->CountTerminal();
-  if (!counts.ok()) return counts.status();
-  AddTerminalCounts(*counts, &*q);
   return *q;
 }
 

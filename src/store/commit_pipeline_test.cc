@@ -44,8 +44,8 @@ class FakeStore final : public Store {
   StatusOr<std::vector<QueueRecord>> LoadQueues() override { return std::vector<QueueRecord>{}; }
   StatusOr<StoreMarks> LoadMarks() override { return StoreMarks{}; }
   StatusOr<std::vector<StateCount>> CountTerminal() override { return std::vector<StateCount>{}; }
-  StatusOr<std::vector<std::pair<std::string, std::string>>> FindExpired(TimeMs, std::size_t) override {
-    return std::vector<std::pair<std::string, std::string>>{};
+  StatusOr<std::vector<ExpiredTask>> FindExpired(TimeMs, std::size_t) override {
+    return std::vector<ExpiredTask>{};
   }
 
   void Hold() {

@@ -93,6 +93,14 @@ struct StateCount {
   std::int64_t count;
 };
 
+// A finished task old enough to purge, with what the engine's counts need.
+struct ExpiredTask {
+  std::string ns;
+  std::string id;
+  std::string queue;
+  TaskState state = TaskState::kSucceeded;
+};
+
 // What recovery needs besides the live tasks.
 struct StoreMarks {
   std::uint64_t max_lease_token = 0;  // over every stored task
@@ -136,8 +144,7 @@ class Store {
   // Ids (ns, id) of up to `limit` terminal tasks finished before `cutoff`,
   // oldest first: candidates for the retention purge, which deletes them
   // through Commit() like any other write.
-  virtual StatusOr<std::vector<std::pair<std::string, std::string>>> FindExpired(TimeMs cutoff,
-                                                                               std::size_t limit) = 0;
+  virtual StatusOr<std::vector<ExpiredTask>> FindExpired(TimeMs cutoff, std::size_t limit) = 0;
 };
 
 }  // namespace dray

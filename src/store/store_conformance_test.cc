@@ -299,13 +299,18 @@ TEST_P(StoreConformanceTest, FindExpiredReturnsOldFinishedTasksOldestFirst) {
   auto expired = store_->FindExpired(900, 100);
   ASSERT_TRUE(expired.ok());
   std::vector<std::string> ids;
-  for (const auto& [ns, id] : *expired) ids.push_back(ns + "/" + id);
+  for (const ExpiredTask& e : *expired) {
+    ids.push_back(e.ns + "/" + e.id);
+    EXPECT_EQ(e.queue, "q");
+    EXPECT_TRUE(IsTerminal(e.state));
+  }
   EXPECT_EQ(ids, (std::vector<std::string>{"other/done5", "default/done4", "other/done3",
                                            "default/done2"}));
   auto two = store_->FindExpired(900, 2);
   ASSERT_TRUE(two.ok());
   ASSERT_EQ(two->size(), 2u);
-  EXPECT_EQ(two->at(1).second, "done4");
+  EXPECT_EQ(two->at(1).id, "done4");
+  EXPECT_EQ(two->at(1).state, TaskState::kFailed);
   auto none = store_->FindExpired(900, 0);
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());

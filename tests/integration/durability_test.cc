@@ -54,7 +54,9 @@ TEST(DurabilityTest, StateSurvivesAGracefulRestart) {
   EXPECT_EQ(done.at("result").at("ok"), true);
   EXPECT_EQ(c2.Call("GET", "/v1/tasks/" + later_id).json().at("state"), "scheduled");
   EXPECT_EQ(c2.Call("GET", "/v1/tasks/" + ready_id).json().at("state"), "ready");
-  EXPECT_EQ(c2.Call("GET", "/v1/queues/r").json().at("settings").at("lease_ms"), 45000);
+  json::value queue = c2.Call("GET", "/v1/queues/r").json();
+  EXPECT_EQ(queue.at("settings").at("lease_ms"), 45000);
+  EXPECT_EQ(queue.at("counts").at("succeeded"), 1);  // finished counts are rebuilt too
   // The key still maps to the first task.
   HttpResult again = c2.Call("POST", "/v1/tasks", R"({"type":"t","queue":"r","key":"k-done"})");
   EXPECT_EQ(again.status, 200);

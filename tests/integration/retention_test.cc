@@ -18,7 +18,9 @@ TEST(RetentionTest, FinishedTasksArePurgedAfterTheRetentionAge) {
       c.Call("POST", "/v1/tasks", R"({"type":"t","queue":"r","delay_ms":600000})").json().at("id").as_string());
   ASSERT_EQ(c.Call("POST", "/v1/tasks/" + done + "/cancel").status, 200);
   EXPECT_EQ(c.Call("GET", "/v1/tasks/" + done).status, 200);  // kept for now
+  EXPECT_EQ(c.Call("GET", "/v1/queues/r").json().at("counts").at("cancelled"), 1);
   ASSERT_TRUE(WaitFor([&] { return c.Call("GET", "/v1/tasks/" + done).status == 404; }));
+  EXPECT_EQ(c.Call("GET", "/v1/queues/r").json().at("counts").at("cancelled"), 0);
   EXPECT_EQ(c.Call("GET", "/v1/tasks/" + live).status, 200);  // live tasks are never purged
   EXPECT_EQ(server.Stop(), 0);
 }

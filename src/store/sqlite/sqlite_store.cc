@@ -285,7 +285,7 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<QueueRecord>> LoadQueues() override;
   StatusOr<StoreMarks> LoadMarks() override;
   StatusOr<std::vector<StateCount>> CountTerminal() override;
-  StatusOr<std::vector<std::pair<std::string, std::string>>> FindExpired(TimeMs cutoff,
+  StatusOr<std::vector<ExpiredTask>> FindExpired(TimeMs cutoff,
                                                                        std::size_t limit) override;
 
  private:
@@ -424,7 +424,7 @@ Status SqliteStore::OpenReader(const SqliteOptions& o) {
       &count_terminal_,
       "SELECT ns, queue, state, COUNT(*) FROM tasks WHERE state >= 5 GROUP BY ns, queue, state"));
   return PrepareReader(&find_expired_,
-                       "SELECT ns, id FROM tasks WHERE state >= 5 AND finished_at < ? "
+                       "SELECT ns, id, queue, state FROM tasks WHERE state >= 5 AND finished_at < ? "
                        "ORDER BY finished_at, ns, id LIMIT ?");
 }
 
@@ -673,16 +673,17 @@ StatusOr<std::vector<StateCount>> SqliteStore::CountTerminal() {
   return out;
 }
 
-StatusOr<std::vector<std::pair<std::string, std::string>>> SqliteStore::FindExpired(
-    TimeMs cutoff, std::size_t limit) {
-  std::vector<std::pair<std::string, std::string>> out;
+StatusOr<std::vector<ExpiredTask>> SqliteStore::FindExpired(TimeMs cutoff, std::size_t limit) {
+  std::vector<ExpiredTask> out;
   if (limit == 0) return out;
   constexpr auto kMax = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
   MutexLock lock(&rmu_);
   find_expired_.Bind(1, cutoff);
   find_expired_.Bind(2, static_cast<std::int64_t>(std::min(limit, kMax)));
   DRAY_RETURN_IF_ERROR(ReadAll(&find_expired_, "finding expired tasks", [&](sqlite3_stmt* s) {
-    out.emplace_back(Text(s, 0), Text(s, 1));
+    int state = sqlite3_column_int(s, 3);
+    if (state < 5 || state > 7) return DataLoss("task " + Text(s, 1) + " has unknown state");
+    out.push_back(ExpiredTask{Text(s, 0), Text(s, 1), Text(s, 2), static_cast<TaskState>(state)});
     return Status::Ok();
   }));
   return out;
