@@ -319,7 +319,7 @@ TEST_F(ApiTest, PausedQueueHandsOutNothingUntilResumed) {
 
 TEST_F(ApiTest, WaitOnATaskAnswersWhenItFinishes) {
   std::string id = Submit();
-  auto waiting = std::async(std::launch::async, [this, id] {
+  auto waiting = std::async(std::launch::async, [id] {
     HttpConn c(server_->port());
     return c.Call("GET", "/v1/tasks/" + id + "?wait_ms=30000");
   });
