@@ -70,7 +70,7 @@ struct AckRequest {
   std::string id;
   std::string token;
   bool success = true;
-  std::string result = "null";  // JSON text, for success
+  std::string result = "null";  // JSON text; for a failure sent only if not "null"
   std::string error;            // for failure
   bool retry = true;            // for failure
 };
@@ -107,8 +107,10 @@ class Client {
                                       std::int64_t lease_ms = 0);
   StatusOr<Task> Complete(const std::string& id, const std::string& token,
                           const std::string& result_json);
+  // `result_json` (optional) is kept as the task's result, e.g. a command's
+  // output beside its failure.
   StatusOr<Task> Fail(const std::string& id, const std::string& token, const std::string& error,
-                      bool retry = true);
+                      bool retry = true, const std::string& result_json = "");
   StatusOr<std::vector<AckResult>> Ack(const std::vector<AckRequest>& acks);
 
   StatusOr<std::vector<QueueInfo>> Queues();

@@ -71,6 +71,20 @@ class NonRetryableError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Thrown by a handler: fail the attempt with a message and keep a result
+// (JSON text) beside it, such as a command's exit code and output.
+class TaskFailed : public std::runtime_error {
+ public:
+  TaskFailed(const std::string& message, std::string result_json, bool retryable = true)
+      : std::runtime_error(message), result_(std::move(result_json)), retryable_(retryable) {}
+  const std::string& result() const { return result_; }
+  bool retryable() const { return retryable_; }
+
+ private:
+  std::string result_;
+  bool retryable_;
+};
+
 class TaskContext {
  public:
   TaskContext(const Task& task, std::stop_token stop, const std::atomic<bool>* cancel)

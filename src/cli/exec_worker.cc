@@ -51,20 +51,29 @@ ExecWorker::ExecWorker(const ExecWorkerOptions& options)
     if (ctx.task().timeout_ms > 0) timeout = std::chrono::milliseconds(ctx.task().timeout_ms);
     auto r = RunCommand(ctx.payload(), timeout, ctx.stop_token());
     if (!r.ok()) throw NonRetryableError(r.status().message());
-    if (r->timed_out) throw std::runtime_error("killed after the task's timeout of " +
-                                               std::to_string(ctx.task().timeout_ms) + " ms");
-    if (r->stopped) {
-      throw std::runtime_error(ctx.cancel_requested() ? "cancelled"
-                                                      : "stopped: the lease was lost or the worker stopped");
+    // A failed run keeps its exit code and output as the task's result too.
+    const std::string result = ExecResultJson(*r);
+    if (r->timed_out) {
+      throw TaskFailed("killed after the task's timeout of " +
+                           std::to_string(ctx.task().timeout_ms) + " ms",
+                       result);
     }
-    if (r->signal) throw std::runtime_error("killed by signal " + std::to_string(r->signal) + ": " +
-                                            LastLine(r->stderr_tail));
+    if (r->stopped) {
+      throw TaskFailed(ctx.cancel_requested() ? "cancelled"
+                                              : "stopped: the lease was lost or the worker stopped",
+                       result);
+    }
+    if (r->signal) {
+      throw TaskFailed("killed by signal " + std::to_string(r->signal) + ": " +
+                           LastLine(r->stderr_tail),
+                       result);
+    }
     if (r->exit_code != 0) {
       std::string line = LastLine(r->stderr_tail);
-      throw std::runtime_error("exit code " + std::to_string(r->exit_code) +
-                               (line.empty() ? "" : ": " + line));
+      throw TaskFailed("exit code " + std::to_string(r->exit_code) + (line.empty() ? "" : ": " + line),
+                       result);
     }
-    return ExecResultJson(*r);
+    return result;
   });
 }
 

@@ -1,8 +1,9 @@
 // The command worker (`dray worker --exec`, `dray server --worker`): leases
 // tasks and runs each one's payload as a command (see exec_runner.h). A zero
 // exit completes the task with {"exit_code", "stdout", "stderr", ...}; a
-// non-zero exit fails the attempt with the exit code and the last line of
-// stderr; a payload that is not a command, or a program that cannot start,
+// non-zero exit (or a timeout, cancel or signal) fails the attempt with the
+// exit code and the last line of stderr as the error, and keeps the same
+// result object beside it; a payload that is not a command, or a program that cannot start,
 // fails the task for good.
 #pragma once
 

@@ -283,8 +283,9 @@ StatusOr<Task> Client::Complete(const std::string& id, const std::string& token,
 }
 
 StatusOr<Task> Client::Fail(const std::string& id, const std::string& token,
-                            const std::string& error, bool retry) {
+                            const std::string& error, bool retry, const std::string& result_json) {
   json::object req{{"lease", token}, {"error", error}, {"retry", retry}};
+  if (!result_json.empty()) req["result"] = JsonOrNull(result_json);
   return TaskFrom(Call("POST", "/v1/tasks/" + UrlEncode(id) + "/fail", json::serialize(req)));
 }
 
@@ -298,6 +299,7 @@ StatusOr<std::vector<AckResult>> Client::Ack(const std::vector<AckRequest>& acks
     } else {
       o["error"] = a.error;
       o["retry"] = a.retry;
+      if (!a.result.empty() && a.result != "null") o["result"] = JsonOrNull(a.result);
     }
     items.push_back(std::move(o));
   }

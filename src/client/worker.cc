@@ -174,6 +174,11 @@ void Worker::Impl::RunOne(const std::shared_ptr<Running>& r) {
   try {
     ack.result = (*fn)(ctx);
     if (ack.result.empty()) ack.result = "null";
+  } catch (const TaskFailed& e) {
+    ack.success = false;
+    ack.retry = e.retryable();
+    ack.error = e.what();
+    ack.result = e.result();
   } catch (const NonRetryableError& e) {
     ack.success = false;
     ack.retry = false;

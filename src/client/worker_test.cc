@@ -121,8 +121,8 @@ class FakeDray {
       AckItem a;
       a.id = o.at("id").as_string();
       a.lease = o.at("lease").as_string();
-      a.success = o.contains("result");
-      if (a.success) a.result = json::serialize(o.at("result"));
+      a.success = !o.contains("error");  // as the server decides: an error makes a failure
+      if (o.contains("result")) a.result = json::serialize(o.at("result"));
       if (o.contains("error")) a.error = o.at("error").as_string();
       if (o.contains("retry")) a.retry = o.at("retry").as_bool();
       acks_.push_back(a);

@@ -184,6 +184,9 @@ void Apply(const Transition& t, const ApplyInput& in, Task* task) {
       task->error.clear();
     } else {
       task->error = std::string(in.error);
+      // A failed attempt may leave output behind (a command's exit code and
+      // output); it replaces the previous attempt's.
+      if (!in.result.empty()) task->result = std::string(in.result);
     }
   }
   if (t.starts_attempt) {

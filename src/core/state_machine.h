@@ -81,7 +81,7 @@ struct ApplyInput {
   std::string_view worker;         // kLease
   std::uint64_t lease_token = 0;   // kLease: must exceed task.lease_token
   TimeMs lease_expires_at = 0;     // kLease, kHeartbeat
-  std::string_view result;         // kComplete: JSON text
+  std::string_view result;         // kComplete, and optionally kFail: JSON text
   std::string_view error;          // kFail, kExpire, kTimeout, kCancel
 };
 

@@ -89,6 +89,22 @@ TEST(StateMachineTest, FailWithNoAttemptsLeftIsTerminal) {
   EXPECT_EQ(t.history.back().ended_at, kNow);
 }
 
+TEST(StateMachineTest, AFailedAttemptMayKeepAResult) {
+  Task t = RunningTask(false, 1, 3);
+  t.result = "\"earlier\"";
+  auto r = Decide(t, EventInput{TaskEvent::kFail}, kNow);
+  ASSERT_TRUE(r.ok());
+  Apply(*r, ApplyInput{kNow, "", 0, 0, R"({"exit_code":3})", "exit code 3"}, &t);
+  EXPECT_EQ(t.result, R"({"exit_code":3})");
+  EXPECT_EQ(t.error, "exit code 3");
+  Task u = RunningTask(false, 1, 3);
+  u.result = "\"earlier\"";
+  auto r2 = Decide(u, EventInput{TaskEvent::kFail}, kNow);
+  ASSERT_TRUE(r2.ok());
+  Apply(*r2, ApplyInput{kNow, "", 0, 0, "", "no output"}, &u);
+  EXPECT_EQ(u.result, "\"earlier\"");  // no result given: the last one stays
+}
+
 TEST(StateMachineTest, NonRetryableFailSkipsRemainingAttempts) {
   Task t = RunningTask(false, 1, 5);
   auto r = Decide(t, EventInput{TaskEvent::kFail, false}, kNow);

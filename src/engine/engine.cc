@@ -354,7 +354,8 @@ StatusOr<Task> Engine::Complete(const std::string& ns, const std::string& id,
 }
 
 StatusOr<Task> Engine::Fail(const std::string& ns, const std::string& id, std::string_view token,
-                            std::string error, bool retry, TimeMs now, EngineOutput* out) {
+                            std::string error, bool retry, std::string result, TimeMs now,
+                            EngineOutput* out) {
   Tick(now, out);
   auto found = FindLeased(ns, id, token);
   if (!found.ok()) return found.status();
@@ -362,6 +363,7 @@ StatusOr<Task> Engine::Fail(const std::string& ns, const std::string& id, std::s
   EventInput ev{TaskEvent::kFail, retry, std::uniform_real_distribution<double>(0, 1)(rng_)};
   ApplyInput in{now};
   in.error = error;
+  in.result = result;
   Task after;
   DRAY_RETURN_IF_ERROR(Step(l, ev, in, out, &after));
   return after;

@@ -105,8 +105,10 @@ class Engine {
                                        EngineOutput* out);
   StatusOr<Task> Complete(const std::string& ns, const std::string& id, std::string_view token,
                           std::string result, TimeMs now, EngineOutput* out);
+  // `result` (JSON text, may be empty) is kept as the task's result too.
   StatusOr<Task> Fail(const std::string& ns, const std::string& id, std::string_view token,
-                      std::string error, bool retry, TimeMs now, EngineOutput* out);
+                      std::string error, bool retry, std::string result, TimeMs now,
+                      EngineOutput* out);
 
   // --- Long-poll leases. A waiter is served (and removed) by ServeWaiters as
   // soon as tasks are ready in one of its queues, oldest waiter first.

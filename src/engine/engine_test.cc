@@ -107,7 +107,7 @@ TEST_F(EngineTest, StaleTokenIsRefusedAndChangesNothing) {
     Status s2;
     if (op == 0) s2 = engine_.Heartbeat("default", id, first[0].lease.token, 0, now_, &out).status();
     if (op == 1) s2 = engine_.Complete("default", id, first[0].lease.token, "1", now_, &out).status();
-    if (op == 2) s2 = engine_.Fail("default", id, first[0].lease.token, "x", true, now_, &out).status();
+    if (op == 2) s2 = engine_.Fail("default", id, first[0].lease.token, "x", true, "", now_, &out).status();
     EXPECT_EQ(s2.code(), StatusCode::kAborted) << op;
     EXPECT_TRUE(out.mutations.empty());
   }
@@ -186,7 +186,7 @@ TEST_F(EngineTest, CancelOfRunningTaskIsSeenOnHeartbeatAndEndsCancelled) {
   auto hb = engine_.Heartbeat("default", id, got[0].lease.token, 0, now_, &out);
   ASSERT_TRUE(hb.ok());
   EXPECT_TRUE(hb->cancel_requested);
-  auto f = engine_.Fail("default", id, got[0].lease.token, "stopped", true, now_, &out);
+  auto f = engine_.Fail("default", id, got[0].lease.token, "stopped", true, "", now_, &out);
   ASSERT_TRUE(f.ok());
   EXPECT_EQ(f->state, TaskState::kCancelled);
 }
@@ -289,7 +289,7 @@ TEST_F(EngineTest, RetryRunsAFailedTaskAgain) {
   std::string id = Submit(s);
   auto got = Lease();
   EngineOutput out;
-  auto failed = engine_.Fail("default", id, got[0].lease.token, "nope", true, now_, &out);
+  auto failed = engine_.Fail("default", id, got[0].lease.token, "nope", true, "", now_, &out);
   ASSERT_TRUE(failed.ok());
   ASSERT_EQ(failed->state, TaskState::kFailed);
   EngineOutput out2;
@@ -325,7 +325,7 @@ TEST_F(EngineTest, FinishedCountsFollowCompletionRetryAndPurge) {
   ASSERT_EQ(leased.size(), 2u);
   EngineOutput out;
   ASSERT_TRUE(engine_.Complete("default", a, leased[0].lease.token, "1", now_, &out).ok());
-  auto failed = engine_.Fail("default", b, leased[1].lease.token, "x", true, now_, &out);
+  auto failed = engine_.Fail("default", b, leased[1].lease.token, "x", true, "", now_, &out);
   ASSERT_TRUE(failed.ok());
   auto q = engine_.FindQueue("default", "q");
   EXPECT_EQ(q->counts[TaskState::kSucceeded], 41);
@@ -369,7 +369,7 @@ TEST_F(EngineTest, RandomizedOperationsConserveTasks) {
       (void)r;
     } else if (op == 3 && !held.empty()) {
       std::size_t i = rng() % held.size();
-      (void)engine_.Fail("default", held[i].task.id, held[i].lease.token, "e", rng() % 2, now_, &out);
+      (void)engine_.Fail("default", held[i].task.id, held[i].lease.token, "e", rng() % 2, "", now_, &out);
       held.erase(held.begin() + static_cast<long>(i));
     } else if (op == 4 && !submitted.empty()) {
       auto it = submitted.begin();

@@ -134,6 +134,13 @@ StatusOr<std::string> ResultField(const json::object& o, const Limits& limits,
   return text;
 }
 
+// A failure's optional result: "" when absent.
+StatusOr<std::string> FailureResult(const json::object& o, const Limits& limits,
+                                    std::string_view where = "") {
+  if (!o.contains("result")) return std::string();
+  return ResultField(o, limits, where);
+}
+
 std::string CutError(std::string e, const Limits& limits) {
   if (e.size() > limits.max_error_bytes) e.resize(limits.max_error_bytes);
   return e;
@@ -367,16 +374,17 @@ class Api {
   }
 
   void Fail(HttpRequest&& req, Responder respond) {
-    auto call = DecodeWorkerCall(req, {"lease", "error", "retry"});
+    auto call = DecodeWorkerCall(req, {"lease", "error", "retry", "result"});
     if (!call.ok()) return respond(ErrorResponse(call.status()));
     auto error = StringField(call->body, "error", false, 1 << 30);
     auto retry = BoolField(call->body, "retry", true);
-    for (const Status& s : {error.status(), retry.status()}) {
+    auto result = FailureResult(call->body, opts_.limits);
+    for (const Status& s : {error.status(), retry.status(), result.status()}) {
       if (!s.ok()) return respond(ErrorResponse(s));
     }
     std::string message = error->empty() ? "failed without a message" : *error;
     service_->Fail(call->ns, call->id, call->token, CutError(std::move(message), opts_.limits),
-                   *retry, TaskResponder(std::move(respond)));
+                   *retry, std::move(*result), TaskResponder(std::move(respond)));
   }
 
   void Acks(HttpRequest&& req, Responder respond) {
@@ -418,12 +426,11 @@ class Api {
       item.token = std::move(*token);
       item.retry = *retry;
       if (o.contains("error")) {
-        if (o.contains("result")) {
-          return respond(ErrorResponse(InvalidArgument(
-              "fields '" + where + ".result' and '" + where + ".error' exclude each other")));
-        }
         auto error = StringField(o, "error", false, 1 << 30, where);
         if (!error.ok()) return respond(ErrorResponse(error.status()));
+        auto result = FailureResult(o, opts_.limits, where);
+        if (!result.ok()) return respond(ErrorResponse(result.status()));
+        item.result = std::move(*result);
         item.success = false;
         item.error = CutError(error->empty() ? "failed without a message" : std::move(*error),
                               opts_.limits);

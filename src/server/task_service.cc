@@ -444,11 +444,12 @@ void TaskService::Complete(const std::string& ns, const std::string& id, const s
 }
 
 void TaskService::Fail(const std::string& ns, const std::string& id, const std::string& token,
-                       std::string error, bool retry, Callback<Task> done) {
+                       std::string error, bool retry, std::string result,
+                       Callback<Task> done) {
   WorkerCall<Task>(
       ns, id,
       [&](Engine& engine, TimeMs now, EngineOutput* out) {
-        return engine.Fail(ns, id, token, std::move(error), retry, now, out);
+        return engine.Fail(ns, id, token, std::move(error), retry, std::move(result), now, out);
       },
       std::move(done));
 }
@@ -467,8 +468,8 @@ void TaskService::Ack(const std::string& ns, std::vector<AckItem> items,
       outcomes[i].id = item.id;
       auto r = item.success
                    ? engine_.Complete(ns, item.id, item.token, std::move(item.result), now, &out)
-                   : engine_.Fail(ns, item.id, item.token, std::move(item.error), item.retry, now,
-                                  &out);
+                   : engine_.Fail(ns, item.id, item.token, std::move(item.error), item.retry,
+                                  std::move(item.result), now, &out);
       if (r.ok()) {
         outcomes[i].state = r->state;
       } else if (r.status().code() == StatusCode::kNotFound) {

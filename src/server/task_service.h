@@ -34,7 +34,7 @@ struct AckItem {
   std::string id;
   std::string token;
   bool success = true;
-  std::string result;  // success: JSON text
+  std::string result;  // JSON text; for a failure optional (empty = none)
   std::string error;   // failure
   bool retry = true;   // failure
 };
@@ -87,7 +87,7 @@ class TaskService {
   void Complete(const std::string& ns, const std::string& id, const std::string& token,
                 std::string result, Callback<Task> done);
   void Fail(const std::string& ns, const std::string& id, const std::string& token,
-            std::string error, bool retry, Callback<Task> done);
+            std::string error, bool retry, std::string result, Callback<Task> done);
   // One outcome per item, in order; the whole batch shares one commit.
   void Ack(const std::string& ns, std::vector<AckItem> items,
            Callback<std::vector<AckOutcome>> done);

@@ -293,8 +293,10 @@ TEST_F(ApiTest, FailedAttemptIsRetriedWithBackoff) {
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].at("attempts"), 2);
   json::value g = Ok("POST", "/v1/tasks/" + id + "/fail",
-                     R"({"lease":")" + Token(second[0]) + R"(","error":"fatal","retry":false})");
+                     R"({"lease":")" + Token(second[0]) +
+                         R"(","error":"fatal","retry":false,"result":{"exit_code":3}})");
   EXPECT_EQ(g.at("state"), "failed");
+  EXPECT_EQ(Get(id).at("result").at("exit_code"), 3);  // kept beside the error
 }
 
 TEST_F(ApiTest, PausedQueueHandsOutNothingUntilResumed) {

@@ -199,6 +199,9 @@ TEST_F(ExecWorkerTest, RunsCommandsAndReportsExitCodes) {
   ASSERT_TRUE(bad.ok());
   EXPECT_EQ(bad->state, TaskState::kFailed);
   EXPECT_EQ(bad->error, "exit code 4: broken");
+  auto bad_result = boost::json::parse(bad->result);
+  EXPECT_EQ(bad_result.at("exit_code"), 4);
+  EXPECT_EQ(bad_result.at("stderr"), "broken\n");
   auto missing = RunCmd(R"(["/no/such/program"])", R"(,"max_attempts":5)");
   ASSERT_TRUE(missing.ok());
   EXPECT_EQ(missing->state, TaskState::kFailed);
