@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/json_writer.h"
 #include "core/time_format.h"
 
 namespace json = boost::json;
@@ -282,52 +283,16 @@ json::object EncodeBackoff(const Backoff& b) {
 }
 
 json::object EncodeTask(const Task& t) {
-  json::object o;
-  o.reserve(28);
-  o["id"] = t.id;
-  o["namespace"] = t.ns;
-  o["queue"] = t.queue;
-  o["type"] = t.type;
-  o["state"] = TaskStateName(t.state);
-  o["payload"] = JsonOrNull(t.payload);
-  o["priority"] = t.priority;
-  o["run_at"] = FormatRfc3339(t.run_at);
-  o["max_attempts"] = t.max_attempts;
-  o["attempts"] = t.attempts;
-  o["backoff"] = EncodeBackoff(t.backoff);
-  o["timeout_ms"] = t.timeout_ms;
-  if (t.lease_ms) o["lease_ms"] = t.lease_ms;
-  if (!t.key.empty()) o["key"] = t.key;
-  json::object labels;
-  for (const auto& [k, v] : t.labels) labels[k] = v;
-  o["labels"] = std::move(labels);
-  o["result"] = JsonOrNull(t.result);
-  o["error"] = t.error.empty() ? json::value(nullptr) : json::value(t.error);
-  o["created_at"] = FormatRfc3339(t.created_at);
-  o["updated_at"] = FormatRfc3339(t.updated_at);
-  o["finished_at"] = t.finished_at ? json::value(FormatRfc3339(t.finished_at)) : nullptr;
-  if (t.state == TaskState::kRunning) {
-    o["worker"] = t.worker;
-    o["lease_expires_at"] = FormatRfc3339(t.lease_expires_at);
-    o["cancel_requested"] = t.cancel_requested;
-  }
-  json::array hist;
-  hist.reserve(t.history.size());
-  for (const Attempt& a : t.history) {
-    json::object h;
-    h["number"] = a.number;
-    h["worker"] = a.worker;
-    h["started_at"] = FormatRfc3339(a.started_at);
-    h["ended_at"] = a.ended_at ? json::value(FormatRfc3339(a.ended_at)) : nullptr;
-    h["outcome"] = AttemptOutcomeName(a.outcome);
-    h["error"] = a.error.empty() ? json::value(nullptr) : json::value(a.error);
-    hist.push_back(std::move(h));
-  }
-  o["history"] = std::move(hist);
-  return o;
+  // One writer decides the format (json_writer.cc); the document is read from it.
+  return json::parse(TaskToJson(t)).as_object();
 }
 
-std::string TaskToJson(const Task& t) { return json::serialize(EncodeTask(t)); }
+std::string TaskToJson(const Task& t) {
+  std::string out;
+  out.reserve(512 + t.payload.size() + t.result.size());
+  AppendTaskJson(t, &out);
+  return out;
+}
 
 namespace {
 

@@ -30,7 +30,8 @@ StatusOr<TaskSpec> DecodeTaskSpec(const boost::json::value& v, const Limits& lim
 // Names (namespace, queue): 1..max_name_bytes of [A-Za-z0-9_.:-].
 Status ValidateName(std::string_view field, std::string_view value, const Limits& limits);
 
-// The task as the API returns it.
+// The task as the API returns it (written by AppendTaskJson in
+// json_writer.h; EncodeTask reads that text back as a document).
 boost::json::object EncodeTask(const Task& t);
 std::string TaskToJson(const Task& t);
 // The inverse, for clients. Accepts what EncodeTask writes.

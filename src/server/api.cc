@@ -5,6 +5,7 @@
 
 #include "core/ids.h"
 #include "core/json_codec.h"
+#include "core/json_writer.h"
 #include "core/time_format.h"
 
 namespace json = boost::json;
@@ -160,18 +161,30 @@ json::object EncodeQueue(const QueueInfo& q) {
           {"counts", std::move(counts)}};
 }
 
-json::object EncodeLeased(const LeasedTask& l) {
-  json::object o = EncodeTask(l.task);
-  o["lease"] = json::object{{"token", l.lease.token},
-                            {"expires_at", FormatRfc3339(l.lease.expires_at)}};
-  return o;
+// {"tasks":[task + "lease":{"token","expires_at"}, ...]}, written directly.
+std::string LeasedTasksJson(const std::vector<LeasedTask>& leased) {
+  std::string out;
+  out.reserve(64 + leased.size() * 700);
+  out.append("{\"tasks\":[");
+  for (std::size_t i = 0; i < leased.size(); ++i) {
+    const LeasedTask& l = leased[i];
+    if (i) out.push_back(',');
+    AppendTaskJson(l.task, &out, /*close=*/false);
+    out.append(",\"lease\":{\"token\":");
+    AppendJsonString(l.lease.token, &out);
+    out.append(",\"expires_at\":\"");
+    out.append(FormatRfc3339(l.lease.expires_at));
+    out.append("\"}}");
+  }
+  out.append("]}");
+  return out;
 }
 
 // Answers `respond` with the task, or the error.
 Callback<Task> TaskResponder(Responder respond, int status = 200) {
   return [respond = std::move(respond), status](StatusOr<Task> r) {
     if (!r.ok()) return respond(ErrorResponse(r.status()));
-    respond(JsonResponse(status, EncodeTask(*r)));
+    respond(HttpResponse::Json(status, TaskToJson(*r)));
   };
 }
 
@@ -251,12 +264,19 @@ class Api {
     q.max_bytes = opts_.limits.max_body_bytes;  // an answer no larger than a request may be
     auto page = service_->List(q);
     if (!page.ok()) return respond(ErrorResponse(page.status()));
-    json::array tasks;
-    tasks.reserve(page->tasks.size());
-    for (const Task& t : page->tasks) tasks.push_back(EncodeTask(t));
-    json::value next = page->next_cursor.empty() ? json::value(nullptr)
-                                                 : json::value(page->next_cursor);
-    respond(JsonResponse(200, json::object{{"tasks", std::move(tasks)}, {"next_cursor", next}}));
+    std::string body = "{\"tasks\":[";
+    for (std::size_t i = 0; i < page->tasks.size(); ++i) {
+      if (i) body.push_back(',');
+      AppendTaskJson(page->tasks[i], &body);
+    }
+    body.append("],\"next_cursor\":");
+    if (page->next_cursor.empty()) {
+      body.append("null");
+    } else {
+      AppendJsonString(page->next_cursor, &body);
+    }
+    body.push_back('}');
+    respond(HttpResponse::Json(200, std::move(body)));
   }
 
   void CancelOrRetry(HttpRequest&& req, Responder respond, bool retry) {
@@ -322,10 +342,7 @@ class Api {
     service_->Lease(std::move(lr), *wait, [respond = std::move(respond)](
                                               StatusOr<std::vector<LeasedTask>> r) {
       if (!r.ok()) return respond(ErrorResponse(r.status()));
-      json::array tasks;
-      tasks.reserve(r->size());
-      for (const LeasedTask& l : *r) tasks.push_back(EncodeLeased(l));
-      respond(JsonResponse(200, json::object{{"tasks", std::move(tasks)}}));
+      respond(HttpResponse::Json(200, LeasedTasksJson(*r)));
     }, on_abandon);
   }
 

@@ -15,6 +15,8 @@
 
 #include <boost/beast/http/verb.hpp>
 
+#include "core/json_writer.h"  // AppendJsonString
+
 namespace dray {
 
 // Tells a handler that holds a request (a long-poll) that its client went
@@ -70,8 +72,6 @@ struct HttpResponse {
   static HttpResponse Error(int status, std::string_view code, std::string_view message);
 };
 
-// Appends `s` to `out` as a JSON string literal, quotes included.
-void AppendJsonString(std::string_view s, std::string* out);
 
 // Sends the answer to one request. A handler calls it exactly once, from any
 // thread, now or later (long-poll); later calls are ignored, and calling it

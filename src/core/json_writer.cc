@@ -1,0 +1,216 @@
+#include "core/json_writer.h"
+
+#include <charconv>
+#include <cstdint>
+
+#include "core/time_format.h"
+
+namespace dray {
+
+namespace {
+
+// Length of the valid UTF-8 sequence at s[i], or 0 if it is not one.
+std::size_t Utf8SequenceLength(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<std::uint8_t>(s[k]); };
+  const std::uint8_t c = b(i);
+  std::size_t n;
+  std::uint8_t lo = 0x80, hi = 0xBF;  // bounds of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;  // overlong
+    if (c == 0xED) hi = 0x9F;  // surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;  // overlong
+    if (c == 0xF4) hi = 0x8F;  // past U+10FFFF
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  if (b(i + 1) < lo || b(i + 1) > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k) {
+    if (b(i + k) < 0x80 || b(i + k) > 0xBF) return 0;
+  }
+  return n;
+}
+
+}  // namespace
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const std::size_t n = Utf8SequenceLength(s, i);
+      if (n == 0) {
+        out->append("\\ufffd");
+        ++i;
+      } else {
+        out->append(s.substr(i, n));
+        i += n;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      case '\b': out->append("\\b"); break;
+      case '\f': out->append("\\f"); break;
+      default:
+        if (c < 0x20) {
+          out->append("\\u00");
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 0xF]);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+    ++i;
+  }
+  out->push_back('"');
+}
+
+namespace {
+
+void Key(std::string_view k, std::string* out) {
+  out->push_back(',');
+  out->push_back('"');
+  out->append(k);
+  out->append("\":");
+}
+
+void Int(std::int64_t v, std::string* out) {
+  char buf[24];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out->append(buf, p);
+}
+
+void Double(double v, std::string* out) {
+  char buf[32];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out->append(buf, p);
+}
+
+void Time(TimeMs t, std::string* out) {
+  out->push_back('"');
+  out->append(FormatRfc3339(t));
+  out->push_back('"');
+}
+
+void StringOrNull(std::string_view s, std::string* out) {
+  if (s.empty()) {
+    out->append("null");
+  } else {
+    AppendJsonString(s, out);
+  }
+}
+
+}  // namespace
+
+void AppendTaskJson(const Task& t, std::string* out, bool close) {
+  out->append("{\"id\":");
+  AppendJsonString(t.id, out);
+  Key("namespace", out);
+  AppendJsonString(t.ns, out);
+  Key("queue", out);
+  AppendJsonString(t.queue, out);
+  Key("type", out);
+  AppendJsonString(t.type, out);
+  Key("state", out);
+  AppendJsonString(TaskStateName(t.state), out);
+  Key("payload", out);
+  out->append(t.payload.empty() ? std::string_view("null") : std::string_view(t.payload));
+  Key("priority", out);
+  Int(t.priority, out);
+  Key("run_at", out);
+  Time(t.run_at, out);
+  Key("max_attempts", out);
+  Int(t.max_attempts, out);
+  Key("attempts", out);
+  Int(t.attempts, out);
+  out->append(",\"backoff\":{\"initial_ms\":");
+  Int(t.backoff.initial_ms, out);
+  Key("max_ms", out);
+  Int(t.backoff.max_ms, out);
+  Key("multiplier", out);
+  Double(t.backoff.multiplier, out);
+  Key("jitter", out);
+  Double(t.backoff.jitter, out);
+  out->push_back('}');
+  Key("timeout_ms", out);
+  Int(t.timeout_ms, out);
+  if (t.lease_ms) {
+    Key("lease_ms", out);
+    Int(t.lease_ms, out);
+  }
+  if (!t.key.empty()) {
+    Key("key", out);
+    AppendJsonString(t.key, out);
+  }
+  Key("labels", out);
+  out->push_back('{');
+  bool first = true;
+  for (const auto& [k, v] : t.labels) {
+    if (!first) out->push_back(',');
+    first = false;
+    AppendJsonString(k, out);
+    out->push_back(':');
+    AppendJsonString(v, out);
+  }
+  out->push_back('}');
+  Key("result", out);
+  out->append(t.result.empty() ? std::string_view("null") : std::string_view(t.result));
+  Key("error", out);
+  StringOrNull(t.error, out);
+  Key("created_at", out);
+  Time(t.created_at, out);
+  Key("updated_at", out);
+  Time(t.updated_at, out);
+  Key("finished_at", out);
+  if (t.finished_at) {
+    Time(t.finished_at, out);
+  } else {
+    out->append("null");
+  }
+  if (t.state == TaskState::kRunning) {
+    Key("worker", out);
+    AppendJsonString(t.worker, out);
+    Key("lease_expires_at", out);
+    Time(t.lease_expires_at, out);
+    Key("cancel_requested", out);
+    out->append(t.cancel_requested ? "true" : "false");
+  }
+  Key("history", out);
+  out->push_back('[');
+  for (std::size_t i = 0; i < t.history.size(); ++i) {
+    const Attempt& a = t.history[i];
+    if (i) out->push_back(',');
+    out->append("{\"number\":");
+    Int(a.number, out);
+    Key("worker", out);
+    AppendJsonString(a.worker, out);
+    Key("started_at", out);
+    Time(a.started_at, out);
+    Key("ended_at", out);
+    if (a.ended_at) {
+      Time(a.ended_at, out);
+    } else {
+      out->append("null");
+    }
+    Key("outcome", out);
+    AppendJsonString(AttemptOutcomeName(a.outcome), out);
+    Key("error", out);
+    StringOrNull(a.error, out);
+    out->push_back('}');
+  }
+  out->push_back(']');
+  if (close) out->push_back('}');
+}
+
+}  // namespace dray
