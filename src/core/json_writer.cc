@@ -103,6 +103,20 @@ void Time(TimeMs t, std::string* out) {
   out->push_back('"');
 }
 
+// A time, or null for 0 (not yet).
+void TimeOrNull(TimeMs t, std::string* out) {
+  if (t) {
+    Time(t, out);
+  } else {
+    out->append("null");
+  }
+}
+
+// Stored JSON text verbatim, or null for none.
+void RawOrNull(std::string_view json_text, std::string* out) {
+  out->append(json_text.empty() ? std::string_view("null") : json_text);
+}
+
 void StringOrNull(std::string_view s, std::string* out) {
   if (s.empty()) {
     out->append("null");
@@ -125,7 +139,7 @@ void AppendTaskJson(const Task& t, std::string* out, bool close) {
   Key("state", out);
   AppendJsonString(TaskStateName(t.state), out);
   Key("payload", out);
-  out->append(t.payload.empty() ? std::string_view("null") : std::string_view(t.payload));
+  RawOrNull(t.payload, out);
   Key("priority", out);
   Int(t.priority, out);
   Key("run_at", out);
@@ -165,7 +179,7 @@ void AppendTaskJson(const Task& t, std::string* out, bool close) {
   }
   out->push_back('}');
   Key("result", out);
-  out->append(t.result.empty() ? std::string_view("null") : std::string_view(t.result));
+  RawOrNull(t.result, out);
   Key("error", out);
   StringOrNull(t.error, out);
   Key("created_at", out);
@@ -173,11 +187,7 @@ void AppendTaskJson(const Task& t, std::string* out, bool close) {
   Key("updated_at", out);
   Time(t.updated_at, out);
   Key("finished_at", out);
-  if (t.finished_at) {
-    Time(t.finished_at, out);
-  } else {
-    out->append("null");
-  }
+  TimeOrNull(t.finished_at, out);
   if (t.state == TaskState::kRunning) {
     Key("worker", out);
     AppendJsonString(t.worker, out);
@@ -198,11 +208,7 @@ void AppendTaskJson(const Task& t, std::string* out, bool close) {
     Key("started_at", out);
     Time(a.started_at, out);
     Key("ended_at", out);
-    if (a.ended_at) {
-      Time(a.ended_at, out);
-    } else {
-      out->append("null");
-    }
+    TimeOrNull(a.ended_at, out);
     Key("outcome", out);
     AppendJsonString(AttemptOutcomeName(a.outcome), out);
     Key("error", out);
