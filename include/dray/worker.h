@@ -40,6 +40,13 @@ struct WorkerOptions {
   std::vector<std::string> queues = {"default"};
   int concurrency = 4;                        // handler threads
   int lease_batch = 0;                        // most tasks per lease call; 0: concurrency
+  // Tasks leased ahead of the handlers: the worker holds at most
+  // concurrency + prefetch tasks (running or waiting for a handler thread).
+  // 0 takes a task only when a handler is free, which is fairest to other
+  // workers when tasks are long; a few hundred lets short tasks stream in
+  // large leases while earlier ones run. A waiting task's lease is kept
+  // alive by heartbeats like a running one's.
+  int prefetch = 0;
   // Long-poll wait per lease call. Kept short (not 30 s) on purpose: Stop()
   // cuts the poll in flight, and a server that does not notice the closed
   // connection could still hand that waiter a task, which then sits leased

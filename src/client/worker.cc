@@ -65,6 +65,10 @@ struct Worker::Impl {
 
   mutable std::mutex mu;
   std::condition_variable cv;  // work queue, free slots, acks, stop
+  // The heartbeat thread's own: it must not wake on every outcome, since
+  // each wake walks `running`.
+  std::condition_variable heartbeat_cv;
+  Clock::time_point heartbeat_wake = Clock::time_point::max();  // guarded by mu
   bool stopping = false;       // guarded by mu
   bool cancel_running = false;  // Stop(kCancelRunning) was called; guarded by mu
   Clock::time_point ack_give_up_at = Clock::time_point::max();  // guarded by mu
@@ -94,14 +98,20 @@ struct Worker::Impl {
 
 void Worker::Impl::LeaseLoop() {
   std::chrono::milliseconds backoff{50};
-  const auto slots = static_cast<std::size_t>(options.concurrency);
+  const auto slots = static_cast<std::size_t>(options.concurrency + std::max(0, options.prefetch));
   const auto batch = static_cast<std::size_t>(options.lease_batch > 0 ? options.lease_batch
                                                                       : options.concurrency);
+  // Lease once room for half a batch is free, or at once when the handlers
+  // have nothing left to start: few large calls while tasks stream, no idle
+  // handler while the server has work.
+  const std::size_t refill = std::max<std::size_t>(1, std::min(batch, slots) / 2);
   for (;;) {
     std::size_t want;
     {
       std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return stopping || busy < slots; });
+      cv.wait(lock, [&] {
+        return stopping || (busy < slots && (slots - busy >= refill || queue.empty()));
+      });
       if (stopping) return;
       want = std::min(slots - busy, batch);
     }
@@ -117,16 +127,20 @@ void Worker::Impl::LeaseLoop() {
     std::lock_guard<std::mutex> lock(mu);
     // Tasks that arrive after Stop() are still ours: they run (or, after
     // kCancelRunning, fail retryably without running) like any other.
+    auto now = Clock::now();
+    auto earliest = Clock::time_point::max();
     for (LeasedTask& l : *leased) {
       auto r = std::make_shared<Running>();
       r->leased = std::move(l);
-      r->next_heartbeat = Clock::now() + HeartbeatInterval(r->leased);
+      r->next_heartbeat = now + HeartbeatInterval(r->leased);
+      earliest = std::min(earliest, r->next_heartbeat);
       running[r->leased.task.id] = r;
       queue.push_back(r);
       ++busy;
       ++stats.leased;
     }
     cv.notify_all();
+    if (earliest < heartbeat_wake) heartbeat_cv.notify_one();
   }
 }
 
@@ -210,6 +224,7 @@ void Worker::Impl::Outcome(const std::shared_ptr<Running>& r, AckRequest ack) {
     acks.push_back(std::move(ack));
   }
   cv.notify_all();
+  if (leasing_done && running.empty()) heartbeat_cv.notify_one();
 }
 
 void Worker::Impl::HeartbeatLoop() {
@@ -220,8 +235,11 @@ void Worker::Impl::HeartbeatLoop() {
       auto next = Clock::now() + std::chrono::seconds(1);
       for (auto& [id, r] : running) next = std::min(next, r->next_heartbeat);
       if (leasing_done && running.empty()) return;
-      // No predicate: any change (a new lease, mostly) must recompute `next`.
-      cv.wait_until(lock, next);
+      // No predicate: a new lease due sooner than `next`, or the end,
+      // wakes it to recompute.
+      heartbeat_wake = next;
+      heartbeat_cv.wait_until(lock, next);
+      heartbeat_wake = Clock::time_point::max();
       if (leasing_done && running.empty()) return;
       auto now = Clock::now();
       for (auto& [id, r] : running) {
@@ -333,6 +351,7 @@ Status Worker::Run() {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->leasing_done = true;
     impl_->cv.notify_all();
+    impl_->heartbeat_cv.notify_one();
   }
   for (auto& t : threads) t.join();
   heartbeats.join();

@@ -108,8 +108,10 @@ void Engine::Unindex(Live* l) {
   timers_.erase(l);
 }
 
-void Engine::Emit(const Live* l, EngineOutput* out) {
-  out->mutations.push_back(Mutation::PutTask(std::make_shared<const Task>(l->task)));
+void Engine::Emit(const Live* l, bool created, EngineOutput* out) {
+  auto snapshot = std::make_shared<const Task>(l->task);
+  out->mutations.push_back(created ? Mutation::PutTask(std::move(snapshot))
+                                   : Mutation::UpdateTask(std::move(snapshot)));
   out->changed.push_back(l->task.id);
 }
 
@@ -122,7 +124,7 @@ void Engine::Insert(Task&& task, EngineOutput* out) {
   tasks_[raw->task.id] = std::move(l);
   Index(raw);
   if (out) {
-    Emit(raw, out);
+    Emit(raw, /*created=*/true, out);
     if (raw->task.state == TaskState::kReady) out->made_ready = true;
   }
 }
@@ -145,7 +147,7 @@ Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, Engi
   if (!decision.ok()) return decision.status();
   Unindex(l);
   Apply(*decision, in, &l->task);
-  Emit(l, out);
+  Emit(l, /*created=*/false, out);
   if (after) *after = l->task;
   if (IsTerminal(l->task.state)) {
     l->queue->counts[static_cast<std::size_t>(l->task.state)]++;

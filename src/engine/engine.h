@@ -165,7 +165,9 @@ class Engine {
               Task* after = nullptr);
   void Index(Live* l);    // puts a live task in the heaps its state needs
   void Unindex(Live* l);  // takes it out of all of them
-  void Emit(const Live* l, EngineOutput* out);
+  // Queues the task's new state for the store: a whole new row when
+  // `created`, else an update of the fields a transition changes.
+  void Emit(const Live* l, bool created, EngineOutput* out);
   void Insert(Task&& task, EngineOutput* out);
   void PruneKeys(TimeMs now);
   std::int64_t LeaseMsFor(const Live* l, std::int64_t requested) const;

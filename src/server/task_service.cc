@@ -140,15 +140,24 @@ void TaskService::CommitLocked(EngineOutput&& out, std::function<void(const Stat
   std::vector<std::shared_ptr<const Task>> finished;
   if (!out.finished.empty()) {
     for (const Mutation& m : out.mutations) {
-      if (m.kind == Mutation::Kind::kPutTask && IsTerminal(m.task->state)) finished.push_back(m.task);
+      if ((m.kind == Mutation::Kind::kPutTask || m.kind == Mutation::Kind::kUpdateTask) &&
+          IsTerminal(m.task->state)) {
+        finished.push_back(m.task);
+      }
     }
   }
+  // The answers are built (JSON of every task leased, say) on an io thread,
+  // not on the pipeline's: that one thread bounds how fast commits go.
   pipeline_.Submit(std::move(out.mutations),
                    [this, done = std::move(done), deliveries = std::move(deliveries),
-                    finished = std::move(finished)](const Status& s) {
-                     if (done) done(s);
-                     for (const Delivery& d : deliveries) Respond(d.first, s, d.second);
-                     if (!finished.empty()) OnCommitted(s, finished);
+                    finished = std::move(finished)](const Status& s) mutable {
+                     boost::asio::post(ioc_, [this, s, done = std::move(done),
+                                              deliveries = std::move(deliveries),
+                                              finished = std::move(finished)] {
+                       if (done) done(s);
+                       for (const Delivery& d : deliveries) Respond(d.first, s, d.second);
+                       if (!finished.empty()) OnCommitted(s, finished);
+                     });
                    });
 }
 

@@ -38,9 +38,17 @@ struct Mutation {
     kPutTask,     // insert or replace the whole task row (history included)
     kDeleteTask,  // remove one task (retention purge)
     kPutQueue,    // insert or replace a queue's settings
+    // A task already stored changed state: write the fields a transition
+    // may change (run_at, state, attempts, result, error, updated_at,
+    // finished_at, the lease, cancel_requested, history); the rest of the
+    // row (type, payload, options, key, labels, seq) is left as it is.
+    // Cheaper than kPutTask: the row is not rewritten from scratch and the
+    // indexes on unchanged columns are not touched. If no row is there, the
+    // whole task is written as by kPutTask.
+    kUpdateTask,
   };
   Kind kind = Kind::kPutTask;
-  std::shared_ptr<const Task> task;  // kPutTask
+  std::shared_ptr<const Task> task;  // kPutTask, kUpdateTask
   std::string ns;                    // kDeleteTask
   std::string id;                    // kDeleteTask
   QueueRecord queue;                 // kPutQueue
@@ -48,6 +56,12 @@ struct Mutation {
   static Mutation PutTask(std::shared_ptr<const Task> t) {
     Mutation m;
     m.kind = Kind::kPutTask;
+    m.task = std::move(t);
+    return m;
+  }
+  static Mutation UpdateTask(std::shared_ptr<const Task> t) {
+    Mutation m;
+    m.kind = Kind::kUpdateTask;
     m.task = std::move(t);
     return m;
   }
@@ -103,8 +117,9 @@ struct ExpiredTask {
 
 // What recovery needs besides the live tasks.
 struct StoreMarks {
-  std::uint64_t max_lease_token = 0;  // over every stored task
-  std::uint64_t max_seq = 0;          // over every stored task
+  // The largest values ever committed, even if that task was purged since.
+  std::uint64_t max_lease_token = 0;
+  std::uint64_t max_seq = 0;
 };
 
 class Store {
@@ -125,7 +140,8 @@ class Store {
   // A page of tasks matching `query`, ordered by id.
   virtual StatusOr<TaskPage> ListTasks(const TaskQuery& query) = 0;
 
-  // Calls `fn` for every task that is not terminal, in seq order (recovery).
+  // Calls `fn` for every task that is not terminal, in no particular order
+  // (recovery).
   virtual Status ScanLiveTasks(const std::function<void(Task&&)>& fn) = 0;
 
   // Calls `fn(ns, key, id, created_at)` for every task with an idempotency

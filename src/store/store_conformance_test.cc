@@ -118,6 +118,45 @@ TEST_P(StoreConformanceTest, PutReplacesAndDeleteRemoves) {
   EXPECT_EQ(store_->GetTask("default", "a").status().code(), StatusCode::kNotFound);
 }
 
+// kUpdateTask writes what a transition changes and keeps the rest of the
+// row; on a task not stored yet it writes the whole task.
+TEST_P(StoreConformanceTest, UpdateWritesTransitionFieldsAndKeepsTheSpec) {
+  Task t = MakeTask("a");
+  t.payload = R"({"n":1})";
+  t.key = "k";
+  t.labels = {{"team", "core"}};
+  Put({t});
+  Task moved = t;
+  moved.run_at = 500;
+  moved.state = TaskState::kFailed;
+  moved.attempts = 2;
+  moved.result = R"({"partial":true})";
+  moved.error = "boom \"x\"\n\u00e9";
+  moved.updated_at = 600;
+  moved.finished_at = 600;
+  moved.lease_token = 9;
+  moved.lease_expires_at = 700;
+  moved.worker = "w\t1";
+  moved.cancel_requested = true;
+  moved.history = {Attempt{1, "w0", 1, 2, AttemptOutcome::kExpired, "lease expired"},
+                   Attempt{2, "w\t1", 3, 4, AttemptOutcome::kFailed, "boom \"x\"\n\u00e9"}};
+  Task spec_changed = moved;  // spec fields an update must not write
+  spec_changed.payload = R"({"n":2})";
+  spec_changed.priority = 5;
+  spec_changed.key = "other";
+  std::vector<Mutation> update = {Mutation::UpdateTask(Shared(Task(spec_changed)))};
+  ASSERT_TRUE(store_->Commit(update).ok());
+  auto got = store_->GetTask("default", "a");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, moved);
+
+  Task fresh = MakeTask("b");
+  fresh.payload = R"({"n":3})";
+  std::vector<Mutation> insert = {Mutation::UpdateTask(Shared(Task(fresh)))};
+  ASSERT_TRUE(store_->Commit(insert).ok());
+  EXPECT_EQ(*store_->GetTask("default", "b"), fresh);
+}
+
 TEST_P(StoreConformanceTest, NamespacesAreIsolated) {
   Task a = MakeTask("same", "one");
   Task b = MakeTask("same", "two");
@@ -206,13 +245,14 @@ TEST_P(StoreConformanceTest, PagesOfLargeTasksStopAtTheByteBound) {
   EXPECT_GE(pages, 4u);
 }
 
-TEST_P(StoreConformanceTest, ScanLiveTasksReturnsNonTerminalInSeqOrder) {
+TEST_P(StoreConformanceTest, ScanLiveTasksReturnsEveryNonTerminalTask) {
   Put({MakeTask("c", "default", TaskState::kRunning, 3), MakeTask("a", "default", TaskState::kReady, 5),
        MakeTask("b", "default", TaskState::kSucceeded, 1), MakeTask("d", "x", TaskState::kScheduled, 2),
        MakeTask("e", "default", TaskState::kCancelled, 4)});
   std::vector<std::string> ids;
   ASSERT_TRUE(store_->ScanLiveTasks([&](Task&& t) { ids.push_back(t.id); }).ok());
-  EXPECT_EQ(ids, (std::vector<std::string>{"d", "c", "a"}));
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::string>{"a", "c", "d"}));
 }
 
 TEST_P(StoreConformanceTest, ScanKeysReturnsKeyedTasksInTheWindow) {
@@ -248,6 +288,16 @@ TEST_P(StoreConformanceTest, LoadMarksTakesTheMaximaOverEveryTask) {
   b.lease_token = 4;
   Put({a, b});
   auto marks = store_->LoadMarks();
+  ASSERT_TRUE(marks.ok());
+  EXPECT_EQ(marks->max_lease_token, 9u);
+  EXPECT_EQ(marks->max_seq, 12u);
+  // They never go down, even when the task that set them is purged, and
+  // they survive a restart.
+  std::vector<Mutation> del = {Mutation::DeleteTask("default", "a"),
+                               Mutation::DeleteTask("other", "b")};
+  ASSERT_TRUE(store_->Commit(del).ok());
+  Reopen();
+  marks = store_->LoadMarks();
   ASSERT_TRUE(marks.ok());
   EXPECT_EQ(marks->max_lease_token, 9u);
   EXPECT_EQ(marks->max_seq, 12u);
@@ -486,6 +536,25 @@ class StoreModel {
       case Mutation::Kind::kPutTask:
         tasks[{m.task->ns, m.task->id}] = *m.task;
         break;
+      case Mutation::Kind::kUpdateTask: {
+        auto [it, fresh] = tasks.try_emplace({m.task->ns, m.task->id}, *m.task);
+        if (fresh) break;
+        Task& t = it->second;
+        const Task& u = *m.task;
+        t.run_at = u.run_at;
+        t.state = u.state;
+        t.attempts = u.attempts;
+        t.result = u.result;
+        t.error = u.error;
+        t.updated_at = u.updated_at;
+        t.finished_at = u.finished_at;
+        t.lease_token = u.lease_token;
+        t.lease_expires_at = u.lease_expires_at;
+        t.worker = u.worker;
+        t.cancel_requested = u.cancel_requested;
+        t.history = u.history;
+        break;
+      }
       case Mutation::Kind::kDeleteTask:
         tasks.erase({m.ns, m.id});
         break;
@@ -540,7 +609,10 @@ class RandomOps {
     t.lease_token = static_cast<std::uint64_t>(Uniform(1000));
     if (Uniform(3) == 0) t.key = "key" + std::to_string(Uniform(100));
     if (Uniform(3) == 0) t.history.push_back(Attempt{1, "w", 1, 2, AttemptOutcome::kFailed, "x"});
-    return Mutation::PutTask(std::make_shared<const Task>(std::move(t)));
+    auto shared = std::make_shared<const Task>(std::move(t));
+    // Updates carry spec fields too (seq, payload, key differ here): the
+    // store must keep the stored ones.
+    return what < 6 ? Mutation::PutTask(std::move(shared)) : Mutation::UpdateTask(std::move(shared));
   }
   TaskQuery Query() {
     TaskQuery q;
@@ -566,6 +638,7 @@ void ExpectStoreMatchesModel(Store* store, const StoreModel& model, RandomOps* o
   }
   std::vector<Task> live;
   ASSERT_TRUE(store->ScanLiveTasks([&](Task&& t) { live.push_back(std::move(t)); }).ok());
+  std::sort(live.begin(), live.end(), [](const Task& x, const Task& y) { return x.seq < y.seq; });
   ASSERT_EQ(live, model.Live());
   for (int i = 0; i < 4; ++i) {
     TaskQuery q = ops->Query();

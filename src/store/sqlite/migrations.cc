@@ -55,8 +55,35 @@ constexpr std::string_view kV2 = R"sql(
 CREATE INDEX tasks_by_queue_state ON tasks (ns, queue, state, id);
 )sql";
 
+// Fewer index writes per transition. A lease or an ack changes a task's
+// state, and SQLite rewrites every index whose columns (or partial-index
+// condition) the UPDATE sets. tasks_live and tasks_finished were partial on
+// state, so each transition rewrote both; now:
+// - tasks_by_state leads with state, so recovery's "state < 5" is a range of
+//   it and listing by (ns, state) still an equality prefix;
+// - tasks_finished covers every row (live ones at finished_at = 0), and a
+//   transition that does not finish a task does not set finished_at, so it
+//   leaves this index alone.
+// And the high-water marks recovery needs (largest lease token and seq ever
+// written) move to a one-row table raised by each commit that passes them,
+// where they were a scan of every task at start.
+constexpr std::string_view kV3 = R"sql(
+DROP INDEX tasks_live;
+DROP INDEX tasks_finished;
+DROP INDEX tasks_by_state;
+CREATE INDEX tasks_by_state ON tasks (state, ns, id);
+CREATE INDEX tasks_finished ON tasks (finished_at);
+CREATE TABLE marks (
+  id              INTEGER PRIMARY KEY CHECK (id = 1),
+  max_lease_token INTEGER NOT NULL,
+  max_seq         INTEGER NOT NULL
+);
+INSERT INTO marks
+  SELECT 1, COALESCE(MAX(lease_token), 0), COALESCE(MAX(seq), 0) FROM tasks;
+)sql";
+
 // Append only: migration i (1-based) is kMigrations[i - 1].
-constexpr std::array<std::string_view, 2> kMigrations = {kV1, kV2};
+constexpr std::array<std::string_view, 3> kMigrations = {kV1, kV2, kV3};
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 
 #include "core/json_codec.h"
 #include "core/mutex.h"
+#include "core/json_writer.h"
 #include "store/sqlite/migrations.h"
 
 namespace json = boost::json;
@@ -95,18 +96,30 @@ std::string Text(sqlite3_stmt* s, int col) {
 // --- JSON columns. Decoders refuse what Dray would not have written: a row
 // that does not read back is DataLoss, never a silently different task.
 
+// Written directly (it is rewritten on every transition of a task), read
+// back through Boost.JSON.
 std::string EncodeHistory(const std::vector<Attempt>& history) {
-  json::array a;
-  a.reserve(history.size());
+  std::string out;
+  out.reserve(2 + history.size() * 96);
+  out.push_back('[');
   for (const Attempt& h : history) {
-    a.push_back(json::object{{"number", h.number},
-                             {"worker", h.worker},
-                             {"started_at", h.started_at},
-                             {"ended_at", h.ended_at},
-                             {"outcome", static_cast<int>(h.outcome)},
-                             {"error", h.error}});
+    if (out.size() > 1) out.push_back(',');
+    out += "{\"number\":";
+    out += std::to_string(h.number);
+    out += ",\"worker\":";
+    AppendJsonString(h.worker, &out);
+    out += ",\"started_at\":";
+    out += std::to_string(h.started_at);
+    out += ",\"ended_at\":";
+    out += std::to_string(h.ended_at);
+    out += ",\"outcome\":";
+    out += std::to_string(static_cast<int>(h.outcome));
+    out += ",\"error\":";
+    AppendJsonString(h.error, &out);
+    out.push_back('}');
   }
-  return json::serialize(a);
+  out.push_back(']');
+  return out;
 }
 
 Status DecodeHistory(const std::string& text, std::vector<Attempt>* out) {
@@ -239,6 +252,35 @@ void BindTask(Stmt* st, const Task& t, const TaskJson& j) {
   st->Bind(26, j.history);
 }
 
+// The columns a transition may change (Mutation::kUpdateTask), bound by
+// BindUpdate. Two statements: one for a transition that leaves finished_at
+// at 0, which then does not touch the index on it, and one that sets it.
+constexpr const char* kUpdateLiveTask =
+    "UPDATE tasks SET run_at = ?1, state = ?2, attempts = ?3, result = ?4, error = ?5, "
+    "updated_at = ?6, lease_token = ?8, lease_expires_at = ?9, worker = ?10, "
+    "cancel_requested = ?11, history = ?12 WHERE ns = ?13 AND id = ?14 AND finished_at = ?7";
+constexpr const char* kUpdateTask =
+    "UPDATE tasks SET run_at = ?1, state = ?2, attempts = ?3, result = ?4, error = ?5, "
+    "updated_at = ?6, finished_at = ?7, lease_token = ?8, lease_expires_at = ?9, worker = ?10, "
+    "cancel_requested = ?11, history = ?12 WHERE ns = ?13 AND id = ?14";
+
+void BindUpdate(Stmt* st, const Task& t, const std::string& history) {
+  st->Bind(1, t.run_at);
+  st->Bind(2, static_cast<std::int64_t>(t.state));
+  st->Bind(3, t.attempts);
+  st->Bind(4, t.result);
+  st->Bind(5, t.error);
+  st->Bind(6, t.updated_at);
+  st->Bind(7, t.finished_at);
+  st->Bind(8, static_cast<std::int64_t>(t.lease_token));
+  st->Bind(9, t.lease_expires_at);
+  st->Bind(10, t.worker);
+  st->Bind(11, t.cancel_requested ? 1 : 0);
+  st->Bind(12, history);
+  st->Bind(13, t.ns);
+  st->Bind(14, t.id);
+}
+
 // ListTasks statements differ by which filters are present and the order;
 // each of the 32 shapes is prepared once.
 constexpr unsigned kByQueue = 1;
@@ -310,6 +352,10 @@ class SqliteStore final : public Store {
   Mutex wmu_;
   sqlite3* writer_ DRAY_GUARDED_BY(wmu_) = nullptr;
   Stmt put_task_ DRAY_GUARDED_BY(wmu_);
+  Stmt update_task_ DRAY_GUARDED_BY(wmu_);
+  Stmt update_live_task_ DRAY_GUARDED_BY(wmu_);
+  Stmt put_marks_ DRAY_GUARDED_BY(wmu_);
+  StoreMarks marks_ DRAY_GUARDED_BY(wmu_);  // as committed
   Stmt delete_task_ DRAY_GUARDED_BY(wmu_);
   Stmt put_queue_ DRAY_GUARDED_BY(wmu_);
   // WAL size in pages, set by OnWalCommit inside COMMIT, so under wmu_ (not
@@ -335,6 +381,9 @@ SqliteStore::~SqliteStore() {
   {
     MutexLock lock(&wmu_);
     put_task_.Finalize();
+    update_task_.Finalize();
+    update_live_task_.Finalize();
+    put_marks_.Finalize();
     delete_task_.Finalize();
     put_queue_.Finalize();
     sqlite3_close_v2(writer_);
@@ -394,6 +443,22 @@ Status SqliteStore::OpenWriter(const SqliteOptions& o) {
   for (int i = 0; i < kColumnCount; ++i) placeholders += i ? ",?" : "?";
   DRAY_RETURN_IF_ERROR(put_task_.Prepare(writer_, std::string("INSERT OR REPLACE INTO tasks (") +
                                                       kColumns + ") VALUES (" + placeholders + ")"));
+  DRAY_RETURN_IF_ERROR(update_task_.Prepare(writer_, kUpdateTask));
+  DRAY_RETURN_IF_ERROR(update_live_task_.Prepare(writer_, kUpdateLiveTask));
+  DRAY_RETURN_IF_ERROR(
+      put_marks_.Prepare(writer_, "UPDATE marks SET max_lease_token = ?, max_seq = ? WHERE id = 1"));
+  {
+    sqlite3_stmt* q = nullptr;
+    if (sqlite3_prepare_v2(writer_, "SELECT max_lease_token, max_seq FROM marks WHERE id = 1", -1,
+                           &q, nullptr) != SQLITE_OK ||
+        sqlite3_step(q) != SQLITE_ROW) {
+      sqlite3_finalize(q);
+      return Unavailable("cannot read the marks of " + o.path + ": " + SqliteError(writer_));
+    }
+    marks_.max_lease_token = static_cast<std::uint64_t>(sqlite3_column_int64(q, 0));
+    marks_.max_seq = static_cast<std::uint64_t>(sqlite3_column_int64(q, 1));
+    sqlite3_finalize(q);
+  }
   DRAY_RETURN_IF_ERROR(delete_task_.Prepare(writer_, "DELETE FROM tasks WHERE ns = ? AND id = ?"));
   return put_queue_.Prepare(writer_,
                             "INSERT OR REPLACE INTO queues (ns, name, settings) VALUES (?, ?, ?)");
@@ -411,7 +476,8 @@ Status SqliteStore::OpenReader(const SqliteOptions& o) {
   sqlite3_busy_timeout(reader_, o.busy_timeout_ms);
   const std::string select = std::string("SELECT ") + kColumns + " FROM tasks";
   DRAY_RETURN_IF_ERROR(PrepareReader(&get_task_, select + " WHERE ns = ? AND id = ?"));
-  DRAY_RETURN_IF_ERROR(PrepareReader(&scan_live_, select + " WHERE state < 5 ORDER BY seq"));
+  DRAY_RETURN_IF_ERROR(
+      PrepareReader(&scan_live_, select + " INDEXED BY tasks_by_state WHERE state < 5"));
   DRAY_RETURN_IF_ERROR(PrepareReader(
       &scan_keys_,
       "SELECT ns, key, id, created_at FROM tasks WHERE key <> '' AND created_at >= ? "
@@ -419,12 +485,12 @@ Status SqliteStore::OpenReader(const SqliteOptions& o) {
   DRAY_RETURN_IF_ERROR(
       PrepareReader(&load_queues_, "SELECT ns, name, settings FROM queues ORDER BY ns, name"));
   DRAY_RETURN_IF_ERROR(PrepareReader(
-      &load_marks_, "SELECT COALESCE(MAX(lease_token), 0), COALESCE(MAX(seq), 0) FROM tasks"));
+      &load_marks_, "SELECT max_lease_token, max_seq FROM marks WHERE id = 1"));
   DRAY_RETURN_IF_ERROR(PrepareReader(
       &count_terminal_,
       "SELECT ns, queue, state, COUNT(*) FROM tasks WHERE state >= 5 GROUP BY ns, queue, state"));
   return PrepareReader(&find_expired_,
-                       "SELECT ns, id, queue, state FROM tasks WHERE state >= 5 AND finished_at < ? "
+                       "SELECT ns, id, queue, state FROM tasks WHERE finished_at > 0 AND finished_at < ? AND state >= 5 "
                        "ORDER BY finished_at, ns, id LIMIT ?");
 }
 
@@ -504,7 +570,22 @@ Status SqliteStore::Commit(std::span<const Mutation> mutations) {
   DRAY_RETURN_IF_ERROR(health());
   if (mutations.empty()) return Status::Ok();
   Status s = Exec(writer_, "BEGIN IMMEDIATE");
-  for (std::size_t i = 0; s.ok() && i < mutations.size(); ++i) s = ApplyLocked(mutations[i]);
+  StoreMarks marks = marks_;
+  for (std::size_t i = 0; s.ok() && i < mutations.size(); ++i) {
+    const Mutation& m = mutations[i];
+    if (m.task) {
+      marks.max_lease_token = std::max(marks.max_lease_token, m.task->lease_token);
+      marks.max_seq = std::max(marks.max_seq, m.task->seq);
+    }
+    s = ApplyLocked(m);
+  }
+  if (s.ok() && (marks.max_lease_token != marks_.max_lease_token ||
+                 marks.max_seq != marks_.max_seq)) {
+    put_marks_.Reset();
+    put_marks_.Bind(1, static_cast<std::int64_t>(marks.max_lease_token));
+    put_marks_.Bind(2, static_cast<std::int64_t>(marks.max_seq));
+    s = StepWriteLocked(&put_marks_, "raising the marks");
+  }
   // With synchronous=FULL, COMMIT returns once the WAL is fsynced.
   if (s.ok()) s = Exec(writer_, "COMMIT");
   if (!s.ok()) {
@@ -512,6 +593,7 @@ Status SqliteStore::Commit(std::span<const Mutation> mutations) {
     Break("a commit of " + std::to_string(mutations.size()) + " mutations failed: " + s.message());
     return health();
   }
+  marks_ = marks;
   CheckpointLocked();
   return Status::Ok();
 }
@@ -540,6 +622,25 @@ Status SqliteStore::ApplyLocked(const Mutation& m) {
       put_task_.Reset();
       BindTask(&put_task_, t, j);
       return StepWriteLocked(&put_task_, "writing a task");
+    }
+    case Mutation::Kind::kUpdateTask: {
+      if (!m.task) return InvalidArgument("a kUpdateTask mutation without a task");
+      const std::string history = EncodeHistory(m.task->history);
+      if (m.task->finished_at == 0) {
+        // Matches only a row whose finished_at is 0 already; a task that
+        // was finished (a retry) takes the full statement below.
+        update_live_task_.Reset();
+        BindUpdate(&update_live_task_, *m.task, history);
+        DRAY_RETURN_IF_ERROR(StepWriteLocked(&update_live_task_, "updating a task"));
+        if (sqlite3_changes(writer_) == 1) return Status::Ok();
+      }
+      update_task_.Reset();
+      BindUpdate(&update_task_, *m.task, history);
+      DRAY_RETURN_IF_ERROR(StepWriteLocked(&update_task_, "updating a task"));
+      if (sqlite3_changes(writer_) == 1) return Status::Ok();
+      Mutation put = m;  // not stored yet: write it whole
+      put.kind = Mutation::Kind::kPutTask;
+      return ApplyLocked(put);
     }
     case Mutation::Kind::kDeleteTask:
       delete_task_.Reset();

@@ -213,6 +213,12 @@ TEST_F(SqliteStoreTest, AVersionOneDatabaseIsMigrated) {
   EXPECT_EQ(t->state, TaskState::kFailed);
   ASSERT_EQ(t->history.size(), 1u);
   EXPECT_EQ(t->history[0].outcome, AttemptOutcome::kFailed);
+  // Migration 3 took the marks from the rows there were.
+  auto marks = store_->LoadMarks();
+  ASSERT_TRUE(marks.ok());
+  EXPECT_EQ(marks->max_lease_token, 4u);
+  EXPECT_EQ(marks->max_seq, 9u);
+  EXPECT_TRUE(store_->FindExpired(10, 10)->size() == 1);
   store_.reset();
   EXPECT_EQ(UserVersion(path_), static_cast<int>(SqliteMigrations().size()));
 }
