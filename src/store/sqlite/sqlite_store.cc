@@ -12,19 +12,13 @@
 #include "core/mutex.h"
 #include "core/json_writer.h"
 #include "store/sqlite/migrations.h"
+#include "store/sqlite/statements.h"
 
 namespace json = boost::json;
 
 namespace dray {
 namespace {
 
-// Column order of every task SELECT and of the INSERT; ReadTask() and
-// BindTask() follow it.
-constexpr const char* kColumns =
-    "ns, id, queue, type, payload, priority, run_at, max_attempts, backoff, timeout_ms, "
-    "lease_ms, key, labels, state, attempts, result, error, created_at, updated_at, "
-    "finished_at, lease_token, lease_expires_at, worker, cancel_requested, seq, history";
-constexpr int kColumnCount = 26;
 
 // WAL pages after which a commit runs a passive checkpoint (SQLite's own
 // default for wal_autocheckpoint).
@@ -252,18 +246,7 @@ void BindTask(Stmt* st, const Task& t, const TaskJson& j) {
   st->Bind(26, j.history);
 }
 
-// The columns a transition may change (Mutation::kUpdateTask), bound by
-// BindUpdate. Two statements: one for a transition that leaves finished_at
-// at 0, which then does not touch the index on it, and one that sets it.
-constexpr const char* kUpdateLiveTask =
-    "UPDATE tasks SET run_at = ?1, state = ?2, attempts = ?3, result = ?4, error = ?5, "
-    "updated_at = ?6, lease_token = ?8, lease_expires_at = ?9, worker = ?10, "
-    "cancel_requested = ?11, history = ?12 WHERE ns = ?13 AND id = ?14 AND finished_at = ?7";
-constexpr const char* kUpdateTask =
-    "UPDATE tasks SET run_at = ?1, state = ?2, attempts = ?3, result = ?4, error = ?5, "
-    "updated_at = ?6, finished_at = ?7, lease_token = ?8, lease_expires_at = ?9, worker = ?10, "
-    "cancel_requested = ?11, history = ?12 WHERE ns = ?13 AND id = ?14";
-
+// Binds the parameters of kUpdateTask / kUpdateLiveTask.
 void BindUpdate(Stmt* st, const Task& t, const std::string& history) {
   st->Bind(1, t.run_at);
   st->Bind(2, static_cast<std::int64_t>(t.state));
@@ -439,10 +422,7 @@ Status SqliteStore::OpenWriter(const SqliteOptions& o) {
   // Checkpoints run after a commit, not inside it (see CheckpointLocked).
   sqlite3_wal_hook(writer_, &SqliteStore::OnWalCommit, this);
   DRAY_RETURN_IF_ERROR(Migrate());
-  std::string placeholders;
-  for (int i = 0; i < kColumnCount; ++i) placeholders += i ? ",?" : "?";
-  DRAY_RETURN_IF_ERROR(put_task_.Prepare(writer_, std::string("INSERT OR REPLACE INTO tasks (") +
-                                                      kColumns + ") VALUES (" + placeholders + ")"));
+  DRAY_RETURN_IF_ERROR(put_task_.Prepare(writer_, PutTaskSql()));
   DRAY_RETURN_IF_ERROR(update_task_.Prepare(writer_, kUpdateTask));
   DRAY_RETURN_IF_ERROR(update_live_task_.Prepare(writer_, kUpdateLiveTask));
   DRAY_RETURN_IF_ERROR(
