@@ -51,6 +51,24 @@ TEST(IdsTest, NeverGoBackwardsWhenTheClockDoes) {
   EXPECT_LT(a, b);
 }
 
+TEST(IdsTest, BytesRoundTripAndOnlyCanonicalTextParses) {
+  IdGenerator gen;
+  for (int i = 0; i < 100; ++i) {
+    std::string id = gen.Next(1'700'000'000'000 + i);
+    auto b = ParseId(id);
+    ASSERT_TRUE(b.has_value()) << id;
+    EXPECT_EQ(FormatId(*b), id);
+  }
+  EXPECT_EQ(FormatId(*ParseId("00000000-0000-0000-0000-000000000000")),
+            "00000000-0000-0000-0000-000000000000");
+  EXPECT_EQ((*ParseId("0123abcd-ef01-7000-8000-00000000ffff"))[15], 0xff);
+  for (const char* bad : {"", "a", "0123ABCD-ef01-7000-8000-00000000ffff",
+                          "0123abcd-ef01-7000-8000-00000000fff", "0123abcdef01-7000-8000-00000000ffff-",
+                          "0123abcd-ef01-7000-8000-00000000fffg"}) {
+    EXPECT_FALSE(ParseId(bad).has_value()) << bad;
+  }
+}
+
 TEST(CodecTest, DecodesAFullSpec) {
   auto r = Decode(R"({"type":"email","queue":"mail","namespace":"acme","payload":{"to":"a@b"},
     "priority":-5,"delay_ms":1500,"max_attempts":7,"backoff":{"initial_ms":10,"max_ms":100,

@@ -30,16 +30,39 @@ std::string IdGenerator::Next(TimeMs now) {
   b[7] = static_cast<std::uint8_t>(counter & 0xFF);
   for (int i = 0; i < 8; ++i) b[8 + i] = static_cast<std::uint8_t>(rand_b >> (56 - 8 * i));
   b[8] = static_cast<std::uint8_t>(0x80 | (b[8] & 0x3F));
+  return FormatId(b);
+}
 
+std::string FormatId(const IdBytes& b) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
-    out.push_back(kHex[b[i] >> 4]);
-    out.push_back(kHex[b[i] & 0xF]);
+  std::string out(36, '-');
+  std::size_t o = 0;
+  for (std::size_t i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) ++o;
+    out[o++] = kHex[b[i] >> 4];
+    out[o++] = kHex[b[i] & 0xF];
   }
   return out;
+}
+
+std::optional<IdBytes> ParseId(std::string_view id) {
+  if (id.size() != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-') {
+    return std::nullopt;
+  }
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  IdBytes b{};
+  std::size_t o = 0;
+  for (std::size_t i = 0; i < id.size(); i += 2) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) ++i;
+    int hi = nibble(id[i]), lo = nibble(id[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    b[o++] = static_cast<std::uint8_t>(hi << 4 | lo);
+  }
+  return b;
 }
 
 bool IsValidId(std::string_view id) {

@@ -5,7 +5,9 @@
 // counter runs out, so ids never go backwards even if the clock does).
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -27,6 +29,14 @@ class IdGenerator {
   std::uint32_t counter_ DRAY_GUARDED_BY(mu_) = 0;
   std::mt19937_64 rng_ DRAY_GUARDED_BY(mu_);
 };
+
+// An id's 16 bytes, for compact keys in memory.
+using IdBytes = std::array<std::uint8_t, 16>;
+
+// The bytes of a well-formed id (see IsValidId); nullopt otherwise.
+std::optional<IdBytes> ParseId(std::string_view id);
+// The canonical text of an id: FormatId(*ParseId(s)) == s for a valid s.
+std::string FormatId(const IdBytes& b);
 
 // True for a well-formed UUID string (any version), as accepted in URLs.
 bool IsValidId(std::string_view id);

@@ -3,17 +3,117 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstring>
+#include <new>
 
 namespace dray {
 
-struct Engine::Live {
-  Task task;
-  QueueState* queue = nullptr;
-  std::size_t ready_pos = kNotInHeap;
-  std::size_t timer_pos = kNotInHeap;
-  TimeMs timer_at = 0;         // when the timer heap should look at it
-  std::int64_t lease_ms = 0;   // the current attempt's lease duration
+// What most live tasks do not have, in two side records so that a task
+// with an idempotency key, say, does not carry room for a lease.
+//
+// Spec: fixed at submit. Labels are kept flat (FlattenLabels): one string
+// where a std::map costs a node per label.
+struct Engine::Extra {
+  std::string type;  // only when types_ is full (Live::type points here)
+  std::unique_ptr<Backoff> backoff;  // only when backoffs_ is full
+  std::string key;
+  std::string labels;
+  std::int64_t timeout_ms = 0;
+  std::int64_t spec_lease_ms = 0;  // Task::lease_ms
 };
+
+// Attempts: set once a task is first leased.
+struct Engine::RunState {
+  std::string result;
+  std::string error;
+  std::string worker;
+  std::uint64_t lease_token = 0;
+  TimeMs lease_expires_at = 0;
+  bool cancel_requested = false;
+  std::vector<Attempt> history;
+  std::int64_t lease_ms = 0;  // the current attempt's lease duration
+  TimeMs timer_at = 0;        // see Live::timer_at()
+};
+
+namespace {
+
+void AppendSized(std::string_view s, std::string* out) {
+  const auto n = static_cast<std::uint32_t>(s.size());
+  out->append(reinterpret_cast<const char*>(&n), sizeof n);
+  out->append(s);
+}
+
+std::string_view TakeSized(std::string_view* in) {
+  std::uint32_t n;
+  std::memcpy(&n, in->data(), sizeof n);
+  std::string_view s = in->substr(sizeof n, n);
+  in->remove_prefix(sizeof n + n);
+  return s;
+}
+
+// Each key and value with its length before it (labels may hold any byte).
+std::string FlattenLabels(const std::map<std::string, std::string>& labels) {
+  std::string out;
+  for (const auto& [k, v] : labels) {
+    AppendSized(k, &out);
+    AppendSized(v, &out);
+  }
+  return out;
+}
+
+std::map<std::string, std::string> UnflattenLabels(std::string_view flat) {
+  std::map<std::string, std::string> out;
+  while (!flat.empty()) {
+    std::string_view k = TakeSized(&flat);
+    std::string_view v = TakeSized(&flat);
+    out.emplace(std::string(k), std::string(v));
+  }
+  return out;
+}
+
+}  // namespace
+
+// One allocation per live task: this header, then the payload's bytes.
+struct Engine::Live {
+  IdBytes id;
+  std::uint8_t state_value;  // TaskState
+  std::uint32_t payload_size;
+  Live* next = nullptr;  // LiveTable's chain
+  QueueState* queue = nullptr;
+  const std::string* type = nullptr;
+  const Backoff* backoff = nullptr;
+  std::unique_ptr<Extra> extra;
+  std::unique_ptr<RunState> run;
+  TimeMs run_at = 0;
+  TimeMs created_at = 0;
+  TimeMs updated_at = 0;
+  std::uint64_t seq = 0;
+  // Its place in the one heap its state puts it in: the ready heap of its
+  // queue (ready) or the timer heap (scheduled, running).
+  HeapPos heap_pos = kNotInHeap;
+  std::int32_t priority = 0;
+  std::int32_t max_attempts = 0;
+  std::int32_t attempts = 0;
+
+  TaskState state() const { return static_cast<TaskState>(state_value); }
+  std::string_view payload() const {
+    return {reinterpret_cast<const char*>(this + 1), payload_size};
+  }
+  Extra& MutableExtra() {
+    if (!extra) extra = std::make_unique<Extra>();
+    return *extra;
+  }
+  std::uint64_t lease_token() const { return run ? run->lease_token : 0; }
+  // When the timer heap should look at it (scheduled: run_at; running: the
+  // lease's end or the attempt's deadline, whichever is first).
+  TimeMs timer_at() const { return run && state() == TaskState::kRunning ? run->timer_at : run_at; }
+  std::int64_t timeout_ms() const { return extra ? extra->timeout_ms : 0; }
+};
+
+void Engine::LiveDeleter::operator()(Live* l) const {
+  l->~Live();
+  ::operator delete(static_cast<void*>(l));
+}
 
 struct Engine::QueueState {
   std::string ns;
@@ -24,17 +124,81 @@ struct Engine::QueueState {
 };
 
 bool Engine::ReadyLess::operator()(const Live* a, const Live* b) const {
-  if (a->task.priority != b->task.priority) return a->task.priority < b->task.priority;
-  return a->task.seq < b->task.seq;
+  if (a->priority != b->priority) return a->priority < b->priority;
+  return a->seq < b->seq;
 }
-std::size_t& Engine::ReadyPos::operator()(Live* l) const { return l->ready_pos; }
+HeapPos& Engine::ReadyPos::operator()(Live* l) const { return l->heap_pos; }
 bool Engine::TimerLess::operator()(const Live* a, const Live* b) const {
-  if (a->timer_at != b->timer_at) return a->timer_at < b->timer_at;
-  return a->task.seq < b->task.seq;
+  const TimeMs ta = a->timer_at(), tb = b->timer_at();
+  if (ta != tb) return ta < tb;
+  return a->seq < b->seq;
 }
-std::size_t& Engine::TimerPos::operator()(Live* l) const { return l->timer_pos; }
+HeapPos& Engine::TimerPos::operator()(Live* l) const { return l->heap_pos; }
+
+// ---------------------------------------------------------------- LiveTable
+
+Engine::LiveTable::~LiveTable() {
+  for (Live* head : buckets_) {
+    while (head) {
+      Live* next = head->next;
+      LiveDeleter()(head);
+      head = next;
+    }
+  }
+}
+
+// UUIDv7 ends in 62 random bits: the last eight bytes hash well as they are.
+std::size_t Engine::LiveTable::Hash(const IdBytes& id) {
+  std::uint64_t h = 0;
+  for (std::size_t i = 8; i < 16; ++i) h = h << 8 | id[i];
+  return static_cast<std::size_t>(h ^ (h >> 29));
+}
+
+Engine::Live* Engine::LiveTable::Find(const IdBytes& id) const {
+  if (buckets_.empty()) return nullptr;
+  for (Live* l = buckets_[Hash(id) & (buckets_.size() - 1)]; l; l = l->next) {
+    if (l->id == id) return l;
+  }
+  return nullptr;
+}
+
+void Engine::LiveTable::Insert(LivePtr l) {
+  if (size_ >= 2 * buckets_.size()) Grow();  // chains of two on average
+  Live*& head = buckets_[Hash(l->id) & (buckets_.size() - 1)];
+  l->next = head;
+  head = l.release();
+  ++size_;
+}
+
+Engine::LivePtr Engine::LiveTable::Remove(Live* l) {
+  Live** p = &buckets_[Hash(l->id) & (buckets_.size() - 1)];
+  while (*p != l) p = &(*p)->next;
+  *p = l->next;
+  l->next = nullptr;
+  --size_;
+  return LivePtr(l);
+}
+
+void Engine::LiveTable::Grow() {
+  std::vector<Live*> old = std::move(buckets_);
+  buckets_.assign(old.empty() ? 1024 : old.size() * 2, nullptr);
+  const std::size_t mask = buckets_.size() - 1;
+  for (Live* head : old) {
+    while (head) {
+      Live* next = head->next;
+      Live*& b = buckets_[Hash(head->id) & mask];
+      head->next = b;
+      b = head;
+      head = next;
+    }
+  }
+}
 
 namespace {
+
+// Past these many distinct values, a task keeps its own copy.
+constexpr std::size_t kMaxInternedTypes = 4096;
+constexpr std::size_t kMaxInternedBackoffs = 1024;
 
 std::string KeyOf(const std::string& ns, const std::string& key) {
   std::string k;
@@ -51,18 +215,129 @@ std::optional<std::uint64_t> ParseToken(std::string_view s) {
   return v;
 }
 
-// When a running attempt must end at the latest: its timeout, if any.
-TimeMs AttemptDeadline(const Task& t) {
-  if (t.timeout_ms <= 0 || t.history.empty()) return 0;
-  return t.history.back().started_at + t.timeout_ms;
-}
-
 }  // namespace
 
 Engine::Engine(EngineOptions options)
     : options_(options), rng_(options.seed ? options.seed : std::random_device{}()) {}
 
 Engine::~Engine() = default;
+
+// ---------------------------------------------------------------- compact form
+
+const std::string* Engine::InternType(const std::string& type) {
+  if (auto it = types_.find(type); it != types_.end()) return &*it;
+  if (types_.size() >= kMaxInternedTypes) return nullptr;
+  return &*types_.insert(type).first;
+}
+
+const Backoff* Engine::InternBackoff(const Backoff& b) {
+  auto key = std::make_tuple(b.initial_ms, b.max_ms, b.multiplier, b.jitter);
+  if (auto it = backoffs_.find(key); it != backoffs_.end()) return it->second.get();
+  if (backoffs_.size() >= kMaxInternedBackoffs) return nullptr;
+  return backoffs_.emplace(key, std::make_unique<Backoff>(b)).first->second.get();
+}
+
+Engine::LivePtr Engine::Compact(Task&& t, QueueState* q) {
+  void* mem = ::operator new(sizeof(Live) + t.payload.size());
+  LivePtr l(new (mem) Live);
+  std::memcpy(static_cast<void*>(l.get() + 1), t.payload.data(), t.payload.size());
+  l->payload_size = static_cast<std::uint32_t>(t.payload.size());
+  l->id = *ParseId(t.id);  // the caller checked
+  l->state_value = static_cast<std::uint8_t>(t.state);
+  l->queue = q;
+  l->type = InternType(t.type);
+  if (!l->type) {
+    l->MutableExtra().type = std::move(t.type);
+    l->type = &l->extra->type;
+  }
+  l->backoff = InternBackoff(t.backoff);
+  if (!l->backoff) {
+    l->MutableExtra().backoff = std::make_unique<Backoff>(t.backoff);
+    l->backoff = l->extra->backoff.get();
+  }
+  l->run_at = t.run_at;
+  l->created_at = t.created_at;
+  l->updated_at = t.updated_at;
+  l->seq = t.seq;
+  l->priority = t.priority;
+  l->max_attempts = t.max_attempts;
+  l->attempts = t.attempts;
+  if (!t.key.empty()) l->MutableExtra().key = std::move(t.key);
+  if (!t.labels.empty()) l->MutableExtra().labels = FlattenLabels(t.labels);
+  if (t.timeout_ms) l->MutableExtra().timeout_ms = t.timeout_ms;
+  if (t.lease_ms) l->MutableExtra().spec_lease_ms = t.lease_ms;
+  Absorb(l.get(), t);
+  return l;
+}
+
+void Engine::Absorb(Live* l, const Task& t) {
+  l->state_value = static_cast<std::uint8_t>(t.state);
+  l->run_at = t.run_at;
+  l->updated_at = t.updated_at;
+  l->max_attempts = t.max_attempts;
+  l->attempts = t.attempts;
+  const bool any = !t.result.empty() || !t.error.empty() || !t.worker.empty() ||
+                   t.lease_token != 0 || t.lease_expires_at != 0 || t.cancel_requested ||
+                   !t.history.empty();
+  if (!any) {
+    l->run.reset();
+    return;
+  }
+  if (!l->run) l->run = std::make_unique<RunState>();
+  RunState& r = *l->run;
+  r.result = t.result;
+  r.error = t.error;
+  r.worker = t.worker;
+  r.lease_token = t.lease_token;
+  r.lease_expires_at = t.lease_expires_at;
+  r.cancel_requested = t.cancel_requested;
+  r.history = t.history;
+}
+
+Task Engine::Expand(const Live* l) const {
+  Task t;
+  t.id = FormatId(l->id);
+  t.ns = l->queue->ns;
+  t.queue = l->queue->name;
+  t.type = *l->type;
+  t.payload = std::string(l->payload());
+  t.priority = l->priority;
+  t.run_at = l->run_at;
+  t.max_attempts = l->max_attempts;
+  t.backoff = *l->backoff;
+  t.state = l->state();
+  t.attempts = l->attempts;
+  t.created_at = l->created_at;
+  t.updated_at = l->updated_at;
+  t.seq = l->seq;
+  if (const Extra* x = l->extra.get()) {
+    t.timeout_ms = x->timeout_ms;
+    t.lease_ms = x->spec_lease_ms;
+    t.key = x->key;
+    t.labels = UnflattenLabels(x->labels);
+  }
+  if (const RunState* r = l->run.get()) {
+    t.result = r->result;
+    t.error = r->error;
+    t.lease_token = r->lease_token;
+    t.lease_expires_at = r->lease_expires_at;
+    t.worker = r->worker;
+    t.cancel_requested = r->cancel_requested;
+    t.history = r->history;
+  }
+  return t;
+}
+
+namespace {
+
+// When a running attempt must end at the latest: its timeout, if any.
+template <typename L>
+TimeMs AttemptDeadline(const L* l) {
+  if (l->timeout_ms() <= 0 || !l->run || l->run->history.empty()) return 0;
+  return l->run->history.back().started_at + l->timeout_ms();
+}
+
+}  // namespace
 
 // ---------------------------------------------------------------- indexes
 
@@ -81,19 +356,19 @@ Engine::QueueState& Engine::QueueFor(const std::string& ns, const std::string& n
 }
 
 void Engine::Index(Live* l) {
-  Task& t = l->task;
-  l->queue->counts[static_cast<std::size_t>(t.state)]++;
-  switch (t.state) {
+  l->queue->counts[l->state_value]++;
+  switch (l->state()) {
     case TaskState::kReady:
       l->queue->ready.push(l);
       break;
     case TaskState::kScheduled:
-      l->timer_at = t.run_at;
       timers_.push(l);
       break;
     case TaskState::kRunning: {
-      TimeMs deadline = AttemptDeadline(t);
-      l->timer_at = deadline ? std::min(deadline, t.lease_expires_at) : t.lease_expires_at;
+      if (!l->run) l->run = std::make_unique<RunState>();  // a running task has one
+      const TimeMs expires = l->run->lease_expires_at;
+      TimeMs deadline = AttemptDeadline(l);
+      l->run->timer_at = deadline ? std::min(deadline, expires) : expires;
       timers_.push(l);
       break;
     }
@@ -102,61 +377,78 @@ void Engine::Index(Live* l) {
   }
 }
 
+// Takes it out of the heap its state put it in (heap_pos is shared).
 void Engine::Unindex(Live* l) {
-  l->queue->counts[static_cast<std::size_t>(l->task.state)]--;
-  l->queue->ready.erase(l);
-  timers_.erase(l);
+  l->queue->counts[l->state_value]--;
+  switch (l->state()) {
+    case TaskState::kReady:
+      l->queue->ready.erase(l);
+      break;
+    case TaskState::kScheduled:
+    case TaskState::kRunning:
+      timers_.erase(l);
+      break;
+    default:
+      break;
+  }
 }
 
-void Engine::Emit(const Live* l, bool created, EngineOutput* out) {
-  auto snapshot = std::make_shared<const Task>(l->task);
+void Engine::Emit(std::shared_ptr<const Task> snapshot, bool created, EngineOutput* out) {
+  out->changed.push_back(snapshot->id);
   out->mutations.push_back(created ? Mutation::PutTask(std::move(snapshot))
                                    : Mutation::UpdateTask(std::move(snapshot)));
-  out->changed.push_back(l->task.id);
 }
 
-void Engine::Insert(Task&& task, EngineOutput* out) {
-  auto l = std::make_unique<Live>();
-  l->queue = &QueueFor(task.ns, task.queue, out);
-  l->task = std::move(task);
-  if (l->task.state == TaskState::kRunning) l->lease_ms = LeaseMsFor(l.get(), 0);
-  Live* raw = l.get();
-  tasks_[raw->task.id] = std::move(l);
-  Index(raw);
+Engine::Live* Engine::Insert(Task&& task, EngineOutput* out) {
+  QueueState* q = &QueueFor(task.ns, task.queue, out);
+  std::shared_ptr<const Task> snapshot;
+  if (out) snapshot = std::make_shared<const Task>(task);
+  LivePtr owned = Compact(std::move(task), q);
+  Live* l = owned.get();
+  live_.Insert(std::move(owned));
+  Index(l);
+  if (l->state() == TaskState::kRunning) l->run->lease_ms = LeaseMsFor(l, 0);
   if (out) {
-    Emit(raw, /*created=*/true, out);
-    if (raw->task.state == TaskState::kReady) out->made_ready = true;
+    Emit(std::move(snapshot), /*created=*/true, out);
+    if (l->state() == TaskState::kReady) out->made_ready = true;
   }
+  return l;
 }
 
 std::int64_t Engine::LeaseMsFor(const Live* l, std::int64_t requested) const {
   if (requested > 0) return requested;
-  if (l->task.lease_ms > 0) return l->task.lease_ms;
+  if (l->extra && l->extra->spec_lease_ms > 0) return l->extra->spec_lease_ms;
   return l->queue->settings.lease_ms;
 }
 
 Engine::Live* Engine::FindLive(const std::string& ns, const std::string& id) const {
-  auto it = tasks_.find(id);
-  if (it == tasks_.end() || it->second->task.ns != ns) return nullptr;
-  return it->second.get();
+  auto bytes = ParseId(id);
+  if (!bytes) return nullptr;
+  Live* l = live_.Find(*bytes);
+  if (!l || l->queue->ns != ns) return nullptr;
+  return l;
 }
 
 Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, EngineOutput* out,
                     Task* after) {
-  auto decision = Decide(l->task, event, in.now);
+  Task t = Expand(l);
+  auto decision = Decide(t, event, in.now);
   if (!decision.ok()) return decision.status();
   Unindex(l);
-  Apply(*decision, in, &l->task);
-  Emit(l, /*created=*/false, out);
-  if (after) *after = l->task;
-  if (IsTerminal(l->task.state)) {
-    l->queue->counts[static_cast<std::size_t>(l->task.state)]++;
-    out->finished.push_back(l->task.id);
-    tasks_.erase(l->task.id);  // destroys *l
-    return Status::Ok();
+  Apply(*decision, in, &t);
+  const bool terminal = IsTerminal(t.state);
+  if (terminal) {
+    l->queue->counts[static_cast<std::size_t>(t.state)]++;
+    live_.Remove(l);  // destroys *l when the returned pointer goes
+  } else {
+    Absorb(l, t);
+    Index(l);
+    if (l->state() == TaskState::kReady) out->made_ready = true;
   }
-  Index(l);
-  if (l->task.state == TaskState::kReady) out->made_ready = true;
+  if (terminal) out->finished.push_back(t.id);
+  auto snapshot = std::make_shared<const Task>(std::move(t));
+  if (after) *after = *snapshot;
+  Emit(std::move(snapshot), /*created=*/false, out);
   return Status::Ok();
 }
 
@@ -166,10 +458,13 @@ void Engine::RestoreQueue(const QueueRecord& q) {
   QueueFor(q.ns, q.name, nullptr).settings = q.settings;
 }
 
-void Engine::RestoreTask(Task&& task) {
+Status Engine::RestoreTask(Task&& task) {
+  if (IsTerminal(task.state)) return InvalidArgument("task " + task.id + " is not live");
+  if (!ParseId(task.id)) return DataLoss("live task '" + task.id + "' has an id Dray did not make");
   next_seq_ = std::max(next_seq_, task.seq + 1);
   next_token_ = std::max(next_token_, task.lease_token + 1);
   Insert(std::move(task), nullptr);
+  return Status::Ok();
 }
 
 void Engine::RestoreKey(const std::string& ns, const std::string& key, const std::string& id,
@@ -207,8 +502,8 @@ void Engine::RestoreMarks(const StoreMarks& marks) {
 StatusOr<std::vector<SubmitOutcome>> Engine::Submit(std::vector<TaskSpec>&& specs, TimeMs now,
                                                     EngineOutput* out) {
   Tick(now, out);
-  if (tasks_.size() + specs.size() > options_.max_live_tasks) {
-    return ResourceExhausted("the server holds " + std::to_string(tasks_.size()) +
+  if (live_.size() + specs.size() > options_.max_live_tasks) {
+    return ResourceExhausted("the server holds " + std::to_string(live_.size()) +
                              " live tasks; the limit is " +
                              std::to_string(options_.max_live_tasks));
   }
@@ -267,7 +562,8 @@ StatusOr<Task> Engine::Cancel(const std::string& ns, const std::string& id, Time
 
 StatusOr<Task> Engine::Retry(Task stored, TimeMs now, EngineOutput* out) {
   Tick(now, out);
-  if (tasks_.count(stored.id)) {
+  if (!ParseId(stored.id)) return NotFound("task " + stored.id + " does not exist");
+  if (live_.Find(*ParseId(stored.id))) {
     return FailedPrecondition("task " + stored.id + " is already live");
   }
   auto decision = Decide(stored, EventInput{TaskEvent::kRetry}, now);
@@ -298,15 +594,17 @@ StatusOr<std::vector<LeasedTask>> Engine::Lease(const LeaseRequest& req, TimeMs 
     }
     if (!best) break;
     Live* l = best->ready.top();
-    l->lease_ms = LeaseMsFor(l, req.lease_ms);
+    const std::int64_t lease_ms = LeaseMsFor(l, req.lease_ms);
     ApplyInput in{now};
     in.worker = req.worker;
     in.lease_token = next_token_++;
-    in.lease_expires_at = now + l->lease_ms;
-    Status s = Step(l, EventInput{TaskEvent::kLease}, in, out);
+    in.lease_expires_at = now + lease_ms;
+    LeasedTask lt;
+    Status s = Step(l, EventInput{TaskEvent::kLease}, in, out, &lt.task);
     if (!s.ok()) return s;  // cannot happen: ready tasks accept a lease
-    leased.push_back(LeasedTask{l->task, dray::Lease{std::to_string(l->task.lease_token),
-                                               l->task.lease_expires_at}});
+    l->run->lease_ms = lease_ms;
+    lt.lease = dray::Lease{std::to_string(lt.task.lease_token), lt.task.lease_expires_at};
+    leased.push_back(std::move(lt));
   }
   return leased;
 }
@@ -317,11 +615,11 @@ StatusOr<Engine::Live*> Engine::FindLeased(const std::string& ns, const std::str
   if (!l) return NotFound("task " + id + " is not live");
   auto tok = ParseToken(token);
   if (!tok) return InvalidArgument("field 'lease' must be the token a lease returned");
-  if (l->task.state != TaskState::kRunning) {
-    return Aborted("stale lease: task " + id + " is " +
-                   std::string(TaskStateName(l->task.state)) + ", not running under this lease");
+  if (l->state() != TaskState::kRunning) {
+    return Aborted("stale lease: task " + id + " is " + std::string(TaskStateName(l->state())) +
+                   ", not running under this lease");
   }
-  if (*tok != l->task.lease_token) {
+  if (*tok != l->lease_token()) {
     return Aborted("stale lease: task " + id + " is running under a different lease");
   }
   return l;
@@ -334,11 +632,11 @@ StatusOr<HeartbeatOutcome> Engine::Heartbeat(const std::string& ns, const std::s
   auto found = FindLeased(ns, id, token);
   if (!found.ok()) return found.status();
   Live* l = *found;
-  if (lease_ms > 0) l->lease_ms = lease_ms;
+  if (lease_ms > 0) l->run->lease_ms = lease_ms;
   ApplyInput in{now};
-  in.lease_expires_at = now + l->lease_ms;
+  in.lease_expires_at = now + l->run->lease_ms;
   DRAY_RETURN_IF_ERROR(Step(l, EventInput{TaskEvent::kHeartbeat}, in, out));
-  return HeartbeatOutcome{l->task.lease_expires_at, l->task.cancel_requested};
+  return HeartbeatOutcome{l->run->lease_expires_at, l->run->cancel_requested};
 }
 
 StatusOr<Task> Engine::Complete(const std::string& ns, const std::string& id,
@@ -398,22 +696,22 @@ std::vector<std::pair<std::uint64_t, std::vector<LeasedTask>>> Engine::ServeWait
 
 void Engine::Tick(TimeMs now, EngineOutput* out) {
   while (Live* l = timers_.top()) {
-    if (l->timer_at > now) break;
-    Task& t = l->task;
+    if (l->timer_at() > now) break;
     Status s;
     ApplyInput in{now};
     EventInput ev{TaskEvent::kDue};
     std::string error;
-    if (t.state == TaskState::kRunning) {
+    if (l->state() == TaskState::kRunning) {
       ev.jitter_u = std::uniform_real_distribution<double>(0, 1)(rng_);
-      TimeMs deadline = AttemptDeadline(t);
+      TimeMs deadline = AttemptDeadline(l);
       if (deadline && deadline <= now) {
         ev.event = TaskEvent::kTimeout;
-        error = "attempt timed out after " + std::to_string(t.timeout_ms) + " ms";
+        error = "attempt timed out after " + std::to_string(l->timeout_ms()) + " ms";
       } else {
         ev.event = TaskEvent::kExpire;
-        error = "lease expired: worker " + t.worker + " sent no heartbeat within " +
-                std::to_string(l->lease_ms) + " ms";
+        error = "lease expired: worker " + (l->run ? l->run->worker : std::string()) +
+                " sent no heartbeat within " + std::to_string(l->run ? l->run->lease_ms : 0) +
+                " ms";
       }
       in.error = error;
     }
@@ -424,7 +722,7 @@ void Engine::Tick(TimeMs now, EngineOutput* out) {
 }
 
 std::optional<TimeMs> Engine::NextWakeup() const {
-  if (const Live* l = timers_.top()) return l->timer_at;
+  if (const Live* l = timers_.top()) return l->timer_at();
   return std::nullopt;
 }
 
@@ -484,9 +782,14 @@ std::optional<QueueInfo> Engine::FindQueue(const std::string& ns, const std::str
   return InfoOf(ns, name, it->second->settings, it->second->counts);
 }
 
-const Task* Engine::Find(const std::string& ns, const std::string& id) const {
+std::optional<Task> Engine::Find(const std::string& ns, const std::string& id) const {
   const Live* l = FindLive(ns, id);
-  return l ? &l->task : nullptr;
+  if (!l) return std::nullopt;
+  return Expand(l);
+}
+
+bool Engine::IsLive(const std::string& ns, const std::string& id) const {
+  return FindLive(ns, id) != nullptr;
 }
 
 }  // namespace dray

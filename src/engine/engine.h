@@ -13,6 +13,13 @@
 //
 // Order: within a queue, lower priority runs first, then earlier submit
 // (seq), which also breaks ties deterministically.
+//
+// Memory: a live task is one allocation holding its scheduling fields, its
+// id as 16 bytes, pointers to its queue and to interned type and backoff
+// values, and its payload inline; what most tasks lack (key, labels,
+// timeouts, a lease, results, attempt history) hangs off an optional side
+// record. The id index is an intrusive hash table (a pointer per task and
+// one per bucket). bench/run.sh w4 measures the bytes per task.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +30,9 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -77,7 +86,8 @@ class Engine {
 
   // --- Recovery: before any other call, feed the engine what the store has.
   void RestoreQueue(const QueueRecord& q);
-  void RestoreTask(Task&& task);  // a non-terminal task
+  // A non-terminal task. DataLoss if its id is not one Dray makes.
+  Status RestoreTask(Task&& task);
   void RestoreKey(const std::string& ns, const std::string& key, const std::string& id,
                   TimeMs created_at);
   void RestoreMarks(const StoreMarks& marks);
@@ -134,8 +144,10 @@ class Engine {
   std::optional<QueueInfo> FindQueue(const std::string& ns, const std::string& name) const;
 
   // --- Reads.
-  const Task* Find(const std::string& ns, const std::string& id) const;
-  std::size_t live_tasks() const { return tasks_.size(); }
+  // A copy of the live task, or nullopt if it is not live here.
+  std::optional<Task> Find(const std::string& ns, const std::string& id) const;
+  bool IsLive(const std::string& ns, const std::string& id) const;
+  std::size_t live_tasks() const { return live_.size(); }
   std::size_t waiters() const { return waiters_.size(); }
 
  private:
@@ -145,30 +157,64 @@ class Engine {
     bool operator()(const Live* a, const Live* b) const;
   };
   struct ReadyPos {
-    std::size_t& operator()(Live* l) const;
+    HeapPos& operator()(Live* l) const;
   };
   struct TimerLess {
     bool operator()(const Live* a, const Live* b) const;
   };
   struct TimerPos {
-    std::size_t& operator()(Live* l) const;
+    HeapPos& operator()(Live* l) const;
   };
   using ReadyHeap = IndexedHeap<Live, ReadyLess, ReadyPos>;
   using TimerHeap = IndexedHeap<Live, TimerLess, TimerPos>;
 
+  struct Extra;
+  struct RunState;
+  struct LiveDeleter {
+    void operator()(Live* l) const;
+  };
+  using LivePtr = std::unique_ptr<Live, LiveDeleter>;
+
+  // Live tasks by id: an intrusive chained hash table over Live::next.
+  class LiveTable {
+   public:
+    LiveTable() = default;
+    LiveTable(const LiveTable&) = delete;
+    LiveTable& operator=(const LiveTable&) = delete;
+    ~LiveTable();
+    Live* Find(const IdBytes& id) const;
+    void Insert(LivePtr l);    // the id must not be present
+    LivePtr Remove(Live* l);   // l must be present
+    std::size_t size() const { return size_; }
+
+   private:
+    static std::size_t Hash(const IdBytes& id);
+    void Grow();
+    std::vector<Live*> buckets_;
+    std::size_t size_ = 0;
+  };
+
   QueueState& QueueFor(const std::string& ns, const std::string& name, EngineOutput* out);
   Live* FindLive(const std::string& ns, const std::string& id) const;
+  // A new live task from a whole one (submit, retry, recovery).
+  LivePtr Compact(Task&& task, QueueState* q);
+  // The whole task a live one stands for.
+  Task Expand(const Live* l) const;
+  // Takes the fields a transition may change back from `t`.
+  void Absorb(Live* l, const Task& t);
+  const std::string* InternType(const std::string& type);
+  const Backoff* InternBackoff(const Backoff& b);
   StatusOr<Live*> FindLeased(const std::string& ns, const std::string& id, std::string_view token);
   // Decides and applies `event` to a live task, keeping every index right.
   // When `after` is given, it receives the task as the step left it.
   Status Step(Live* l, const EventInput& event, const ApplyInput& in, EngineOutput* out,
               Task* after = nullptr);
-  void Index(Live* l);    // puts a live task in the heaps its state needs
-  void Unindex(Live* l);  // takes it out of all of them
+  void Index(Live* l);    // puts a live task in the heap its state needs
+  void Unindex(Live* l);  // takes it out of it
   // Queues the task's new state for the store: a whole new row when
   // `created`, else an update of the fields a transition changes.
-  void Emit(const Live* l, bool created, EngineOutput* out);
-  void Insert(Task&& task, EngineOutput* out);
+  void Emit(std::shared_ptr<const Task> snapshot, bool created, EngineOutput* out);
+  Live* Insert(Task&& task, EngineOutput* out);
   void PruneKeys(TimeMs now);
   std::int64_t LeaseMsFor(const Live* l, std::int64_t requested) const;
 
@@ -178,7 +224,12 @@ class Engine {
   std::uint64_t next_token_ = 1;
   std::uint64_t next_seq_ = 1;
 
-  std::unordered_map<std::string, std::unique_ptr<Live>> tasks_;  // by id
+  LiveTable live_;
+  // Interned values live tasks point at; never shrink, so they are capped
+  // (past the cap a task keeps its own copy in its side record).
+  std::unordered_set<std::string> types_;
+  std::map<std::tuple<std::int64_t, std::int64_t, double, double>, std::unique_ptr<Backoff>>
+      backoffs_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<QueueState>> queues_;
   TimerHeap timers_;
 

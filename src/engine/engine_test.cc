@@ -38,7 +38,7 @@ class EngineTest : public ::testing::Test {
     return r.ok() ? *r : std::vector<LeasedTask>{};
   }
   TaskState StateOf(const std::string& id) {
-    const Task* t = engine_.Find("default", id);
+    std::optional<Task> t = engine_.Find("default", id);
     return t ? t->state : TaskState::kSucceeded;  // gone from memory: terminal
   }
 
@@ -85,7 +85,7 @@ TEST_F(EngineTest, CompleteWithCurrentTokenSucceedsAndLeavesMemory) {
   ASSERT_TRUE(done.ok()) << done.status().ToString();
   EXPECT_EQ(done->state, TaskState::kSucceeded);
   EXPECT_EQ(done->result, "{\"ok\":1}");
-  EXPECT_EQ(engine_.Find("default", id), nullptr);
+  EXPECT_FALSE(engine_.Find("default", id).has_value());
   ASSERT_EQ(out.finished.size(), 1u);
   ASSERT_EQ(out.mutations.size(), 1u);
   EXPECT_EQ(out.mutations[0].task->state, TaskState::kSucceeded);
@@ -123,8 +123,8 @@ TEST_F(EngineTest, ExpiredLeaseIsAFailedAttemptRetriedWithBackoffThenFailed) {
   now_ += 1000;
   EngineOutput out;
   engine_.Tick(now_, &out);
-  const Task* t = engine_.Find("default", id);
-  ASSERT_NE(t, nullptr);
+  std::optional<Task> t = engine_.Find("default", id);
+  ASSERT_TRUE(t.has_value());
   EXPECT_EQ(t->state, TaskState::kScheduled);
   EXPECT_EQ(t->run_at, now_ + 100);
   EXPECT_EQ(t->history.back().outcome, AttemptOutcome::kExpired);
@@ -134,7 +134,7 @@ TEST_F(EngineTest, ExpiredLeaseIsAFailedAttemptRetriedWithBackoffThenFailed) {
   now_ += 1000;
   EngineOutput out2;
   engine_.Tick(now_, &out2);
-  EXPECT_EQ(engine_.Find("default", id), nullptr);
+  EXPECT_FALSE(engine_.Find("default", id).has_value());
   ASSERT_EQ(out2.finished, std::vector<std::string>{id});
   EXPECT_EQ(out2.mutations.back().task->state, TaskState::kFailed);
   EXPECT_EQ(out2.mutations.back().task->history.size(), 2u);
@@ -199,7 +199,7 @@ TEST_F(EngineTest, CancelOfWaitingTaskIsImmediate) {
   auto c = engine_.Cancel("default", id, now_, &out);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->state, TaskState::kCancelled);
-  EXPECT_EQ(engine_.Find("default", id), nullptr);
+  EXPECT_FALSE(engine_.Find("default", id).has_value());
   EXPECT_FALSE(engine_.NextWakeup().has_value());
 }
 
@@ -251,17 +251,100 @@ TEST_F(EngineTest, WaitersAreServedOldestFirstWhenTasksArrive) {
   EXPECT_EQ(engine_.waiters(), 0u);
 }
 
+// The engine keeps live tasks in a compact form; every field must come back
+// out of it as it went in, the rare ones included.
+TEST_F(EngineTest, ACompactLiveTaskKeepsEveryField) {
+  Task t;
+  t.id = "0193a1b2-c3d4-7e5f-8a9b-0123456789ab";
+  t.ns = "tenant";
+  t.queue = "q";
+  t.type = "resize";
+  t.payload = std::string(300, 'x');
+  t.payload = "\"" + t.payload + "\"";
+  t.priority = -3;
+  t.run_at = now_ - 10;
+  t.max_attempts = 7;
+  t.backoff = Backoff{5, 50, 3.0, 0.5};
+  t.timeout_ms = 9000;
+  t.lease_ms = 1234;
+  t.key = "k";
+  t.labels = {{"a", "1"}, {std::string("n\0ul", 4), std::string(300, 'v')}, {"", ""}};
+  t.state = TaskState::kRunning;
+  t.attempts = 2;
+  t.result = R"({"partial":1})";
+  t.error = "first try failed";
+  t.created_at = now_ - 100;
+  t.updated_at = now_ - 5;
+  t.lease_token = 41;
+  t.lease_expires_at = now_ + 60'000;
+  t.worker = "w";
+  t.cancel_requested = true;
+  t.seq = 12;
+  t.history = {Attempt{1, "w0", now_ - 90, now_ - 80, AttemptOutcome::kFailed, "first try failed"},
+               Attempt{2, "w", now_ - 5, 0, AttemptOutcome::kRunning, ""}};
+  Engine fresh(EngineOptions{60'000, 1000, 7});
+  ASSERT_TRUE(fresh.RestoreTask(Task(t)).ok());
+  EXPECT_EQ(*fresh.Find("tenant", t.id), t);
+  EXPECT_FALSE(fresh.Find("default", t.id).has_value());  // another namespace
+  // A plain task (nothing rare) too.
+  Task plain;
+  plain.id = "0193a1b2-c3d4-7e5f-8a9b-0123456789ac";
+  plain.type = "t";
+  plain.state = TaskState::kReady;
+  plain.seq = 13;
+  ASSERT_TRUE(fresh.RestoreTask(Task(plain)).ok());
+  EXPECT_EQ(*fresh.Find("default", plain.id), plain);
+  // Ids Dray did not make are refused, not guessed at.
+  Task odd = plain;
+  odd.id = "not-a-uuid";
+  EXPECT_EQ(fresh.RestoreTask(std::move(odd)).code(), StatusCode::kDataLoss);
+  EXPECT_EQ(fresh.live_tasks(), 2u);
+}
+
+// Many distinct types and backoffs: past the interning caps tasks keep
+// their own copies, and nothing is mixed up.
+TEST_F(EngineTest, ManyDistinctTypesAndBackoffsStayApart) {
+  Engine big(EngineOptions{60'000, 100'000, 7});
+  std::vector<TaskSpec> specs;
+  for (int i = 0; i < 5000; ++i) {
+    TaskSpec s = Spec("type-" + std::to_string(i));
+    s.backoff = Backoff{1000 + i, 60'000, 2.0, 0.1};
+    specs.push_back(std::move(s));
+  }
+  EngineOutput out;
+  auto submitted = big.Submit(std::move(specs), now_, &out);
+  ASSERT_TRUE(submitted.ok());
+  for (std::size_t i = 0; i < 5000; i += 37) {
+    std::optional<Task> t = big.Find("default", submitted->at(i).id);
+    ASSERT_TRUE(t.has_value());
+    EXPECT_EQ(t->type, "type-" + std::to_string(i));
+    EXPECT_EQ(t->backoff.initial_ms, 1000 + static_cast<std::int64_t>(i));
+  }
+  // Leasing and completing them all goes through the compact form each time.
+  LeaseRequest req{"default", "w", {"q"}, 5000, 0};
+  auto leased = big.Lease(req, now_, &out);
+  ASSERT_TRUE(leased.ok());
+  ASSERT_EQ(leased->size(), 5000u);
+  for (const LeasedTask& l : *leased) {
+    auto done = big.Complete("default", l.task.id, l.lease.token, "1", now_, &out);
+    ASSERT_TRUE(done.ok()) << done.status().ToString();
+    EXPECT_EQ(done->type, l.task.type);
+    EXPECT_EQ(done->backoff, l.task.backoff);
+  }
+  EXPECT_EQ(big.live_tasks(), 0u);
+}
+
 TEST_F(EngineTest, RestoredRunningTaskWhoseLeaseExpiredWhileDownIsExpired) {
   std::string id = Submit(Spec());
   auto got = Lease(1, {"q"}, 1000);
   Task snapshot = *engine_.Find("default", id);
   Engine fresh(EngineOptions{60'000, 1000, 7});
   fresh.RestoreMarks(StoreMarks{snapshot.lease_token, snapshot.seq});
-  fresh.RestoreTask(Task(snapshot));
+  ASSERT_TRUE(fresh.RestoreTask(Task(snapshot)).ok());
   EngineOutput out;
   fresh.Tick(now_ + 5000, &out);
-  const Task* t = fresh.Find("default", id);
-  ASSERT_NE(t, nullptr);
+  std::optional<Task> t = fresh.Find("default", id);
+  ASSERT_TRUE(t.has_value());
   EXPECT_EQ(t->state, TaskState::kScheduled);
   EXPECT_EQ(t->history.back().outcome, AttemptOutcome::kExpired);
   // New leases in the restored engine get tokens above every stored one.
@@ -386,7 +469,7 @@ TEST_F(EngineTest, RandomizedOperationsConserveTasks) {
   }
   std::size_t live = 0;
   for (const std::string& id : submitted) {
-    bool is_live = engine_.Find("default", id) != nullptr;
+    bool is_live = engine_.IsLive("default", id);
     ASSERT_NE(is_live, finished.count(id) > 0) << id;
     live += is_live;
   }

@@ -1,18 +1,22 @@
 // A binary min-heap whose items know their position, so that an item can be
 // removed or re-keyed in O(log n) (beanstalkd heap.c). Items are pointers;
 // each item stores its own index through the PosOf functor (kNotInHeap when
-// it is not in this heap). Not thread-safe: the engine's lock covers it.
+// it is not in this heap). Positions are 32-bit, to keep items small: a heap
+// holds fewer than 2^32 - 1 items. Not thread-safe: the engine's lock covers
+// it.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 #include <vector>
 
 namespace dray {
 
-inline constexpr std::size_t kNotInHeap = static_cast<std::size_t>(-1);
+using HeapPos = std::uint32_t;
+inline constexpr HeapPos kNotInHeap = static_cast<HeapPos>(-1);
 
-// Less(a, b): a comes out before b. PosOf(item) -> std::size_t&.
+// Less(a, b): a comes out before b. PosOf(item) -> HeapPos&.
 template <typename T, typename Less, typename PosOf>
 class IndexedHeap {
  public:
@@ -24,7 +28,7 @@ class IndexedHeap {
   bool contains(T* item) const { return pos_(item) != kNotInHeap; }
 
   void push(T* item) {
-    pos_(item) = items_.size();
+    pos_(item) = static_cast<HeapPos>(items_.size());
     items_.push_back(item);
     SiftUp(items_.size() - 1);
   }
@@ -67,7 +71,7 @@ class IndexedHeap {
  private:
   void Place(std::size_t i, T* item) {
     items_[i] = item;
-    pos_(item) = i;
+    pos_(item) = static_cast<HeapPos>(i);
   }
 
   bool SiftUp(std::size_t i) {

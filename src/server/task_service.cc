@@ -47,7 +47,11 @@ Status TaskService::Recover() {
   engine_.RestoreFinishedCounts(*finished);
   // The callbacks run now, on this thread, under mu_.
   Engine* engine = &engine_;
-  DRAY_RETURN_IF_ERROR(store_->ScanLiveTasks([engine](Task&& t) { engine->RestoreTask(std::move(t)); }));
+  Status restored;
+  DRAY_RETURN_IF_ERROR(store_->ScanLiveTasks([engine, &restored](Task&& t) {
+    if (restored.ok()) restored = engine->RestoreTask(std::move(t));
+  }));
+  DRAY_RETURN_IF_ERROR(restored);
   const TimeMs since = clock_->NowMs() - config_.idempotency_window_ms;
   return store_->ScanKeys(since, [engine](const std::string& ns, const std::string& key,
                                          const std::string& id, TimeMs created_at) {
@@ -85,9 +89,9 @@ void TaskService::Stop() {
     lease_waiters_.clear();
     for (auto& [task_id, w] : task_waiters_) {
       w.timer->cancel();
-      const Task* t = engine_.Find(w.ns, task_id);
-      tasks.emplace_back(std::move(w.done),
-                         t ? StatusOr<Task>(*t) : StatusOr<Task>(Unavailable("server is stopping")));
+      std::optional<Task> t = engine_.Find(w.ns, task_id);
+      tasks.emplace_back(std::move(w.done), t ? StatusOr<Task>(std::move(*t))
+                                              : StatusOr<Task>(Unavailable("server is stopping")));
     }
     task_waiters_.clear();
   }
@@ -213,7 +217,7 @@ void TaskService::Purge() {
     std::vector<Mutation> deletes;
     for (const ExpiredTask& e : *expired) {
       // A task retried since the query is live again: keep it.
-      if (engine_.Find(e.ns, e.id)) continue;
+      if (engine_.IsLive(e.ns, e.id)) continue;
       engine_.ForgetFinished(e.ns, e.queue, e.state);
       deletes.push_back(Mutation::DeleteTask(e.ns, e.id));
     }
@@ -247,8 +251,8 @@ void TaskService::Get(const std::string& ns, const std::string& id, std::int64_t
                       Callback<Task> done) {
   {
     MutexLock lock(&mu_);
-    if (const Task* t = engine_.Find(ns, id)) {
-      if (wait_ms <= 0 || stopped_) return done(*t);
+    if (std::optional<Task> t = engine_.Find(ns, id)) {
+      if (wait_ms <= 0 || stopped_) return done(std::move(*t));
       const std::uint64_t wid = next_waiter_++;
       auto timer = std::make_unique<boost::asio::steady_timer>(ioc_);
       timer->expires_after(std::chrono::milliseconds(std::min(wait_ms, config_.max_wait_ms)));
@@ -263,7 +267,7 @@ void TaskService::Get(const std::string& ns, const std::string& id, std::int64_t
           if (it == hi) return;
           cb = std::move(it->second.done);
           task_waiters_.erase(it);
-          if (const Task* t2 = engine_.Find(ns, id)) live = *t2;
+          live = engine_.Find(ns, id);
         }
         if (live) return cb(std::move(*live));
         ReadStored(ns, id, std::move(cb));
@@ -284,7 +288,7 @@ void TaskService::ReadStored(const std::string& ns, const std::string& id, Callb
     boost::asio::post(ioc_, [this, ns, id, done] {
       {
         MutexLock lock(&mu_);
-        if (const Task* t = engine_.Find(ns, id)) return done(*t);
+        if (std::optional<Task> t = engine_.Find(ns, id)) return done(std::move(*t));
       }
       done(store_->GetTask(ns, id));
     });
@@ -314,7 +318,7 @@ void TaskService::Retry(const std::string& ns, const std::string& id, Callback<T
   {
     MutexLock lock(&mu_);
     if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-    if (const Task* t = engine_.Find(ns, id)) {
+    if (std::optional<Task> t = engine_.Find(ns, id)) {
       return done(FailedPrecondition("task " + id + " is " + std::string(TaskStateName(t->state)) +
                                      "; only failed or cancelled tasks can be retried"));
     }
@@ -332,7 +336,7 @@ void TaskService::ActOnStored(const std::string& ns, const std::string& id, bool
       MutexLock lock(&mu_);
       if (Status s = AcceptingLocked(); !s.ok()) return done(s);
       const TimeMs now = clock_->NowMs();
-      if (engine_.Find(ns, id)) {
+      if (engine_.IsLive(ns, id)) {
         return done(FailedPrecondition("task " + id + " changed meanwhile; try again"));
       }
       if (!retry) {

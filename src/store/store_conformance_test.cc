@@ -255,6 +255,29 @@ TEST_P(StoreConformanceTest, ScanLiveTasksReturnsEveryNonTerminalTask) {
   EXPECT_EQ(ids, (std::vector<std::string>{"a", "c", "d"}));
 }
 
+// Enough tasks for the scan to hand them over in many batches.
+TEST_P(StoreConformanceTest, ScanLiveTasksReturnsManyTasksEachOnce) {
+  std::vector<Task> tasks;
+  for (int i = 0; i < 5000; ++i) {
+    tasks.push_back(MakeTask("t" + std::to_string(i), i % 7 ? "default" : "other",
+                             i % 5 ? TaskState::kReady : TaskState::kSucceeded,
+                             static_cast<std::uint64_t>(i + 1)));
+  }
+  Put(tasks);
+  std::vector<std::uint64_t> seqs;
+  ASSERT_TRUE(store_->ScanLiveTasks([&](Task&& t) { seqs.push_back(t.seq); }).ok());
+  std::sort(seqs.begin(), seqs.end());
+  std::vector<std::uint64_t> want;
+  for (int i = 0; i < 5000; ++i) {
+    if (i % 5) want.push_back(static_cast<std::uint64_t>(i + 1));
+  }
+  EXPECT_EQ(seqs, want);
+  // And again: the statement is ready for another scan.
+  std::size_t n = 0;
+  ASSERT_TRUE(store_->ScanLiveTasks([&](Task&&) { ++n; }).ok());
+  EXPECT_EQ(n, want.size());
+}
+
 TEST_P(StoreConformanceTest, ScanKeysReturnsKeyedTasksInTheWindow) {
   Task old = MakeTask("old", "default", TaskState::kSucceeded, 1);
   old.key = "k-old";
