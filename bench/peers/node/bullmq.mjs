@@ -3,10 +3,8 @@
 // completed jobs are kept, as Dray keeps finished tasks.
 //
 //   node bullmq.mjs --port P --workload w1-single|w1-batch|w2|w3 [--tasks N] [--seconds S]
-import { fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { Queue, Worker } from 'bullmq';
-import { PAYLOAD, cores, flags, nowUs, paced, printLatency, printRate } from './common.mjs';
+import { PAYLOAD, cores, countdown, enqueueLoops, flags, latencyRun, nowUs, printLatency, printRate } from './common.mjs';
 
 const o = flags({ port: 6379, workload: 'w2', tasks: 100000, seconds: 20, rate: 1000, role: 'main' });
 const connection = { host: '127.0.0.1', port: o.port };
@@ -15,19 +13,9 @@ const NAME = 'bench';
 async function enqueue(clients, batch) {
   const queues = Array.from({ length: clients }, () => new Queue(NAME, { connection }));
   await Promise.all(queues.map((q) => q.waitUntilReady()));
-  let next = 0;
-  const start = performance.now();
-  await Promise.all(queues.map(async (q) => {
-    for (;;) {
-      const first = next;
-      next += batch;
-      if (first >= o.tasks) return;
-      const n = Math.min(batch, o.tasks - first);
-      if (batch === 1) await q.add('bench', PAYLOAD);
-      else await q.addBulk(Array.from({ length: n }, () => ({ name: 'bench', data: PAYLOAD })));
-    }
-  }));
-  const ms = performance.now() - start;
+  const ms = await enqueueLoops(o.tasks, clients, batch, (c, n) => (batch === 1
+    ? queues[c].add('bench', PAYLOAD)
+    : queues[c].addBulk(Array.from({ length: n }, () => ({ name: 'bench', data: PAYLOAD })))));
   await Promise.all(queues.map((q) => q.close()));
   return ms;
 }
@@ -52,30 +40,22 @@ if (o.role === 'worker') {
   process.exit(0);
 } else if (o.workload === 'w2') {
   await enqueue(4, 1000);  // not timed
-  let done = 0;
-  let finish;
-  const finished = new Promise((r) => { finish = r; });
+  const completed = countdown(o.tasks);
   const start = performance.now();
   const workers = Array.from({ length: 4 }, () => {
     const w = new Worker(NAME, async () => null, { connection, concurrency: 64 });
-    w.on('completed', () => { if (++done === o.tasks) finish(); });
+    w.on('completed', completed.tick);
     return w;
   });
-  await finished;
+  await completed.done;
   const ms = performance.now() - start;
-  printRate(`bullmq W2 drain: 4 Workers x concurrency 64, no-op processor, completed jobs kept cores=${cores()}`, done, ms);
+  printRate(`bullmq W2 drain: 4 Workers x concurrency 64, no-op processor, completed jobs kept cores=${cores()}`, completed.count, ms);
   await Promise.all(workers.map((w) => w.close()));
   process.exit(0);
 } else if (o.workload === 'w3') {
-  const child = fork(fileURLToPath(import.meta.url),
-    ['--port', String(o.port), '--role', 'worker', '--rate', String(o.rate), '--seconds', String(o.seconds)]);
-  const result = new Promise((resolve) => child.on('message', (m) => { if (m.lat) resolve(m.lat); }));
-  await new Promise((resolve) => child.once('message', resolve));  // ready
   const q = new Queue(NAME, { connection });
   await q.waitUntilReady();
-  await paced(o.rate * o.seconds, o.rate, () => q.add('lat', { t: nowUs(), pad: 'x'.repeat(70) }));
-  const lat = await result;
-  child.send('stop');
+  const lat = await latencyRun(import.meta.url, o, () => q.add('lat', { t: nowUs(), pad: 'x'.repeat(70) }));
   printLatency(`bullmq W3 latency: ${o.rate}/s for ${o.seconds} s, one Worker (concurrency 1) in its own process cores=${cores()}`, lat);
   await q.close();
   process.exit(0);

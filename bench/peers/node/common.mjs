@@ -1,6 +1,8 @@
 // Shared by the Node drivers of the peers: flags, the payload, percentiles,
 // a clock, and the result lines in the key=value form bench/run.sh reads.
+import { fork } from 'node:child_process';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 
 export const PAYLOAD = {
@@ -45,17 +47,43 @@ export function printLatency(label, lat) {
               `p999=${f(percentile(lat, 0.999))} max=${f(percentile(lat, 1))}`);
 }
 
-// Runs `n` jobs through `concurrency` sequential loops of `one(i)`.
-export async function loops(n, concurrency, one) {
+// Adds `total` jobs from `clients` concurrent loops, `batch` at a time:
+// send(client, n) adds n jobs with client number `client`. Returns the
+// milliseconds it took.
+export async function enqueueLoops(total, clients, batch, send) {
   let next = 0;
-  const loop = async () => {
+  const start = performance.now();
+  await Promise.all(Array.from({ length: clients }, async (_, client) => {
     for (;;) {
-      const i = next++;
-      if (i >= n) return;
-      await one(i);
+      const first = next;
+      next += batch;
+      if (first >= total) return;
+      await send(client, Math.min(batch, total - first));
     }
-  };
-  await Promise.all(Array.from({ length: concurrency }, loop));
+  }));
+  return performance.now() - start;
+}
+
+// W3: starts `script` again as the worker (`--role worker`) in a process of
+// its own, waits until it says it is ready, submits `rate` jobs a second for
+// `seconds` with submit(), and returns the latencies the worker measured.
+export async function latencyRun(scriptUrl, o, submit) {
+  const child = fork(fileURLToPath(scriptUrl),
+    ['--port', String(o.port), '--role', 'worker', '--rate', String(o.rate), '--seconds', String(o.seconds)]);
+  const result = new Promise((resolve) => child.on('message', (m) => { if (m.lat) resolve(m.lat); }));
+  await new Promise((resolve) => child.once('message', resolve));  // ready
+  await paced(o.rate * o.seconds, o.rate, submit);
+  const lat = await result;
+  child.send('stop');
+  return lat;
+}
+
+// Resolves `done` once tick() was called n times; `count` is how many so far.
+export function countdown(n) {
+  let resolve;
+  const c = { count: 0, done: new Promise((r) => { resolve = r; }) };
+  c.tick = () => { if (++c.count === n) resolve(); };
+  return c;
 }
 
 export function sleep(ms) {

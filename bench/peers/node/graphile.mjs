@@ -3,11 +3,9 @@
 // synchronous_commit=on, PostgreSQL's defaults).
 //
 //   node graphile.mjs --port P --workload w1-single|w1-batch|w2|w3 [--tasks N] [--seconds S]
-import { fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Logger, makeWorkerUtils, run, runMigrations } from 'graphile-worker';
-import { PAYLOAD, cores, flags, nowUs, paced, printLatency, printRate } from './common.mjs';
+import { PAYLOAD, cores, countdown, enqueueLoops, flags, latencyRun, nowUs, printLatency, printRate } from './common.mjs';
 
 const o = flags({ port: 5432, workload: 'w2', tasks: 100000, seconds: 20, rate: 1000, role: 'main' });
 const connectionString = `postgres://postgres@127.0.0.1:${o.port}/postgres`;
@@ -24,19 +22,8 @@ async function enqueue(clients, batch) {
   const pool = new pg.Pool({ connectionString, max: clients });
   const utils = await makeWorkerUtils({ pgPool: pool, logger });
   const specs = Array.from({ length: batch }, () => ({ identifier: 'bench', payload: PAYLOAD }));
-  let next = 0;
-  const start = performance.now();
-  await Promise.all(Array.from({ length: clients }, async () => {
-    for (;;) {
-      const first = next;
-      next += batch;
-      if (first >= o.tasks) return;
-      const n = Math.min(batch, o.tasks - first);
-      if (batch === 1) await utils.addJob('bench', PAYLOAD);
-      else await utils.addJobs(specs.slice(0, n));
-    }
-  }));
-  const ms = performance.now() - start;
+  const ms = await enqueueLoops(o.tasks, clients, batch,
+    (c, n) => (batch === 1 ? utils.addJob('bench', PAYLOAD) : utils.addJobs(specs.slice(0, n))));
   await utils.release();
   await pool.end();
   return ms;
@@ -64,26 +51,18 @@ if (o.role === 'worker') {
     printRate(`graphile-worker W1 enqueue: tasks=${o.tasks} ${single ? '64 connections, addJob' : '4 connections, addJobs of 1000'} cores=${cores()}`, o.tasks, ms);
   } else if (o.workload === 'w2') {
     await enqueue(4, 1000);  // not timed
-    let done = 0;
-    let finish;
-    const finished = new Promise((r) => { finish = r; });
+    const completed = countdown(o.tasks);
     const start = performance.now();
     const runner = await run({ connectionString, noHandleSignals: true, taskList: noop, logger, preset: FAST });
-    runner.events.on('job:success', () => { if (++done === o.tasks) finish(); });
-    await finished;
+    runner.events.on('job:success', completed.tick);
+    await completed.done;
     const ms = performance.now() - start;
-    printRate(`graphile-worker W2 drain: one runner, its performance-page settings (24 concurrent, local queue 500, batched completions), no-op task cores=${cores()}`, done, ms);
+    printRate(`graphile-worker W2 drain: one runner, its performance-page settings (24 concurrent, local queue 500, batched completions), no-op task cores=${cores()}`, completed.count, ms);
     await runner.stop();
   } else if (o.workload === 'w3') {
-    const child = fork(fileURLToPath(import.meta.url),
-      ['--port', String(o.port), '--role', 'worker', '--rate', String(o.rate), '--seconds', String(o.seconds)]);
-    const result = new Promise((resolve) => child.on('message', (m) => { if (m.lat) resolve(m.lat); }));
-    await new Promise((resolve) => child.once('message', resolve));  // ready
     const pool = new pg.Pool({ connectionString, max: 1 });
     const utils = await makeWorkerUtils({ pgPool: pool, logger });
-    await paced(o.rate * o.seconds, o.rate, () => utils.addJob('lat', { t: nowUs(), pad: 'x'.repeat(70) }));
-    const lat = await result;
-    child.send('stop');
+    const lat = await latencyRun(import.meta.url, o, () => utils.addJob('lat', { t: nowUs(), pad: 'x'.repeat(70) }));
     printLatency(`graphile-worker W3 latency: ${o.rate}/s for ${o.seconds} s, one runner (24 concurrent, LISTEN/NOTIFY, no local queue) in its own process cores=${cores()}`, lat);
     await utils.release();
     await pool.end();

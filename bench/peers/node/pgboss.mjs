@@ -3,10 +3,8 @@
 // pg-boss polls: its shortest polling interval is 0.5 s, which bounds W3.
 //
 //   node pgboss.mjs --port P --workload w1-single|w1-batch|w2|w3 [--tasks N] [--seconds S]
-import { fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import PgBoss from 'pg-boss';
-import { PAYLOAD, cores, flags, nowUs, paced, printLatency, printRate, sleep } from './common.mjs';
+import { PAYLOAD, cores, enqueueLoops, flags, latencyRun, nowUs, printLatency, printRate, sleep } from './common.mjs';
 
 const o = flags({ port: 5432, workload: 'w2', tasks: 100000, seconds: 20, rate: 1000, role: 'main' });
 const connectionString = `postgres://postgres@127.0.0.1:${o.port}/postgres`;
@@ -23,19 +21,8 @@ async function boss(max) {
 async function enqueue(clients, batch) {
   const b = await boss(clients);
   const jobs = Array.from({ length: batch }, () => ({ name: NAME, data: PAYLOAD }));
-  let next = 0;
-  const start = performance.now();
-  await Promise.all(Array.from({ length: clients }, async () => {
-    for (;;) {
-      const first = next;
-      next += batch;
-      if (first >= o.tasks) return;
-      const n = Math.min(batch, o.tasks - first);
-      if (batch === 1) await b.send(NAME, PAYLOAD);
-      else await b.insert(jobs.slice(0, n));
-    }
-  }));
-  const ms = performance.now() - start;
+  const ms = await enqueueLoops(o.tasks, clients, batch,
+    (c, n) => (batch === 1 ? b.send(NAME, PAYLOAD) : b.insert(jobs.slice(0, n))));
   await b.stop({ graceful: false, wait: true });
   return ms;
 }
@@ -76,14 +63,8 @@ if (o.role === 'worker') {
   await b.stop({ graceful: false, wait: true });
   process.exit(0);
 } else if (o.workload === 'w3') {
-  const child = fork(fileURLToPath(import.meta.url),
-    ['--port', String(o.port), '--role', 'worker', '--rate', String(o.rate), '--seconds', String(o.seconds)]);
-  const result = new Promise((resolve) => child.on('message', (m) => { if (m.lat) resolve(m.lat); }));
-  await new Promise((resolve) => child.once('message', resolve));  // ready
   const b = await boss(2);
-  await paced(o.rate * o.seconds, o.rate, () => b.send(NAME, { t: nowUs(), pad: 'x'.repeat(70) }));
-  const lat = await result;
-  child.send('stop');
+  const lat = await latencyRun(import.meta.url, o, () => b.send(NAME, { t: nowUs(), pad: 'x'.repeat(70) }));
   printLatency(`pg-boss W3 latency: ${o.rate}/s for ${o.seconds} s, one worker (batches of up to 1000, polling every 0.5 s, its minimum) in its own process cores=${cores()}`, lat);
   await b.stop({ graceful: false, wait: true });
   process.exit(0);
