@@ -236,6 +236,32 @@ TEST(WorkerTest, LeasesNoMoreThanItsFreeSlots) {
   }
 }
 
+// With prefetch the worker holds more tasks than handler threads: one slow
+// handler thread, and still leases of up to concurrency + prefetch, never
+// more, and every task runs once.
+TEST(WorkerTest, PrefetchLeasesAheadOfTheHandlersUpToItsBound) {
+  FakeDray dray;
+  constexpr int kTasks = 200;
+  for (int i = 0; i < kTasks; ++i) dray.Add("t" + std::to_string(i), "ok");
+  WorkerOptions o = Options(1);
+  o.lease_batch = 64;
+  o.prefetch = 40;
+  RunningWorker w(dray, o, [](Worker& worker) {
+    worker.Handle("ok", [](TaskContext&) { return std::string("null"); });
+  });
+  ASSERT_TRUE(WaitFor([&] { return dray.acks().size() >= kTasks; }));
+  w.StopAndJoin();
+  std::size_t largest = 0;
+  for (std::size_t max : dray.max_asked()) {
+    EXPECT_LE(max, 41u);  // concurrency + prefetch
+    largest = std::max(largest, max);
+  }
+  EXPECT_GT(largest, 1u);  // it did lease ahead
+  // Far fewer lease calls than tasks: batches, not one call per free thread.
+  EXPECT_LT(dray.max_asked().size(), static_cast<std::size_t>(kTasks / 4));
+  EXPECT_EQ(w.worker().stats().succeeded, static_cast<std::uint64_t>(kTasks));
+}
+
 TEST(WorkerTest, LeaseBatchCapsEachLeaseCall) {
   FakeDray dray;
   for (int i = 0; i < 10; ++i) dray.Add("t" + std::to_string(i), "ok");
