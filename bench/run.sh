@@ -14,7 +14,8 @@
 # Environment: BUILD_DIR (default build), PORT (default 7390),
 #   W4_SIZES (default "10000 100000 1000000 10000000"): backlog sizes for w4,
 #   PEERS (default "beanstalkd bullmq graphile-worker pg-boss"),
-#   PEER_MODES (default "durable default"), W3_SECONDS (default 20).
+#   PEER_MODES (default "durable default"), W3_SECONDS (default 20),
+#   SERVER_ARGS: more flags for `dray server` (e.g. "--io-threads 1").
 #
 # w4 fills the queue with each size, reads the server's RSS, restarts it on
 # the same data (W5: time from exec to serving), then drains 100k tasks
@@ -61,7 +62,8 @@ start_server() {
   if [ "${1:-}" != keep ]; then data=$(mktemp -d /tmp/dray-bench-XXXXXX); fi
   : > "$data.out"
   local t0; t0=$(date +%s%N)
-  "$dray" server --listen "127.0.0.1:$port" --data "$data" >> "$data.out" 2> "$data.err" &
+  # shellcheck disable=SC2086  # SERVER_ARGS is a list of flags
+  "$dray" server --listen "127.0.0.1:$port" --data "$data" ${SERVER_ARGS:-} >> "$data.out" 2> "$data.err" &
   server_pid=$!
   for _ in $(seq 1 12000); do  # up to 10 minutes (a 10M-task recovery)
     if grep -q "listening on" "$data.out" 2>/dev/null; then
@@ -228,6 +230,7 @@ rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && rev="$rev+local changes"
 echo "Dray $rev on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -sr), $(free -g | awk '/Mem:/ {print $2}') GiB;"
 echo "durable: SQLite WAL, synchronous=FULL, every answer after fsync; server and load on one machine over 127.0.0.1;"
+[ -n "${SERVER_ARGS:-}" ] && echo "server flags: $SERVER_ARGS"
 echo "~100-byte JSON payloads; $runs run(s) per figure, each on a fresh server and data dir; $(date -u +%FT%TZ)."
 echo "Dray/x: Dray's figure over the row's (rates: Dray/x; latencies: x/Dray), so above 1 means Dray is ahead."
 echo

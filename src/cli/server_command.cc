@@ -148,7 +148,9 @@ void AddServerCommand(CLI::App* app, std::function<int()>* run) {
   cmd->add_option("--listen", c.listen, "host:port to serve HTTP on (port 0: any free port)")
       ->capture_default_str();
   cmd->add_option("--data", c.data_dir, "directory for the SQLite store")->capture_default_str();
-  cmd->add_option("--io-threads", c.io_threads, "threads serving HTTP")->capture_default_str();
+  cmd->add_option("--io-threads", c.io_threads,
+                  "threads serving HTTP (0: one less than the cores, at least 1)")
+      ->capture_default_str();
   cmd->add_option("--max-body-bytes", c.limits.max_body_bytes, "largest request body")
       ->capture_default_str();
   cmd->add_option("--max-payload-bytes", c.limits.max_payload_bytes, "largest task payload")

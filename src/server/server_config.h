@@ -12,7 +12,10 @@ namespace dray {
 struct ServerConfig {
   std::string listen = "127.0.0.1:7070";  // host:port; port 0 picks a free one
   std::string data_dir = "./dray-data";   // the SQLite file lives here
-  int io_threads = 2;                     // threads serving HTTP
+  // Threads serving HTTP; 0: one less than the cores, at least one (the
+  // commit pipeline's thread takes the last core). On 2 cores one io thread
+  // gave W2 34k/s and W3 p99 1.08 ms against 30k/s and 1.24 ms with two.
+  int io_threads = 0;
 
   Limits limits;                          // request and task bounds
   std::chrono::milliseconds header_timeout{10'000};  // to read a request's header

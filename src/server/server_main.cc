@@ -30,7 +30,8 @@ int RunServer(const ServerConfig& config,
     return 1;
   }
 
-  const int threads = std::max(1, config.io_threads);
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  const int threads = config.io_threads > 0 ? config.io_threads : std::max(1, cores - 1);
   boost::asio::io_context ioc(threads);
   TaskService service(ioc, store->get(), SystemClock::Default(), config);
   auto started = std::chrono::steady_clock::now();
@@ -67,7 +68,8 @@ int RunServer(const ServerConfig& config,
     http.Shutdown();
   });
 
-  spdlog::info("dray serving on {} with data in {}", http.address(), config.data_dir);
+  spdlog::info("dray serving on {} with data in {}, io threads: {}", http.address(), config.data_dir,
+               threads);
   if (config.announce) {
     std::printf("listening on %s\n", http.address().c_str());
     std::fflush(stdout);
