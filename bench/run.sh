@@ -15,7 +15,10 @@
 #   W4_SIZES (default "10000 100000 1000000 10000000"): backlog sizes for w4,
 #   PEERS (default "beanstalkd bullmq graphile-worker pg-boss"),
 #   PEER_MODES (default "durable default"), W3_SECONDS (default 20),
-#   SERVER_ARGS: more flags for `dray server` (e.g. "--io-threads 1").
+#   SERVER_ARGS: more flags for `dray server` (e.g. "--io-threads 1"),
+#   BENCH_SMOKE=1: tiny sizes (2,000 tasks, W3 for 1 s, W4 at 1,000) to check
+#   that the harness and the generators work, as ctest does; not a measurement.
+#   PORT=0 lets the server pick a free port.
 #
 # w4 fills the queue with each size, reads the server's RSS, restarts it on
 # the same data (W5: time from exec to serving), then drains 100k tasks
@@ -27,8 +30,14 @@ runs=3
 if [ ${#args[@]} -gt 0 ] && [[ ${args[-1]} =~ ^[0-9]+$ ]]; then runs=${args[-1]}; unset 'args[-1]'; fi
 [ ${#args[@]} -gt 0 ] || args=(all)
 build=${BUILD_DIR:-build}
-port=${PORT:-7390}
+requested_port=${PORT:-7390}
+port=$requested_port
 w3_seconds=${W3_SECONDS:-20}
+w1s_tasks=50000 w1b_tasks=100000 w2_tasks=100000 floor_tasks=100000
+if [ "${BENCH_SMOKE:-0}" = 1 ]; then
+  w1s_tasks=2000 w1b_tasks=2000 w2_tasks=2000 floor_tasks=2000 w3_seconds=1
+  W4_SIZES=${W4_SIZES:-1000}
+fi
 dray="$build/bin/dray"
 bench="$build/bench"
 for bin in "$dray" "$bench/dray_submit_load" "$bench/dray_drain_load" "$bench/dray_latency_load" \
@@ -63,11 +72,12 @@ start_server() {
   : > "$data.out"
   local t0; t0=$(date +%s%N)
   # shellcheck disable=SC2086  # SERVER_ARGS is a list of flags
-  "$dray" server --listen "127.0.0.1:$port" --data "$data" ${SERVER_ARGS:-} >> "$data.out" 2> "$data.err" &
+  "$dray" server --listen "127.0.0.1:$requested_port" --data "$data" ${SERVER_ARGS:-} >> "$data.out" 2> "$data.err" &
   server_pid=$!
   for _ in $(seq 1 12000); do  # up to 10 minutes (a 10M-task recovery)
     if grep -q "listening on" "$data.out" 2>/dev/null; then
       started_ms=$((($(date +%s%N) - t0) / 1000000))
+      port=$(grep -m1 -o "listening on .*" "$data.out" | sed 's/.*://')
       return 0
     fi
     kill -0 "$server_pid" 2>/dev/null || break
@@ -88,8 +98,18 @@ table_head() {
   printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..64})" "$(printf -- '-%.0s' {1..21})" \
     "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..13})"
 }
+human() { awk -v n="$1" 'BEGIN { if (n >= 1e6) printf "%gM", n / 1e6; else if (n >= 1e3) printf "%gk", n / 1e3; else printf "%d", n }'; }
+
+failed=0
 row() {  # name unit ratio values...
   local name=$1 unit=$2 ratio=$3; shift 3
+  local v
+  for v in "$@"; do
+    if [ -z "${v// /}" ]; then
+      echo "no figure for: $name (a run failed; see its output above)" >&2
+      failed=1
+    fi
+  done
   local s; s=$(printf '%s\n' "$@" | stats)
   IFS='|' read -r med min max <<< "$s"
   printf '| %-62s | %11s %-7s | %10s | %10s | %11s |\n' "$name" "$med" "$unit" "$min" "$max" "$ratio"
@@ -101,17 +121,28 @@ ratio() { awk -v a="$1" -v b="$2" -v inv="${3:-0}" 'BEGIN {
 
 declare -A dray_med  # workload -> Dray's median, for the peers' ratios
 
+# Runs a generator; its output on stdout, or nothing (and the output on
+# stderr) if it failed, so that the figure comes out empty and row() flags it.
+gen() {
+  local out
+  if ! out=$("$@" 2>&1); then
+    echo "$out" >&2
+    return 0
+  fi
+  echo "$out"
+}
+
 # --- Dray's workloads: each run on a fresh server; prints one line of numbers.
 dray_once() {
   start_server
   case $1 in
-    w1-single) "$bench/dray_submit_load" --port "$port" --tasks 50000 --connections 64 --batch 1 | field rate ;;
-    w1-batch) "$bench/dray_submit_load" --port "$port" --tasks 100000 --connections 4 --batch 1000 | field rate ;;
+    w1-single) gen "$bench/dray_submit_load" --port "$port" --tasks "$w1s_tasks" --connections 64 --batch 1 | field rate ;;
+    w1-batch) gen "$bench/dray_submit_load" --port "$port" --tasks "$w1b_tasks" --connections 4 --batch 1000 | field rate ;;
     w2)
-      "$bench/dray_submit_load" --port "$port" --tasks 100000 --connections 4 --batch 1000 > /dev/null
-      "$bench/dray_drain_load" --port "$port" --queue bench --workers 4 --batch 256 --limit 100000 | field rate ;;
+      "$bench/dray_submit_load" --port "$port" --tasks "$w2_tasks" --connections 4 --batch 1000 > /dev/null
+      gen "$bench/dray_drain_load" --port "$port" --queue bench --workers 4 --batch 256 --limit "$w2_tasks" | field rate ;;
     w3)
-      local out; out=$("$bench/dray_latency_load" --port "$port" --rate 1000 --seconds "$w3_seconds")
+      local out; out=$(gen "$bench/dray_latency_load" --port "$port" --rate 1000 --seconds "$w3_seconds")
       echo "$(field p50 <<< "$out") $(field p99 <<< "$out") $(grep -o 'p99\.9=[0-9.]*' <<< "$out" | cut -d= -f2) $(field max <<< "$out")" ;;
   esac
   stop_server
@@ -141,7 +172,7 @@ run_dray() {
     w1-batch) dray_med[$w]=$(printf '%s\n' "${vals[@]}" | median)
               row "Dray W1 enqueue, batches of 1000, 4 connections" "tasks/s" "" "${vals[@]}" ;;
     w2) dray_med[$w]=$(printf '%s\n' "${vals[@]}" | median)
-        row "Dray W2 drain 100k, SDK worker, 4 threads, lease+ack 256" "tasks/s" "" "${vals[@]}" ;;
+        row "Dray W2 drain $(human "$w2_tasks"), SDK worker, 4 threads, lease+ack 256" "tasks/s" "" "${vals[@]}" ;;
     w3) w3_rows "Dray W3 1000/s ${w3_seconds}s," dray "${vals[@]}" ;;
   esac
 }
@@ -149,7 +180,7 @@ run_dray() {
 run_floor() {
   local tmp; tmp=$(mktemp -d /tmp/dray-floor-XXXXXX)
   local outs=()
-  for _ in $(seq 1 "$runs"); do outs+=("$("$bench/dray_store_floor" --tasks 100000 --batch 1000 --dir "$tmp")"); done
+  for _ in $(seq 1 "$runs"); do outs+=("$(gen "$bench/dray_store_floor" --tasks "$floor_tasks" --batch 1000 --dir "$tmp")"); done
   rm -rf "$tmp"
   for schema in dray minimal; do
     for phase in insert drain; do
@@ -185,11 +216,11 @@ run_w4() {
       rec+=("$started_ms")
       recrss+=("$(awk -v a="$(rss_kb)" -v n="$n" -v p="$payload" 'BEGIN {printf "%.0f", a * 1024 / n - p}')")
       local m=$((n < 100000 ? n : 100000))
-      disp+=("$("$bench/dray_drain_load" --port "$port" --queue bench --workers 4 --batch 256 --limit "$m" | field rate)")
+      disp+=("$(gen "$bench/dray_drain_load" --port "$port" --queue bench --workers 4 --batch 256 --limit "$m" | field rate)")
       stop_server
       rm -rf "$data" "$data.out" "$data.err"; data=""
     done
-    local label; label=$(awk -v n="$n" 'BEGIN { if (n >= 1e6) printf "%dM", n / 1e6; else printf "%dk", n / 1e3 }')
+    local label; label=$(human "$n")
     row "W4 $label queued: dispatch rate (SDK drain of up to 100k)" "tasks/s" "" "${disp[@]}"
     row "W4 $label queued: server memory per task beyond payload" "B" "" "${rss[@]}"
     row "W4 $label queued: same, after a restart" "B" "" "${recrss[@]}"
@@ -243,3 +274,4 @@ for w in "${names[@]}"; do
     *) run_dray "$w" ;;
   esac
 done
+exit "$failed"
