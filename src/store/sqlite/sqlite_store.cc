@@ -4,18 +4,18 @@
 
 #include <algorithm>
 #include <array>
-#include <thread>
-#include <mutex>
-#include <deque>
+#include <boost/json.hpp>
 #include <condition_variable>
 #include <cstring>
-#include <boost/json.hpp>
+#include <deque>
 #include <filesystem>
 #include <limits>
+#include <mutex>
+#include <thread>
 
 #include "core/json_codec.h"
-#include "core/mutex.h"
 #include "core/json_writer.h"
+#include "core/mutex.h"
 #include "store/sqlite/migrations.h"
 #include "store/sqlite/statements.h"
 
