@@ -5,8 +5,9 @@
 // Threading: every method may be called from any thread. One mutex (mu_)
 // covers the engine, the waiter tables and the ticker; mutations are handed
 // to the pipeline while mu_ is held, so the store applies them in the order
-// the engine decided them. Callbacks run on the pipeline thread or on an
-// io_context thread, never with mu_ held, and must not block.
+// the engine decided them. Callbacks run on an io_context thread (answers
+// to committed writes are posted there from the pipeline's thread, which
+// should only commit), never with mu_ held, and must not block.
 #pragma once
 
 #include <functional>
