@@ -1,10 +1,12 @@
 #include "server/server_main.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 #include <vector>
@@ -14,9 +16,47 @@
 #include "server/http/http_server.h"
 #include "server/http/router.h"
 #include "server/task_service.h"
+#include "store/sqlite/fault_vfs.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace dray {
+
+namespace {
+
+// Storage faults for the chaos tests (tests/chaos/), read from the
+// environment variable DRAY_FAULT_INJECTION, never from a flag: a list of
+//   crash_at_sync=N  at the N-th fsync, undo every write not yet synced and
+//                    _exit(86) at once: a power cut at that instant;
+//   fail_sync_from=N the N-th fsync and every later one fail (EIO).
+// Syncs are counted from the store's open. Unset, the store runs on SQLite's
+// own VFS and nothing here costs anything.
+StatusOr<std::unique_ptr<FaultVfs>> FaultsFromEnvironment() {
+  const char* spec = std::getenv("DRAY_FAULT_INJECTION");
+  if (!spec || !*spec) return std::unique_ptr<FaultVfs>();
+  auto vfs = FaultVfs::Register("dray-fault-injection");
+  if (!vfs.ok()) return vfs.status();
+  std::string rest = spec;
+  while (!rest.empty()) {
+    const std::size_t comma = rest.find(',');
+    const std::string item = rest.substr(0, comma);
+    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+    const std::size_t eq = item.find('=');
+    const std::string name = item.substr(0, eq);
+    const std::uint64_t n = eq == std::string::npos ? 0 : std::strtoull(item.c_str() + eq + 1, nullptr, 10);
+    if (n == 0) return InvalidArgument("DRAY_FAULT_INJECTION: '" + item + "' needs =N with N >= 1");
+    if (name == "crash_at_sync") {
+      (*vfs)->CrashAtSync(n, [] { _exit(86); });
+    } else if (name == "fail_sync_from") {
+      (*vfs)->FailSyncsFrom(n);
+    } else {
+      return InvalidArgument("DRAY_FAULT_INJECTION: unknown fault '" + name + "'");
+    }
+  }
+  spdlog::warn("fault injection on (DRAY_FAULT_INJECTION={}): for tests only", spec);
+  return vfs;
+}
+
+}  // namespace
 
 int RunServer(const ServerConfig& config,
               const std::function<void(const std::string& address)>& on_listening) {
@@ -24,6 +64,12 @@ int RunServer(const ServerConfig& config,
   std::filesystem::create_directories(config.data_dir, fs_ec);
   SqliteOptions sqlite;
   sqlite.path = (std::filesystem::path(config.data_dir) / "dray.db").string();
+  auto faults = FaultsFromEnvironment();  // outlives the store below
+  if (!faults.ok()) {
+    spdlog::error("{}", faults.status().ToString());
+    return 2;
+  }
+  if (*faults) sqlite.vfs = (*faults)->name();
   auto store = OpenSqliteStore(sqlite);
   if (!store.ok()) {
     spdlog::error("cannot open the store at {}: {}", sqlite.path, store.status().ToString());

@@ -27,15 +27,16 @@ boost::json::value HttpResult::json() const {
 }
 
 struct HttpConn::Impl {
-  explicit Impl(int p) : port(p), stream(ioc) {}
+  Impl(int p, std::string h) : port(p), host(std::move(h)), stream(ioc) {}
   int port;
+  std::string host;
   asio::io_context ioc;
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
   bool open = false;
 };
 
-HttpConn::HttpConn(int port) : impl_(std::make_unique<Impl>(port)) {}
+HttpConn::HttpConn(int port, std::string host) : impl_(std::make_unique<Impl>(port, std::move(host))) {}
 HttpConn::~HttpConn() = default;
 bool HttpConn::connected() const { return impl_->open; }
 
@@ -45,15 +46,22 @@ HttpResult HttpConn::Call(const std::string& method, const std::string& target,
   Impl& c = *impl_;
   beast::error_code ec;
   if (!c.open) {
+    // Async, like the calls below, so that the deadline holds even when no
+    // answer comes at all (a partitioned network drops the SYN).
     c.stream.expires_after(timeout);
-    c.stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"),
-                                             static_cast<unsigned short>(c.port)),
-                     ec);
-    if (ec) return result;
+    c.stream.async_connect(asio::ip::tcp::endpoint(asio::ip::make_address(c.host),
+                                                   static_cast<unsigned short>(c.port)),
+                           [&](beast::error_code e) { ec = e; });
+    c.ioc.restart();
+    c.ioc.run();
+    if (ec) {
+      c.stream.close();
+      return result;
+    }
     c.open = true;
   }
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
-  req.set(http::field::host, "127.0.0.1");
+  req.set(http::field::host, c.host);
   req.keep_alive(true);
   if (!body.empty()) req.set(http::field::content_type, "application/json");
   req.body() = body;
@@ -120,7 +128,7 @@ void ServerProcess::Start() {
   int out[2];
   if (pipe(out) != 0) throw std::runtime_error("pipe failed");
   // Restarts reuse the port so that clients can reconnect to the same place.
-  std::string listen = "127.0.0.1:" + std::to_string(port_);
+  std::string listen = host_ + ":" + std::to_string(port_);
   std::vector<std::string> argv = {BinaryPath(), "server", "--listen", listen, "--data", data_dir_};
   argv.insert(argv.end(), args_.begin(), args_.end());
   pid_ = fork();
@@ -128,6 +136,7 @@ void ServerProcess::Start() {
     dup2(out[1], 1);
     close(out[0]);
     close(out[1]);
+    for (std::string& e : env_) putenv(e.data());
     int devnull = open("/dev/null", O_WRONLY);
     if (!std::getenv("DRAY_TEST_SERVER_LOGS")) dup2(devnull, 2);
     std::vector<char*> cargv;
@@ -177,6 +186,14 @@ void ServerProcess::Kill() {
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;
+}
+
+bool ServerProcess::Exited() {
+  if (pid_ <= 0) return true;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) != pid_) return false;
+  pid_ = -1;
+  return true;
 }
 
 bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {

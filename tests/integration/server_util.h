@@ -21,10 +21,10 @@ struct HttpResult {
   boost::json::value json() const;             // parsed body (null if not JSON)
 };
 
-// One HTTP/1.1 connection to 127.0.0.1:port, kept alive between calls.
+// One HTTP/1.1 connection to host:port, kept alive between calls.
 class HttpConn {
  public:
-  explicit HttpConn(int port);
+  explicit HttpConn(int port, std::string host = "127.0.0.1");
   ~HttpConn();
   HttpResult Call(const std::string& method, const std::string& target,
                   const std::string& body = "", std::chrono::milliseconds timeout = std::chrono::seconds(90));
@@ -46,12 +46,20 @@ class ServerProcess {
   explicit ServerProcess(std::vector<std::string> args = {});
   ~ServerProcess();  // SIGKILL if still running; removes the data dir
 
-  // Starts it and waits until it listens. Reuses the data dir (restart).
+  // Starts it and waits until it listens. Reuses the data dir and the port
+  // (restart).
   void Start();
+  // The address to listen on (default 127.0.0.1); takes effect at Start.
+  void set_host(std::string host) { host_ = std::move(host); }
+  const std::string& host() const { return host_; }
   // SIGTERM and wait; returns the exit status (or -signal).
   int Stop();
   // SIGKILL and reap: a crash.
   void Kill();
+  // Whether the process has exited on its own (reaped if so).
+  bool Exited();
+  // Environment for the next Start: KEY=VALUE entries added to the test's own.
+  void set_env(std::vector<std::string> env) { env_ = std::move(env); }
 
   int port() const { return port_; }
   const std::string& data_dir() const { return data_dir_; }
@@ -59,6 +67,8 @@ class ServerProcess {
 
  private:
   std::vector<std::string> args_;
+  std::string host_ = "127.0.0.1";
+  std::vector<std::string> env_;
   std::string data_dir_;
   pid_t pid_ = -1;
   int port_ = 0;

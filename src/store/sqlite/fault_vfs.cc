@@ -232,7 +232,15 @@ int FaultVfs::Delete(sqlite3_vfs* vfs, const char* name, int sync_dir) {
 }
 
 bool FaultVfs::TakeSyncFault() {
-  bool fail = fail_all_.load(std::memory_order_relaxed) ||
+  const std::uint64_t n = sync_calls_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (const std::uint64_t at = crash_at_.load(std::memory_order_acquire); at != 0 && n == at) {
+    SimulateCrash();
+    crash_then_();  // normally does not return
+    failed_syncs_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  const std::uint64_t from = fail_from_.load(std::memory_order_relaxed);
+  bool fail = fail_all_.load(std::memory_order_relaxed) || (from != 0 && n >= from) ||
               fail_next_.exchange(false, std::memory_order_relaxed);
   (fail ? failed_syncs_ : syncs_).fetch_add(1, std::memory_order_relaxed);
   return fail;
@@ -270,6 +278,8 @@ void FaultVfs::Reset() {
   dead_.store(false, std::memory_order_release);
   fail_next_.store(false, std::memory_order_relaxed);
   fail_all_.store(false, std::memory_order_relaxed);
+  fail_from_.store(0, std::memory_order_relaxed);
+  crash_at_.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace dray

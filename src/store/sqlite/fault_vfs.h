@@ -31,6 +31,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -59,10 +60,19 @@ class FaultVfs {
 
   void FailNextSync() { fail_next_.store(true, std::memory_order_relaxed); }
   void FailAllSyncs(bool fail) { fail_all_.store(fail, std::memory_order_relaxed); }
+  // From the n-th xSync on (counting from 1 since Register), every sync fails.
+  void FailSyncsFrom(std::uint64_t n) { fail_from_.store(n, std::memory_order_relaxed); }
+  // At the n-th xSync: that sync is not done, every unsynced write is undone
+  // (SimulateCrash), and `then` runs, on the syncing thread. A server under
+  // test passes _exit: power lost at that instant. Set before use.
+  void CrashAtSync(std::uint64_t n, std::function<void()> then) {
+    crash_then_ = std::move(then);
+    crash_at_.store(n, std::memory_order_release);
+  }
 
   // Undoes every unsynced write to the open files and plays dead (above).
   void SimulateCrash();
-  // Leaves the dead state and stops failing syncs.
+  // Leaves the dead state, stops failing syncs and forgets CrashAtSync.
   void Reset();
 
   // Internal (defined in the .cc, used by its callbacks): one open handle,
@@ -80,7 +90,8 @@ class FaultVfs {
   friend struct FileMethods;
 
   bool dead() const { return dead_.load(std::memory_order_acquire); }
-  // True when this sync should fail; counts it either way.
+  // True when this sync should fail; counts it either way. Crashes here
+  // when this is the sync CrashAtSync named.
   bool TakeSyncFault();
   void Track(File* f) DRAY_EXCLUDES(mu_);
   void Untrack(File* f) DRAY_EXCLUDES(mu_);
@@ -94,6 +105,10 @@ class FaultVfs {
   std::atomic<std::uint64_t> failed_syncs_{0};
   std::atomic<bool> fail_next_{false};
   std::atomic<bool> fail_all_{false};
+  std::atomic<std::uint64_t> fail_from_{0};  // 0: off
+  std::atomic<std::uint64_t> crash_at_{0};   // 0: off
+  std::atomic<std::uint64_t> sync_calls_{0};
+  std::function<void()> crash_then_;  // written before crash_at_ is set
   // Acquire/release: a thread that sees dead_ must also see the rolled-back
   // state SimulateCrash() wrote before setting it.
   std::atomic<bool> dead_{false};

@@ -173,6 +173,31 @@ TEST_F(SqliteStoreTest, EveryAcknowledgedCommitSurvivesACrash) {
   EXPECT_EQ(total, all.size());
 }
 
+// The power cut a server under test asks for with DRAY_FAULT_INJECTION:
+// at the named sync, nothing of the batch being synced survives.
+TEST_F(SqliteStoreTest, ACrashAtANamedSyncKeepsWhatWasSyncedBeforeIt) {
+  Open();
+  ASSERT_TRUE(store_->Commit(PutAll({"synced"})).ok());
+  int crashed = 0;
+  vfs_->CrashAtSync(vfs_->syncs() + vfs_->failed_syncs() + 1, [&] { ++crashed; });
+  EXPECT_FALSE(store_->Commit(PutAll({"cut"})).ok());
+  EXPECT_EQ(crashed, 1);
+  store_.reset();
+  vfs_->Reset();
+  Open();
+  EXPECT_TRUE(store_->GetTask("default", "synced").ok());
+  EXPECT_EQ(store_->GetTask("default", "cut").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, SyncsFailFromTheNamedOneOn) {
+  Open();
+  const std::uint64_t done = vfs_->syncs() + vfs_->failed_syncs();
+  vfs_->FailSyncsFrom(done + 2);
+  ASSERT_TRUE(store_->Commit(PutAll({"one"})).ok());  // sync done + 1
+  EXPECT_EQ(store_->Commit(PutAll({"two"})).code(), StatusCode::kUnavailable);
+  EXPECT_EQ(vfs_->failed_syncs(), 1u);
+}
+
 // The other side of the test above, which shows that the crash model does
 // lose what was not synced.
 TEST_F(SqliteStoreTest, WithoutSyncsACrashLosesCommits) {
