@@ -11,6 +11,8 @@ packages=(
   libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   curl procps
+  iproute2                                 # ip netns: the chaos partition test
+  libclang-rt-14-dev                       # libFuzzer and the sanitizers for clang (fuzz/)
 )
 
 missing=()
