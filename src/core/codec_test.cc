@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <limits>
 
 #include "core/ids.h"
 #include "core/json_codec.h"
@@ -156,6 +157,17 @@ TEST(CodecTest, TaskRoundTripsThroughJson) {
   EXPECT_EQ(back->history, t.history);
   EXPECT_EQ(back->labels, t.labels);
   EXPECT_EQ(back->lease_expires_at, t.lease_expires_at);
+}
+
+// Found by fuzz/json_fuzz: a task answer with "attempts": 1e300 made the
+// double-to-int cast undefined.
+TEST(CodecTest, JsonIntClampsDoublesOutsideInt64) {
+  auto o = boost::json::parse(R"({"a":1e300,"b":-1e300,"c":42.9,"d":"x"})").as_object();
+  EXPECT_EQ(JsonInt(o, "a"), std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(JsonInt(o, "b"), std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(JsonInt(o, "c"), 42);
+  EXPECT_EQ(JsonInt(o, "d"), 0);
+  EXPECT_EQ(JsonInt(o, "missing"), 0);
 }
 
 }  // namespace

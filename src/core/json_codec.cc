@@ -258,7 +258,15 @@ std::int64_t JsonInt(const json::object& o, std::string_view key) {
   if (!v) return 0;
   if (v->is_int64()) return v->get_int64();
   if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
-  if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
+  if (v->is_double()) {
+    // Clamped: a double outside int64's range (or NaN) must not reach the
+    // cast, which would be undefined (found by fuzz/json_fuzz).
+    const double d = v->get_double();
+    if (!(d == d)) return 0;
+    if (d >= 9223372036854775807.0) return std::numeric_limits<std::int64_t>::max();
+    if (d <= -9223372036854775808.0) return std::numeric_limits<std::int64_t>::min();
+    return static_cast<std::int64_t>(d);
+  }
   return 0;
 }
 
