@@ -4,6 +4,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
 
 #include "dray/types.h"
 
@@ -29,6 +32,34 @@ class SystemClock final : public Clock {
     static SystemClock clock;
     return &clock;
   }
+};
+
+// Wall time that never jumps: it advances with the monotonic clock and
+// steers toward the wall clock by at most `max_slew` of the elapsed time
+// (5%: 50 ms per second), as ntpd slews. The engine keeps lease, timeout
+// and backoff deadlines as times of this clock, so when the system clock is
+// stepped (by an operator, a VM resume, a bad NTP source) leases neither all
+// expire at once (forward step) nor hang on for the size of the step
+// (backward step): a step of D is absorbed over D / max_slew, during which
+// every duration runs at most max_slew fast or slow. Reported times stay
+// within the step of the wall clock meanwhile and never go backwards.
+//
+// The sources are injectable for tests; the defaults are system_clock and
+// steady_clock. Thread-safe.
+class SmoothClock final : public Clock {
+ public:
+  using WallMs = std::function<TimeMs()>;
+  using SteadyNs = std::function<std::int64_t()>;
+  explicit SmoothClock(WallMs wall = {}, SteadyNs steady = {}, double max_slew = 0.05);
+  TimeMs NowMs() const override;
+
+ private:
+  WallMs wall_;
+  SteadyNs steady_;
+  const double max_slew_;
+  mutable std::mutex mu_;
+  mutable std::int64_t last_steady_ns_;  // guarded by mu_
+  mutable double last_ms_;               // guarded by mu_
 };
 
 // A clock that only moves when told. Relaxed ordering is enough: readers need

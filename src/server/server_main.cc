@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -23,18 +25,25 @@ namespace dray {
 
 namespace {
 
-// Storage faults for the chaos tests (tests/chaos/), read from the
-// environment variable DRAY_FAULT_INJECTION, never from a flag: a list of
-//   crash_at_sync=N  at the N-th fsync, undo every write not yet synced and
-//                    _exit(86) at once: a power cut at that instant;
-//   fail_sync_from=N the N-th fsync and every later one fail (EIO).
+// Faults for the chaos tests (tests/chaos/), read from the environment
+// variable DRAY_FAULT_INJECTION, never from a flag: a comma-separated list of
+//   crash_at_sync=N    at the N-th fsync, undo every write not yet synced and
+//                      _exit(86) at once: a power cut at that instant;
+//   fail_sync_from=N   the N-th fsync and every later one fail (EIO);
+//   clock_offset_file=PATH  the wall clock the server reads is the system's
+//                      plus the milliseconds written in PATH (re-read every
+//                      20 ms): the test steps the clock without root.
 // Syncs are counted from the store's open. Unset, the store runs on SQLite's
-// own VFS and nothing here costs anything.
-StatusOr<std::unique_ptr<FaultVfs>> FaultsFromEnvironment() {
+// own VFS, the clock is the system's, and nothing here costs anything.
+struct Faults {
+  std::unique_ptr<FaultVfs> vfs;
+  std::string clock_offset_file;
+};
+
+StatusOr<Faults> FaultsFromEnvironment() {
+  Faults f;
   const char* spec = std::getenv("DRAY_FAULT_INJECTION");
-  if (!spec || !*spec) return std::unique_ptr<FaultVfs>();
-  auto vfs = FaultVfs::Register("dray-fault-injection");
-  if (!vfs.ok()) return vfs.status();
+  if (!spec || !*spec) return f;
   std::string rest = spec;
   while (!rest.empty()) {
     const std::size_t comma = rest.find(',');
@@ -42,18 +51,51 @@ StatusOr<std::unique_ptr<FaultVfs>> FaultsFromEnvironment() {
     rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
     const std::size_t eq = item.find('=');
     const std::string name = item.substr(0, eq);
-    const std::uint64_t n = eq == std::string::npos ? 0 : std::strtoull(item.c_str() + eq + 1, nullptr, 10);
+    const std::string value = eq == std::string::npos ? "" : item.substr(eq + 1);
+    if (name == "clock_offset_file" && !value.empty()) {
+      f.clock_offset_file = value;
+      continue;
+    }
+    const std::uint64_t n = std::strtoull(value.c_str(), nullptr, 10);
     if (n == 0) return InvalidArgument("DRAY_FAULT_INJECTION: '" + item + "' needs =N with N >= 1");
+    if (!f.vfs) {
+      auto vfs = FaultVfs::Register("dray-fault-injection");
+      if (!vfs.ok()) return vfs.status();
+      f.vfs = std::move(*vfs);
+    }
     if (name == "crash_at_sync") {
-      (*vfs)->CrashAtSync(n, [] { _exit(86); });
+      f.vfs->CrashAtSync(n, [] { _exit(86); });
     } else if (name == "fail_sync_from") {
-      (*vfs)->FailSyncsFrom(n);
+      f.vfs->FailSyncsFrom(n);
     } else {
       return InvalidArgument("DRAY_FAULT_INJECTION: unknown fault '" + name + "'");
     }
   }
   spdlog::warn("fault injection on (DRAY_FAULT_INJECTION={}): for tests only", spec);
-  return vfs;
+  return f;
+}
+
+// The system clock plus an offset read from a file (clock_offset_file).
+SmoothClock::WallMs OffsetWall(std::string path) {
+  struct State {
+    std::mutex mu;
+    std::chrono::steady_clock::time_point read_at{};
+    TimeMs offset = 0;
+  };
+  auto st = std::make_shared<State>();
+  return [path = std::move(path), st] {
+    std::lock_guard<std::mutex> lock(st->mu);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - st->read_at >= std::chrono::milliseconds(20)) {
+      st->read_at = now;
+      if (FILE* f = std::fopen(path.c_str(), "r")) {
+        long long v = 0;
+        if (std::fscanf(f, "%lld", &v) == 1) st->offset = v;
+        std::fclose(f);
+      }
+    }
+    return SystemClock::Default()->NowMs() + st->offset;
+  };
 }
 
 }  // namespace
@@ -69,7 +111,7 @@ int RunServer(const ServerConfig& config,
     spdlog::error("{}", faults.status().ToString());
     return 2;
   }
-  if (*faults) sqlite.vfs = (*faults)->name();
+  if (faults->vfs) sqlite.vfs = faults->vfs->name();
   auto store = OpenSqliteStore(sqlite);
   if (!store.ok()) {
     spdlog::error("cannot open the store at {}: {}", sqlite.path, store.status().ToString());
@@ -79,7 +121,11 @@ int RunServer(const ServerConfig& config,
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
   const int threads = config.io_threads > 0 ? config.io_threads : std::max(1, cores - 1);
   boost::asio::io_context ioc(threads);
-  TaskService service(ioc, store->get(), SystemClock::Default(), config);
+  // Deadlines (leases, timeouts, backoffs) must not jump with the system
+  // clock: see SmoothClock.
+  SmoothClock clock(faults->clock_offset_file.empty() ? SmoothClock::WallMs()
+                                                     : OffsetWall(faults->clock_offset_file));
+  TaskService service(ioc, store->get(), &clock, config);
   auto started = std::chrono::steady_clock::now();
   if (Status s = service.Recover(); !s.ok()) {
     spdlog::error("cannot recover from {}: {}", sqlite.path, s.ToString());
