@@ -161,6 +161,9 @@ void AddServerCommand(CLI::App* app, std::function<int()>* run) {
       ->capture_default_str();
   cmd->add_option("--max-connections", c.max_connections, "most open connections")
       ->capture_default_str();
+  cmd->add_option("--max-commit-backlog", c.max_commit_backlog,
+                  "writes waiting for the commit thread past which submits get 429")
+      ->capture_default_str();
   cmd->add_option("--max-live-tasks", c.max_live_tasks, "most unfinished tasks; more get 429")
       ->capture_default_str();
   cmd->add_option("--max-wait-ms", c.max_wait_ms, "longest long-poll")->capture_default_str();

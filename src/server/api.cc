@@ -195,6 +195,9 @@ class Api {
   void SubmitTasks(HttpRequest&& req, Responder respond) {
     auto ns = Namespace(req, opts_.limits);
     if (!ns.ok()) return respond(ErrorResponse(ns.status()));
+    // Refused before the body is parsed: under overload, refusing must cost
+    // far less than accepting (Submit checks again, under its lock).
+    if (Status s = service_->Overloaded(); !s.ok()) return respond(ErrorResponse(s));
     auto body = ParseJson(req.body);
     if (!body.ok()) return respond(ErrorResponse(body.status()));
     auto decoded = DecodeSubmit(*body, opts_.limits);
@@ -543,6 +546,10 @@ class Api {
            static_cast<std::uint64_t>(s.commits.mutations));
     metric("dray_commit_failures_total", "counter", "Failed commits.",
            static_cast<std::uint64_t>(s.commits.failures));
+    metric("dray_commit_backlog", "gauge", "Writes waiting for the commit thread.",
+           static_cast<std::uint64_t>(s.commit_backlog));
+    metric("dray_submits_refused_overload_total", "counter",
+           "Submits refused with 429 because the commit backlog was full.", s.refused_overload);
     HttpResponse r;
     r.status = 200;
     r.body = std::move(text);

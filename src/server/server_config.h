@@ -32,6 +32,12 @@ struct ServerConfig {
   std::int64_t retention_ms = 7LL * 24 * 3600 * 1000;  // purge terminal tasks older than this
   std::int64_t purge_interval_ms = 60'000;
   std::size_t max_live_tasks = 10'000'000;  // submits past this get 429
+  // Submits that find this many mutations waiting for the commit thread get
+  // 429 with Retry-After instead of joining the queue: overload is refused at
+  // the door, so memory and the latency of what was accepted stay bounded
+  // (50k is about half a second of commits at W1's batched rate). Leases and
+  // acks are always admitted: they are what drains the queue.
+  std::size_t max_commit_backlog = 50'000;
 
   // Written to stdout once the server listens: "listening on HOST:PORT".
   bool announce = true;

@@ -112,6 +112,14 @@ Status TaskService::Ready() const {
   return AcceptingLocked();
 }
 
+Status TaskService::Overloaded() {
+  const std::size_t backlog = pipeline_.queued_mutations();
+  if (backlog < config_.max_commit_backlog) return Status::Ok();
+  refused_overload_.fetch_add(1, std::memory_order_relaxed);
+  return ResourceExhausted("overloaded: " + std::to_string(backlog) +
+                           " writes are waiting to be committed; retry later");
+}
+
 ServiceStats TaskService::stats() const {
   ServiceStats s;
   {
@@ -121,6 +129,8 @@ ServiceStats TaskService::stats() const {
     s.task_waiters = task_waiters_.size();
   }
   s.commits = pipeline_.stats();
+  s.commit_backlog = pipeline_.queued_mutations();
+  s.refused_overload = refused_overload_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -234,6 +244,7 @@ void TaskService::Purge() {
 void TaskService::Submit(std::vector<TaskSpec> specs, Callback<std::vector<SubmitOutcome>> done) {
   MutexLock lock(&mu_);
   if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+  if (Status s = Overloaded(); !s.ok()) return done(s);
   EngineOutput out;
   auto r = engine_.Submit(std::move(specs), clock_->NowMs(), &out);
   if (!r.ok()) {

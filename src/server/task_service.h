@@ -10,6 +10,7 @@
 // should only commit), never with mu_ held, and must not block.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -51,6 +52,8 @@ struct ServiceStats {
   std::size_t lease_waiters = 0;
   std::size_t task_waiters = 0;
   CommitStats commits;
+  std::size_t commit_backlog = 0;       // mutations waiting for the commit thread
+  std::uint64_t refused_overload = 0;   // submits refused with 429 for the backlog
 };
 
 class TaskService {
@@ -101,6 +104,10 @@ class TaskService {
   // OK when the service accepts writes; otherwise why not.
   Status Ready() const;
   ServiceStats stats() const;
+  // ResourceExhausted while the commit backlog is at max_commit_backlog
+  // (counted as a refusal), OK otherwise. Cheap and lock-free of mu_: the API
+  // asks before parsing a submit's body. Submit() checks again.
+  Status Overloaded();
 
  private:
   struct LeaseWaiter {
@@ -142,6 +149,7 @@ class TaskService {
   boost::asio::io_context& ioc_;
   Store* const store_;
   Clock* const clock_;
+  std::atomic<std::uint64_t> refused_overload_{0};
   const ServerConfig config_;
   CommitPipeline pipeline_;
 

@@ -42,6 +42,11 @@ void CommitPipeline::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+std::size_t CommitPipeline::queued_mutations() const {
+  MutexLock lock(&mu_);
+  return queued_mutations_;
+}
+
 CommitStats CommitPipeline::stats() const {
   MutexLock lock(&mu_);
   return stats_;

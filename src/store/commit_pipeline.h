@@ -68,6 +68,9 @@ class CommitPipeline {
   void Stop();
 
   CommitStats stats() const;
+  // Mutations queued and not yet taken into a transaction: the commit
+  // thread's backlog, which admission control bounds.
+  std::size_t queued_mutations() const;
 
  private:
   struct Entry {
