@@ -31,6 +31,7 @@ enum class StatusCode : int {
   kUnavailable = 14,        // the store refuses writes, or the server stops
   kDataLoss = 15,
   kMalformed = 100,         // not canonical: the input could not be parsed at all
+  kOutOfSpace = 101,        // not canonical: the disk holding the data is (nearly) full
 };
 
 // Stable snake_case name of a code, used as "code" in JSON errors.
@@ -74,6 +75,7 @@ inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status DataLoss(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
 inline Status Malformed(std::string m) { return {StatusCode::kMalformed, std::move(m)}; }
+inline Status OutOfSpace(std::string m) { return {StatusCode::kOutOfSpace, std::move(m)}; }
 inline Status DeadlineExceeded(std::string m) { return {StatusCode::kDeadlineExceeded, std::move(m)}; }
 
 // Either a value or a non-OK Status.

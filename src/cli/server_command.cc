@@ -164,6 +164,9 @@ void AddServerCommand(CLI::App* app, std::function<int()>* run) {
   cmd->add_option("--max-commit-backlog", c.max_commit_backlog,
                   "writes waiting for the commit thread past which submits get 429")
       ->capture_default_str();
+  cmd->add_option("--disk-reserve-mb", c.disk_reserve_mb,
+                  "space held back so running tasks can report when the disk fills (0: off)")
+      ->capture_default_str();
   cmd->add_option("--max-live-tasks", c.max_live_tasks, "most unfinished tasks; more get 429")
       ->capture_default_str();
   cmd->add_option("--max-wait-ms", c.max_wait_ms, "longest long-poll")->capture_default_str();

@@ -67,6 +67,7 @@ Status FromReply(const HttpReply& r) {
     case 422: return InvalidArgument(message);
     case 429: return ResourceExhausted(message);
     case 503: return Unavailable(message);
+    case 507: return OutOfSpace(message);
     case 504: return DeadlineExceeded(message);
     default: return Internal("HTTP " + std::to_string(r.status) + ": " + message);
   }

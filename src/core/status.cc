@@ -18,6 +18,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kUnavailable: return "unavailable";
     case StatusCode::kDataLoss: return "data_loss";
     case StatusCode::kMalformed: return "malformed";
+    case StatusCode::kOutOfSpace: return "out_of_space";
   }
   return "unknown";
 }
@@ -35,6 +36,7 @@ int HttpStatusFor(StatusCode code) {
     case StatusCode::kResourceExhausted: return 429;
     case StatusCode::kUnimplemented: return 501;
     case StatusCode::kUnavailable: return 503;
+    case StatusCode::kOutOfSpace: return 507;
     case StatusCode::kDeadlineExceeded: return 504;
     case StatusCode::kInternal:
     case StatusCode::kDataLoss: return 500;

@@ -19,7 +19,8 @@ HttpResponse JsonResponse(int status, const json::value& v) {
 
 HttpResponse ErrorResponse(const Status& s) {
   HttpResponse r = HttpResponse::Json(HttpStatusFor(s.code()), ErrorJson(s));
-  if (s.code() == StatusCode::kResourceExhausted || s.code() == StatusCode::kUnavailable) {
+  if (s.code() == StatusCode::kResourceExhausted || s.code() == StatusCode::kUnavailable ||
+      s.code() == StatusCode::kOutOfSpace) {
     r.headers.emplace_back("Retry-After", "1");
   }
   return r;
@@ -197,7 +198,7 @@ class Api {
     if (!ns.ok()) return respond(ErrorResponse(ns.status()));
     // Refused before the body is parsed: under overload, refusing must cost
     // far less than accepting (Submit checks again, under its lock).
-    if (Status s = service_->Overloaded(); !s.ok()) return respond(ErrorResponse(s));
+    if (Status s = service_->Admission(); !s.ok()) return respond(ErrorResponse(s));
     auto body = ParseJson(req.body);
     if (!body.ok()) return respond(ErrorResponse(body.status()));
     auto decoded = DecodeSubmit(*body, opts_.limits);
@@ -550,6 +551,10 @@ class Api {
            static_cast<std::uint64_t>(s.commit_backlog));
     metric("dray_submits_refused_overload_total", "counter",
            "Submits refused with 429 because the commit backlog was full.", s.refused_overload);
+    metric("dray_disk_full", "gauge", "1 while submits are refused for lack of disk space.",
+           s.disk_full ? 1 : 0);
+    metric("dray_disk_free_bytes", "gauge", "Free space where the data lives, at the last check.",
+           s.disk_free_bytes);
     HttpResponse r;
     r.status = 200;
     r.body = std::move(text);

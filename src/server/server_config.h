@@ -38,6 +38,9 @@ struct ServerConfig {
   // (50k is about half a second of commits at W1's batched rate). Leases and
   // acks are always admitted: they are what drains the queue.
   std::size_t max_commit_backlog = 50'000;
+  // Space held back beside the database (DiskGuard): when the disk fills,
+  // submits get 507 and this space lets running tasks still report. 0: off.
+  std::uint64_t disk_reserve_mb = 64;
 
   // Written to stdout once the server listens: "listening on HOST:PORT".
   bool announce = true;

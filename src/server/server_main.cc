@@ -18,6 +18,7 @@
 #include "server/http/http_server.h"
 #include "server/http/router.h"
 #include "server/task_service.h"
+#include "store/disk_guard.h"
 #include "store/sqlite/fault_vfs.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -125,7 +126,8 @@ int RunServer(const ServerConfig& config,
   // clock: see SmoothClock.
   SmoothClock clock(faults->clock_offset_file.empty() ? SmoothClock::WallMs()
                                                      : OffsetWall(faults->clock_offset_file));
-  TaskService service(ioc, store->get(), &clock, config);
+  DiskGuard disk(config.data_dir, config.disk_reserve_mb << 20);
+  TaskService service(ioc, store->get(), &clock, config, &disk);
   auto started = std::chrono::steady_clock::now();
   if (Status s = service.Recover(); !s.ok()) {
     spdlog::error("cannot recover from {}: {}", sqlite.path, s.ToString());

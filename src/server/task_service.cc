@@ -22,12 +22,15 @@ void Respond(const Callback<T>& done, const Status& s, T value) {
 }  // namespace
 
 TaskService::TaskService(boost::asio::io_context& ioc, Store* store, Clock* clock,
-                         const ServerConfig& config)
+                         const ServerConfig& config, DiskGuard* disk)
     : ioc_(ioc),
       store_(store),
       clock_(clock),
+      disk_(disk),
       config_(config),
-      pipeline_(store, CommitOptions{config.commit_max_batch, config.commit_max_wait}),
+      pipeline_(store, CommitOptions{config.commit_max_batch, config.commit_max_wait,
+                                     disk ? std::function<void()>([disk] { disk->Check(); })
+                                          : std::function<void()>()}),
       engine_(EngineOptions{config.idempotency_window_ms, config.max_live_tasks, 0}),
       ticker_(ioc),
       purge_timer_(ioc) {}
@@ -108,11 +111,24 @@ Status TaskService::AcceptingLocked() const {
 }
 
 Status TaskService::Ready() const {
+  if (disk_ && disk_->full()) {
+    disk_->CheckIfStale(std::chrono::milliseconds(100));
+    if (disk_->full()) return OutOfSpace("the disk holding the data is nearly full: submits are refused");
+  }
   MutexLock lock(&mu_);
   return AcceptingLocked();
 }
 
-Status TaskService::Overloaded() {
+Status TaskService::Admission() {
+  if (disk_ && disk_->full()) {
+    disk_->CheckIfStale(std::chrono::milliseconds(100));  // space may be back
+    if (disk_->full()) {
+      return OutOfSpace("the disk holding the data is nearly full (" +
+                        std::to_string(disk_->free_bytes() >> 20) +
+                        " MiB free): new tasks are refused until space is freed; running tasks "
+                        "can still report");
+    }
+  }
   const std::size_t backlog = pipeline_.queued_mutations();
   if (backlog < config_.max_commit_backlog) return Status::Ok();
   refused_overload_.fetch_add(1, std::memory_order_relaxed);
@@ -131,6 +147,10 @@ ServiceStats TaskService::stats() const {
   s.commits = pipeline_.stats();
   s.commit_backlog = pipeline_.queued_mutations();
   s.refused_overload = refused_overload_.load(std::memory_order_relaxed);
+  if (disk_) {
+    s.disk_full = disk_->full();
+    s.disk_free_bytes = disk_->free_bytes();
+  }
   return s;
 }
 
@@ -244,7 +264,7 @@ void TaskService::Purge() {
 void TaskService::Submit(std::vector<TaskSpec> specs, Callback<std::vector<SubmitOutcome>> done) {
   MutexLock lock(&mu_);
   if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-  if (Status s = Overloaded(); !s.ok()) return done(s);
+  if (Status s = Admission(); !s.ok()) return done(s);
   EngineOutput out;
   auto r = engine_.Submit(std::move(specs), clock_->NowMs(), &out);
   if (!r.ok()) {

@@ -25,6 +25,7 @@
 #include "engine/engine.h"
 #include "server/server_config.h"
 #include "store/commit_pipeline.h"
+#include "store/disk_guard.h"
 #include "store/store.h"
 
 namespace dray {
@@ -54,12 +55,16 @@ struct ServiceStats {
   CommitStats commits;
   std::size_t commit_backlog = 0;       // mutations waiting for the commit thread
   std::uint64_t refused_overload = 0;   // submits refused with 429 for the backlog
+  bool disk_full = false;               // the disk guard refuses submits
+  std::uint64_t disk_free_bytes = 0;    // as the guard last saw it
 };
 
 class TaskService {
  public:
   // `store` and `clock` must outlive the service. Timers run on `ioc`.
-  TaskService(boost::asio::io_context& ioc, Store* store, Clock* clock, const ServerConfig& config);
+  // `disk` (optional) refuses submits while the data's disk is full.
+  TaskService(boost::asio::io_context& ioc, Store* store, Clock* clock, const ServerConfig& config,
+              DiskGuard* disk = nullptr);
   ~TaskService();
 
   // Rebuilds the engine from the store. Call once, before anything else.
@@ -104,10 +109,11 @@ class TaskService {
   // OK when the service accepts writes; otherwise why not.
   Status Ready() const;
   ServiceStats stats() const;
-  // ResourceExhausted while the commit backlog is at max_commit_backlog
-  // (counted as a refusal), OK otherwise. Cheap and lock-free of mu_: the API
-  // asks before parsing a submit's body. Submit() checks again.
-  Status Overloaded();
+  // Whether a submit may come in: OutOfSpace while the disk guard is full,
+  // ResourceExhausted (counted) while the commit backlog is at
+  // max_commit_backlog, OK otherwise. Cheap and free of mu_: the API asks
+  // before parsing a submit's body, and Submit() asks again.
+  Status Admission();
 
  private:
   struct LeaseWaiter {
@@ -149,6 +155,7 @@ class TaskService {
   boost::asio::io_context& ioc_;
   Store* const store_;
   Clock* const clock_;
+  DiskGuard* const disk_;
   std::atomic<std::uint64_t> refused_overload_{0};
   const ServerConfig config_;
   CommitPipeline pipeline_;

@@ -89,6 +89,7 @@ void CommitPipeline::CommitBatch(std::vector<Entry>* batch) {
   }
   // A batch of barriers alone needs no transaction: every earlier batch has
   // already returned from Commit(). It still reports a broken store.
+  if (!mutations.empty() && options_.before_commit) options_.before_commit();
   Status s = mutations.empty() ? store_->health() : store_->Commit(mutations);
   {
     MutexLock lock(&mu_);

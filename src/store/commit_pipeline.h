@@ -39,6 +39,9 @@ struct CommitOptions {
   // committing. 0 = natural batching only: whatever queued up while the
   // previous commit was syncing forms the next batch.
   std::chrono::microseconds max_wait{0};
+  // Runs on the commit thread before each transaction that writes (the
+  // disk guard's check); may be empty.
+  std::function<void()> before_commit;
 };
 
 struct CommitStats {

@@ -94,9 +94,10 @@ void MixedLoad::SubmitLoop(int n) {
       for (int i = 0; i < count; ++i) keys.push_back(client + "-" + std::to_string(next++));
     }
     std::string body;
+    const std::string pad = opt_.payload_padding ? R"(,"pad":")" + std::string(opt_.payload_padding, 'x') + "\"" : "";
     auto spec = [&](const std::string& key) {
       return R"({"type":"chaos","queue":")" + opt_.queue + R"(","key":")" + key +
-             R"(","payload":{"key":")" + key + R"("}})";
+             R"(","payload":{"key":")" + key + "\"" + pad + "}}";
     };
     if (keys.size() == 1) {
       body = spec(keys[0]);

@@ -37,6 +37,8 @@ struct LoadOptions {
   // Time a worker spends "working" on each leased batch before it reports,
   // so that a paused or partitioned worker is likely to hold tasks.
   std::chrono::milliseconds work{0};
+  // Extra bytes of padding in each payload (the disk-full test fills a disk).
+  std::size_t payload_padding = 0;
   std::chrono::milliseconds call_timeout{5000};
   std::string client_prefix = "c";
   std::uint64_t seed = 1;

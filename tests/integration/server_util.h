@@ -58,6 +58,9 @@ class ServerProcess {
   void Kill();
   // Whether the process has exited on its own (reaped if so).
   bool Exited();
+  // Use `dir` as the data dir from the next Start on (it is still removed,
+  // contents first, at destruction).
+  void set_data_dir(std::string dir) { data_dir_ = std::move(dir); }
   // Environment for the next Start: KEY=VALUE entries added to the test's own.
   void set_env(std::vector<std::string> env) { env_ = std::move(env); }
 
