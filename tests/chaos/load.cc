@@ -86,6 +86,10 @@ void MixedLoad::SubmitLoop(int n) {
   // (the idempotency key makes that safe), so each is retried until answered.
   std::vector<std::string> pending;
   while (!stop_submitters_) {
+    if (opt_.max_outstanding > 0 && acked_.load() > outcomes_.load() + opt_.max_outstanding) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the workers' pace, polled
+      continue;
+    }
     std::vector<std::string> keys;
     if (!pending.empty()) {
       keys.swap(pending);

@@ -39,6 +39,10 @@ struct LoadOptions {
   std::chrono::milliseconds work{0};
   // Extra bytes of padding in each payload (the disk-full test fills a disk).
   std::size_t payload_padding = 0;
+  // Submitters hold off while this many acknowledged tasks have no final
+  // outcome accepted yet (0: no limit), so that a long run whose workers are
+  // slower than its submitters does not pile up more than it can drain.
+  std::uint64_t max_outstanding = 0;
   std::chrono::milliseconds call_timeout{5000};
   std::string client_prefix = "c";
   std::uint64_t seed = 1;

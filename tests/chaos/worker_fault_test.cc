@@ -82,6 +82,7 @@ FaultRun RunCycles(ServerProcess& server, const std::string& host,
   opt.workers = 1;
   opt.retry_fail_ratio = 0;
   opt.final_fail_ratio = 0;
+  opt.max_outstanding = 2000;  // the submitter outruns two workers; keep the drain short
   MixedLoad load(server.port(), &history, opt);
   EXPECT_EQ(load.ConfigureQueue(20), 200);
   const std::string child_history =
