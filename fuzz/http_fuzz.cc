@@ -11,6 +11,7 @@
 // and long-polls are capped at 10 ms so that an input cannot stall the run.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include <boost/beast/http.hpp>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -103,12 +105,31 @@ int Connect(int port) {
   sockaddr_in src{};
   src.sin_family = AF_INET;
   src.sin_addr.s_addr = htonl(0x7f010000u | (next++ % 0xfffeu + 1));  // 127.1.x.y
+  // The port is chosen at connect, per 4-tuple, not at bind, per address:
+  // bind's choice would still run out of ports.
+  int one = 1;
+  setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
   Require(bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) == 0, "bind");
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<std::uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  Require(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0, "connect");
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    // Interrupted by libFuzzer's alarm, the connect goes on by itself:
+    // wait for it to finish and take its result.
+    int err = errno;
+    if (err == EINTR) {
+      pollfd p{fd, POLLOUT, 0};
+      while (poll(&p, 1, 2000) < 0 && errno == EINTR) {
+      }
+      socklen_t len = sizeof err;
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    }
+    if (err != 0) {
+      std::fprintf(stderr, "http_fuzz: connect: %s\n", std::strerror(err));
+      std::abort();
+    }
+  }
   return fd;
 }
 

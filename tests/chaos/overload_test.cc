@@ -27,6 +27,13 @@ using dray::testing::HttpResult;
 using dray::testing::ServerProcess;
 using Clock = std::chrono::steady_clock;
 
+// Sanitizer builds run about ten times slower (see the checks below).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
 long RssPeakKb(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -102,13 +109,20 @@ TEST(ChaosOverloadTest, OverloadIsRefusedWith429AndStaysBounded) {
               "server peak RSS %ld MB\n",
               elapsed, kConnections, kBatch, (accepted + refused) / elapsed, accepted / elapsed,
               refused / elapsed, static_cast<unsigned long long>(other.load()), p99, peak_kb / 1024);
-  EXPECT_GT(refused.load(), 0u) << "no backpressure";
+  // Under a sanitizer the io thread, not the commit thread, is the
+  // bottleneck: the backlog may never fill, so only the normal build holds
+  // the server to refusing and to a latency bound.
+  if (!kSanitized) {
+    EXPECT_GT(refused.load(), 0u) << "no backpressure";
+  }
   EXPECT_GT(accepted.load(), 0u);
   EXPECT_EQ(other.load(), 0u);
   EXPECT_EQ(without_retry_after.load(), 0u);
   // Bounds, generous for a shared 2-core CI machine: the backlog bound is
   // about half a second of commits, the live bound caps what is stored.
-  EXPECT_LT(p99, 5000.0);
+  if (!kSanitized) {
+    EXPECT_LT(p99, 5000.0);
+  }
   EXPECT_LT(peak_kb, 1024L * 1024) << "over 1 GiB";
   std::string metrics = Http(server.port(), "GET", "/metrics").body;
   EXPECT_NE(metrics.find("dray_submits_refused_overload_total"), std::string::npos);
