@@ -21,15 +21,9 @@ namespace {
 using dray::testing::ServerProcess;
 using dray::testing::WaitFor;
 
-std::uint64_t Seed() {
-  int env = EnvInt("DRAY_CHAOS_SEED", 0);
-  return env ? static_cast<std::uint64_t>(env)
-             : static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count() % 1000000007);
-}
-
 TEST(ChaosKillTest, KillNineAtRandomMomentsLosesNothing) {
   const int cycles = EnvInt("DRAY_CHAOS_CYCLES", 100);
-  const std::uint64_t seed = Seed();
+  const std::uint64_t seed = ChaosSeed();
   std::mt19937_64 rng(seed);
   std::printf("seed %llu, %d cycles\n", static_cast<unsigned long long>(seed), cycles);
 

@@ -37,6 +37,13 @@ int EnvInt(const char* name, int fallback) {
   return v && *v ? std::atoi(v) : fallback;
 }
 
+std::uint64_t ChaosSeed() {
+  const int env = EnvInt("DRAY_CHAOS_SEED", 0);
+  if (env) return static_cast<std::uint64_t>(env);
+  return static_cast<std::uint64_t>(
+      std::chrono::system_clock::now().time_since_epoch().count() % 1000000007);
+}
+
 MixedLoad::MixedLoad(int port, History* history, LoadOptions options)
     : port_(port), history_(history), opt_(std::move(options)) {}
 

@@ -96,4 +96,8 @@ Report FetchAndCheck(int port, const std::string& queue, const History& history,
 // An integer from the environment, or `fallback`.
 int EnvInt(const char* name, int fallback);
 
+// A run's random seed: DRAY_CHAOS_SEED when set (to replay a run), else
+// from the time. Tests print it.
+std::uint64_t ChaosSeed();
+
 }  // namespace dray::chaos

@@ -30,12 +30,6 @@ using dray::testing::HttpResult;
 using dray::testing::ServerProcess;
 using dray::testing::WaitFor;
 
-std::uint64_t Seed() {
-  int env = EnvInt("DRAY_CHAOS_SEED", 0);
-  return env ? static_cast<std::uint64_t>(env)
-             : static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count() % 1000000007);
-}
-
 // Starts the server; false if it died before listening (a crash point inside
 // start-up itself, which is a fine place for a power cut).
 bool StartMayCrash(ServerProcess& server) {
@@ -50,7 +44,7 @@ bool StartMayCrash(ServerProcess& server) {
 
 TEST(ChaosPowerLossTest, PowerCutAtRandomSyncsLosesNothingAcknowledged) {
   const int cycles = EnvInt("DRAY_CHAOS_POWER_CYCLES", 40);
-  const std::uint64_t seed = Seed();
+  const std::uint64_t seed = ChaosSeed();
   std::mt19937_64 rng(seed);
   std::printf("seed %llu, %d power cuts\n", static_cast<unsigned long long>(seed), cycles);
   ServerProcess server;
@@ -90,7 +84,7 @@ TEST(ChaosPowerLossTest, PowerCutAtRandomSyncsLosesNothingAcknowledged) {
 
 TEST(ChaosSyncFailureTest, AFailedSyncRefusesWritesReportsItAndLosesNothing) {
   const int cycles = EnvInt("DRAY_CHAOS_SYNC_CYCLES", 5);
-  const std::uint64_t seed = Seed();
+  const std::uint64_t seed = ChaosSeed();
   std::mt19937_64 rng(seed);
   std::printf("seed %llu, %d failing-sync cycles\n", static_cast<unsigned long long>(seed), cycles);
   ServerProcess server;
