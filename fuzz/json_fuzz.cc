@@ -3,7 +3,7 @@
 // returns (DecodeTask, used by the SDK). Any input must give a value or a
 // clear Status, never a crash; what decodes must obey the limits it was
 // checked against, and a task the API writes must read back the same (up
-// to a double's last bit, see SameUpToDoubleRounding).
+// to a double's last bit, see EqualButForDoubleLastBit).
 #include <boost/json.hpp>
 #include <cmath>
 #include <cstddef>
@@ -29,7 +29,7 @@ void Check(bool cond, const char* what, int line) {
 // Equal, except that doubles may differ in their last bit: Boost.JSON 1.81
 // (Debian 12's) parses doubles to within one ulp, not always to the nearest,
 // so a payload's 17-digit double can come back one ulp off after a parse.
-bool SameUpToDoubleRounding(const boost::json::value& a, const boost::json::value& b) {
+bool EqualButForDoubleLastBit(const boost::json::value& a, const boost::json::value& b) {
   if (a.is_double() && b.is_double()) {
     const double x = a.get_double(), y = b.get_double();
     return x == y || std::fabs(x - y) <= 4 * std::numeric_limits<double>::epsilon() * std::fabs(x);
@@ -39,7 +39,7 @@ bool SameUpToDoubleRounding(const boost::json::value& a, const boost::json::valu
     const auto &p = a.get_array(), &q = b.get_array();
     if (p.size() != q.size()) return false;
     for (std::size_t i = 0; i < p.size(); ++i) {
-      if (!SameUpToDoubleRounding(p[i], q[i])) return false;
+      if (!EqualButForDoubleLastBit(p[i], q[i])) return false;
     }
     return true;
   }
@@ -48,7 +48,7 @@ bool SameUpToDoubleRounding(const boost::json::value& a, const boost::json::valu
     if (p.size() != q.size()) return false;
     for (const auto& [k, v] : p) {
       const boost::json::value* w = q.if_contains(k);
-      if (!w || !SameUpToDoubleRounding(v, *w)) return false;
+      if (!w || !EqualButForDoubleLastBit(v, *w)) return false;
     }
     return true;
   }
@@ -97,7 +97,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Require(task2.ok());
     auto twice = ParseJson(TaskToJson(*task2));
     Require(twice.ok());
-    Require(SameUpToDoubleRounding(*again, *twice));
+    Require(EqualButForDoubleLastBit(*again, *twice));
   }
   return 0;
 }

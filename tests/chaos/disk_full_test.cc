@@ -100,10 +100,7 @@ TEST(ChaosDiskFullTest, AFullDiskRefusesSubmitsLetsRunningTasksReportAndRecovers
       << "submits were not accepted again after space was freed";
   EXPECT_EQ(Http(server.port(), "GET", "/readyz").status, 200);
 
-  load.StopSubmitters();
-  ASSERT_TRUE(WaitForDrain(server.port(), opt.queue, std::chrono::seconds(60)));
-  load.StopWorkers();
-  Report report = FetchAndCheck(server.port(), opt.queue, history);
+  Report report = load.DrainAndCheck(history, std::chrono::seconds(60));
   std::printf("disk full: %zu submits refused with 507, %zu completes/fails accepted while full; %s\n",
               CountStatus(history, OpKind::kSubmit, 507),
               CountStatus(history, OpKind::kComplete, 200, full_at) +

@@ -51,10 +51,7 @@ TEST(ChaosKillTest, KillNineAtRandomMomentsLosesNothing) {
   }
   const double fault_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  load.StopSubmitters();
-  ASSERT_TRUE(WaitForDrain(server.port(), opt.queue, std::chrono::seconds(60)));
-  load.StopWorkers();
-  Report report = FetchAndCheck(server.port(), opt.queue, history);
+  Report report = load.DrainAndCheck(history, std::chrono::seconds(60));
   std::printf("%d kill -9 cycles in %.1f s: %s\n", cycles, fault_s, report.Summary().c_str());
   EXPECT_TRUE(report.ok()) << report.Summary(20);
   EXPECT_GT(report.acknowledged_submits, static_cast<std::size_t>(cycles));

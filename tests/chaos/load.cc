@@ -61,6 +61,19 @@ int MixedLoad::ConfigureQueue(int max_attempts) {
       .status;
 }
 
+Report MixedLoad::DrainAndCheck(const History& history, std::chrono::seconds timeout,
+                                const CheckOptions& options) {
+  StopSubmitters();
+  const bool drained = WaitForDrain(port_, opt_.queue, timeout, opt_.host);
+  StopWorkers();
+  Report report = FetchAndCheck(port_, opt_.queue, history, options, opt_.host);
+  if (!drained) {
+    report.stuck.insert(report.stuck.begin(), "the queue did not drain within " +
+                                                  std::to_string(timeout.count()) + " s");
+  }
+  return report;
+}
+
 void MixedLoad::StartSubmitters() {
   stop_submitters_ = false;
   for (int i = 0; i < opt_.submitters; ++i) submitters_.emplace_back([this, i] { SubmitLoop(i); });

@@ -64,6 +64,12 @@ class MixedLoad {
   void StartWorkers();
   void StopWorkers();
 
+  // The end of a run: stops the submitters, lets the workers drain the queue
+  // (up to `timeout`; a queue that does not drain is reported as stuck),
+  // stops them, and checks `history` against the final state.
+  Report DrainAndCheck(const History& history, std::chrono::seconds timeout,
+                       const CheckOptions& options = {});
+
   std::uint64_t acknowledged_submits() const { return acked_.load(); }
   std::uint64_t accepted_outcomes() const { return outcomes_.load(); }
 

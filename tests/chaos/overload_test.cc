@@ -127,10 +127,7 @@ TEST(ChaosOverloadTest, OverloadIsRefusedWith429AndStaysBounded) {
   std::string metrics = Http(server.port(), "GET", "/metrics").body;
   EXPECT_NE(metrics.find("dray_submits_refused_overload_total"), std::string::npos);
 
-  load.StopSubmitters();
-  ASSERT_TRUE(WaitForDrain(server.port(), opt.queue, std::chrono::seconds(60)));
-  load.StopWorkers();
-  Report report = FetchAndCheck(server.port(), opt.queue, history);
+  Report report = load.DrainAndCheck(history, std::chrono::seconds(60));
   EXPECT_TRUE(report.ok()) << report.Summary(20);
   EXPECT_EQ(server.Stop(), 0);
 }

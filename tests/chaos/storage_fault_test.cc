@@ -71,10 +71,7 @@ TEST(ChaosPowerLossTest, PowerCutAtRandomSyncsLosesNothingAcknowledged) {
   }
   server.set_env({});
   server.Start();
-  load.StopSubmitters();
-  ASSERT_TRUE(WaitForDrain(server.port(), opt.queue, std::chrono::seconds(60)));
-  load.StopWorkers();
-  Report report = FetchAndCheck(server.port(), opt.queue, history);
+  Report report = load.DrainAndCheck(history, std::chrono::seconds(60));
   std::printf("%d power cuts (%d during start-up): %s\n", cycles, during_startup,
               report.Summary().c_str());
   EXPECT_TRUE(report.ok()) << report.Summary(20);
@@ -116,10 +113,7 @@ TEST(ChaosSyncFailureTest, AFailedSyncRefusesWritesReportsItAndLosesNothing) {
   server.set_env({});
   server.Start();
   EXPECT_EQ(Http(server.port(), "GET", "/readyz").status, 200);
-  load.StopSubmitters();
-  ASSERT_TRUE(WaitForDrain(server.port(), opt.queue, std::chrono::seconds(60)));
-  load.StopWorkers();
-  Report report = FetchAndCheck(server.port(), opt.queue, history);
+  Report report = load.DrainAndCheck(history, std::chrono::seconds(60));
   std::printf("%d failing-sync cycles: %s\n", cycles, report.Summary().c_str());
   EXPECT_TRUE(report.ok()) << report.Summary(20);
   EXPECT_EQ(server.Stop(), 0);
