@@ -70,6 +70,13 @@ struct TaskSpec {
   std::optional<std::int64_t> lease_ms;    // lease duration override
   std::string key;                    // idempotency key; empty = none
   std::map<std::string, std::string> labels;
+  // Tasks of one queue that share a concurrency key run at most
+  // `concurrency_limit` at a time (unset: the queue's key_concurrency, by
+  // default 1), and start in submit order: with a limit of 1 the key is
+  // serial, each task starting only once the one before it is terminal,
+  // retries included. See docs/limits.md.
+  std::string concurrency_key;
+  std::optional<std::int32_t> concurrency_limit;
 };
 
 struct Attempt {
@@ -97,6 +104,8 @@ struct Task {
   std::int64_t lease_ms = 0;    // 0 = queue default
   std::string key;
   std::map<std::string, std::string> labels;
+  std::string concurrency_key;         // see TaskSpec
+  std::int32_t concurrency_limit = 0;  // 0 = the queue's key_concurrency
 
   TaskState state = TaskState::kReady;
   std::int32_t attempts = 0;  // attempts started so far
@@ -116,6 +125,13 @@ struct Task {
   std::uint64_t seq = 0;
 
   std::vector<Attempt> history;
+
+  // Not stored: why a live task that is not running waits, as the engine
+  // sees it when the task is read (empty for running and finished tasks).
+  // `wait_reason` is a code (see WaitReason in engine.h), `wait_detail` says
+  // it in words with the numbers behind it.
+  std::string wait_reason;
+  std::string wait_detail;
 
   friend bool operator==(const Task&, const Task&) = default;
 };
@@ -137,6 +153,20 @@ struct QueueSettings {
   std::int64_t lease_ms = 30'000;  // default lease duration
   std::int32_t max_attempts = 3;   // default for tasks that do not say
   Backoff backoff;                 // default for tasks that do not say
+  // Limits, enforced across all workers (docs/limits.md):
+  std::int32_t concurrency = 0;      // tasks of the queue running at once; 0 = no limit
+  std::int32_t key_concurrency = 1;  // per concurrency key, unless a task says
+  double rate = 0;                   // task starts per second; 0 = no limit
+  std::int32_t burst = 0;            // starts allowed at once; 0 = max(1, ceil(rate))
+  // Fairness: a worker leasing from several queues gets each in proportion
+  // to its weight (1..1000) while they all have work.
+  std::int32_t weight = 1;
+  // The bucket size in force: `burst`, or max(1, ceil(rate)) when unset.
+  double effective_burst() const {
+    if (burst > 0) return burst;
+    const double whole = static_cast<double>(static_cast<std::int64_t>(rate));
+    return whole < rate ? whole + 1 : (whole < 1 ? 1 : whole);
+  }
   friend bool operator==(const QueueSettings&, const QueueSettings&) = default;
 };
 

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "cli/exec_worker.h"
@@ -47,6 +48,12 @@ int Fail(const Status& s) {
 
 std::string Time(TimeMs t) { return t ? FormatRfc3339(t) : "-"; }
 
+std::string FormatRate(double rate) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", rate);
+  return buf;
+}
+
 void PrintTask(const Task& t, bool as_json) {
   if (as_json) {
     std::printf("%s\n", TaskToJson(t).c_str());
@@ -57,6 +64,10 @@ void PrintTask(const Task& t, bool as_json) {
   std::printf("queue:      %s\n", t.queue.c_str());
   std::printf("state:      %s%s\n", std::string(TaskStateName(t.state)).c_str(),
               t.cancel_requested ? " (cancel requested)" : "");
+  if (!t.wait_reason.empty()) {
+    std::printf("waiting:    %s (%s)\n", t.wait_reason.c_str(), t.wait_detail.c_str());
+  }
+  if (!t.concurrency_key.empty()) std::printf("key:        %s\n", t.concurrency_key.c_str());
   std::printf("attempts:   %d of %d\n", t.attempts, t.max_attempts);
   std::printf("payload:    %s\n", t.payload.c_str());
   if (!t.result.empty()) std::printf("result:     %s\n", t.result.c_str());
@@ -114,6 +125,10 @@ int RunCli(int argc, char** argv) {
   submit->add_option("--max-attempts", max_attempts, "attempts before failing");
   submit->add_option("--timeout-ms", timeout_ms, "per-attempt timeout");
   submit->add_option("--key", spec.key, "idempotency key");
+  submit->add_option("--concurrency-key", spec.concurrency_key,
+                     "tasks sharing it run in submit order, --concurrency-limit at a time");
+  submit->add_option("--concurrency-limit", spec.concurrency_limit,
+                     "the key's limit (default: the queue's key_concurrency, 1)");
   submit->add_option("--label", labels, "k=v (repeatable)");
   submit->add_flag("--wait", wait, "wait for the task to finish and print it");
   submit->add_option("--wait-timeout-ms", wait_timeout_ms, "how long --wait waits");
@@ -246,9 +261,16 @@ int RunCli(int argc, char** argv) {
   std::string paused;
   std::int64_t q_lease_ms = 0;
   int q_attempts = 0;
+  std::optional<int> q_concurrency, q_key_concurrency, q_burst, q_weight;
+  std::optional<double> q_rate;
   qset->add_option("--paused", paused, "true or false");
   qset->add_option("--lease-ms", q_lease_ms, "default lease duration");
   qset->add_option("--max-attempts", q_attempts, "default attempts");
+  qset->add_option("--concurrency", q_concurrency, "tasks running at once, all workers; 0 = no limit");
+  qset->add_option("--key-concurrency", q_key_concurrency, "default limit per concurrency key");
+  qset->add_option("--rate", q_rate, "task starts per second; 0 = no limit");
+  qset->add_option("--burst", q_burst, "starts allowed at once; 0 = ceil(rate)");
+  qset->add_option("--weight", q_weight, "share among the queues a worker leases from");
   runs.push_back([&]() -> int {
     if (!queues->parsed()) return -1;
     auto client = Connect(common);
@@ -261,6 +283,11 @@ int RunCli(int argc, char** argv) {
       }
       if (q_lease_ms) patch["lease_ms"] = q_lease_ms;
       if (q_attempts) patch["max_attempts"] = q_attempts;
+      if (q_concurrency) patch["concurrency"] = *q_concurrency;
+      if (q_key_concurrency) patch["key_concurrency"] = *q_key_concurrency;
+      if (q_rate) patch["rate"] = *q_rate;
+      if (q_burst) patch["burst"] = *q_burst;
+      if (q_weight) patch["weight"] = *q_weight;
       auto r = client->PatchQueue(qname, json::serialize(patch));
       if (!r.ok()) return Fail(r.status());
       shown.push_back(*r);
@@ -290,6 +317,17 @@ int RunCli(int argc, char** argv) {
                   q.settings.paused ? "yes" : "no", n(TaskState::kScheduled), n(TaskState::kBlocked),
                   n(TaskState::kReady), n(TaskState::kRunning), n(TaskState::kSucceeded),
                   n(TaskState::kFailed), n(TaskState::kCancelled));
+    }
+    if (shown.size() == 1) {  // one queue: its limits too
+      const QueueSettings& s = shown[0].settings;
+      std::printf("limits: concurrency %s, per key %d, rate %s, weight %d\n",
+                  s.concurrency ? std::to_string(s.concurrency).c_str() : "none",
+                  s.key_concurrency,
+                  s.rate > 0 ? (FormatRate(s.rate) + "/s burst " +
+                                std::to_string(static_cast<long long>(s.effective_burst())))
+                                   .c_str()
+                             : "none",
+                  s.weight);
     }
     return 0;
   });

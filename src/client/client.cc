@@ -107,6 +107,8 @@ json::object EncodeSpec(const TaskSpec& s) {
   if (s.timeout_ms) o["timeout_ms"] = *s.timeout_ms;
   if (s.lease_ms) o["lease_ms"] = *s.lease_ms;
   if (!s.key.empty()) o["key"] = s.key;
+  if (!s.concurrency_key.empty()) o["concurrency_key"] = s.concurrency_key;
+  if (s.concurrency_limit) o["concurrency_limit"] = *s.concurrency_limit;
   if (!s.labels.empty()) {
     json::object l;
     for (const auto& [k, v] : s.labels) l[k] = v;

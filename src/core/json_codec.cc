@@ -197,6 +197,16 @@ StatusOr<TaskSpec> DecodeTaskSpec(const json::value& v, const Limits& limits,
       auto r = GetString(x, f, limits.max_key_bytes);
       if (!r.ok()) return r.status();
       spec.key = std::move(*r);
+    } else if (k == "concurrency_key") {
+      if (x.is_null()) continue;
+      auto r = GetString(x, f, limits.max_key_bytes);
+      if (!r.ok()) return r.status();
+      if (r->empty()) return InvalidArgument("field '" + f + "' must not be empty");
+      spec.concurrency_key = std::move(*r);
+    } else if (k == "concurrency_limit") {
+      auto r = GetInt(x, f, 1, kMaxKeyConcurrency);
+      if (!r.ok()) return r.status();
+      spec.concurrency_limit = static_cast<std::int32_t>(*r);
     } else if (k == "labels") {
       if (!x.is_object()) return WrongType(f, "an object of strings");
       if (x.get_object().size() > limits.max_labels) {
@@ -221,6 +231,10 @@ StatusOr<TaskSpec> DecodeTaskSpec(const json::value& v, const Limits& limits,
   if (spec.run_at && spec.delay_ms) {
     return InvalidArgument("fields '" + Field(where, "run_at") + "' and '" +
                            Field(where, "delay_ms") + "' exclude each other");
+  }
+  if (spec.concurrency_limit && spec.concurrency_key.empty()) {
+    return InvalidArgument("field '" + Field(where, "concurrency_limit") +
+                           "' needs a concurrency_key");
   }
   return spec;
 }
@@ -341,6 +355,10 @@ StatusOr<Task> DecodeTask(const json::value& v) {
   t.timeout_ms = JsonInt(o, "timeout_ms");
   t.lease_ms = JsonInt(o, "lease_ms");
   t.key = JsonString(o, "key");
+  t.concurrency_key = JsonString(o, "concurrency_key");
+  t.concurrency_limit = static_cast<std::int32_t>(JsonInt(o, "concurrency_limit"));
+  t.wait_reason = JsonString(o, "wait_reason");
+  t.wait_detail = JsonString(o, "wait_detail");
   if (const json::value* l = o.if_contains("labels"); l && l->is_object()) {
     for (const auto& [k, x] : l->get_object()) {
       if (x.is_string()) t.labels.emplace(std::string(k), std::string(x.get_string()));
@@ -377,7 +395,12 @@ json::object EncodeQueueSettings(const QueueSettings& s) {
   return {{"paused", s.paused},
           {"lease_ms", s.lease_ms},
           {"max_attempts", s.max_attempts},
-          {"backoff", EncodeBackoff(s.backoff)}};
+          {"backoff", EncodeBackoff(s.backoff)},
+          {"concurrency", s.concurrency},
+          {"key_concurrency", s.key_concurrency},
+          {"rate", s.rate},
+          {"burst", s.burst},
+          {"weight", s.weight}};
 }
 
 Status ApplyQueuePatch(const json::value& body, QueueSettings* settings) {
@@ -400,6 +423,27 @@ Status ApplyQueuePatch(const json::value& body, QueueSettings* settings) {
       auto r = DecodeBackoff(x, f);
       if (!r.ok()) return r.status();
       s.backoff = *r;
+    } else if (k == "concurrency") {
+      auto r = GetInt(x, f, 0, 1'000'000);
+      if (!r.ok()) return r.status();
+      s.concurrency = static_cast<std::int32_t>(*r);
+    } else if (k == "key_concurrency") {
+      auto r = GetInt(x, f, 1, kMaxKeyConcurrency);
+      if (!r.ok()) return r.status();
+      s.key_concurrency = static_cast<std::int32_t>(*r);
+    } else if (k == "rate") {
+      auto r = GetDouble(x, f);
+      if (!r.ok()) return r.status();
+      if (!(*r >= 0.0 && *r <= 1e6)) return InvalidArgument("field '" + f + "' must be between 0 and 1000000");
+      s.rate = *r;
+    } else if (k == "burst") {
+      auto r = GetInt(x, f, 0, 1'000'000);
+      if (!r.ok()) return r.status();
+      s.burst = static_cast<std::int32_t>(*r);
+    } else if (k == "weight") {
+      auto r = GetInt(x, f, 1, 1000);
+      if (!r.ok()) return r.status();
+      s.weight = static_cast<std::int32_t>(*r);
     } else {
       return InvalidArgument("unknown field '" + f + "'");
     }

@@ -167,6 +167,14 @@ void AppendTaskJson(const Task& t, std::string* out, bool close) {
     Key("key", out);
     AppendJsonString(t.key, out);
   }
+  if (!t.concurrency_key.empty()) {
+    Key("concurrency_key", out);
+    AppendJsonString(t.concurrency_key, out);
+  }
+  if (t.concurrency_limit) {
+    Key("concurrency_limit", out);
+    Int(t.concurrency_limit, out);
+  }
   Key("labels", out);
   out->push_back('{');
   bool first = true;
@@ -195,6 +203,12 @@ void AppendTaskJson(const Task& t, std::string* out, bool close) {
     Time(t.lease_expires_at, out);
     Key("cancel_requested", out);
     out->append(t.cancel_requested ? "true" : "false");
+  }
+  if (!t.wait_reason.empty()) {
+    Key("wait_reason", out);
+    AppendJsonString(t.wait_reason, out);
+    Key("wait_detail", out);
+    AppendJsonString(t.wait_detail, out);
   }
   Key("history", out);
   out->push_back('[');

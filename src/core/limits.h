@@ -7,6 +7,10 @@
 
 namespace dray {
 
+// The largest per-key concurrency limit: a keyed task's transition costs
+// O(limit) (Engine::RefreshKey).
+inline constexpr std::int64_t kMaxKeyConcurrency = 10'000;
+
 struct Limits {
   std::size_t max_body_bytes = 16 << 20;    // one HTTP request body
   std::size_t max_payload_bytes = 1 << 20;  // one task's payload, serialized

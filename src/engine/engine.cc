@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <new>
+
+#include "core/time_format.h"
 
 namespace dray {
 
@@ -20,6 +23,8 @@ struct Engine::Extra {
   std::string labels;
   std::int64_t timeout_ms = 0;
   std::int64_t spec_lease_ms = 0;  // Task::lease_ms
+  KeyGroup* group = nullptr;       // its concurrency key's, if it has one
+  std::int32_t concurrency_limit = 0;
 };
 
 // Attempts: set once a task is first leased.
@@ -115,13 +120,31 @@ void Engine::LiveDeleter::operator()(Live* l) const {
   ::operator delete(static_cast<void*>(l));
 }
 
+// The unfinished tasks of one concurrency key in a queue, in submit order.
+struct Engine::KeyGroup {
+  const std::string* key = nullptr;  // the queue's map holds it
+  std::set<Live*, SeqLess> members;
+  std::int32_t running = 0;
+  std::int32_t window = 0;  // the limit the last RefreshKey used
+};
+
 struct Engine::QueueState {
   std::string ns;
   std::string name;
   QueueSettings settings;
   ReadyHeap ready;
   std::array<std::int64_t, 8> counts{};  // tasks by TaskState value (finished: until purged)
+  std::unordered_map<std::string, KeyGroup> keys;
+  double pass = 0;  // stride scheduling
+  // The rate limit as GCRA, a token bucket kept as one time: `tat` is when
+  // the bucket would be full again. A start is allowed at `now` if
+  // tat - (burst - 1) * interval <= now, and moves tat on by one interval.
+  // One addition per start, so no rounding builds up.
+  double tat = 0;
+  bool bucket_empty = false;  // restored: the bucket starts empty at first use
 };
+
+bool Engine::SeqLess::operator()(const Live* a, const Live* b) const { return a->seq < b->seq; }
 
 bool Engine::ReadyLess::operator()(const Live* a, const Live* b) const {
   if (a->priority != b->priority) return a->priority < b->priority;
@@ -208,6 +231,10 @@ std::string KeyOf(const std::string& ns, const std::string& key) {
   return k;
 }
 
+// A rate limit's time between starts, and how far ahead of it a burst may go.
+double IntervalMs(const QueueSettings& s) { return 1000.0 / s.rate; }
+double ToleranceMs(const QueueSettings& s) { return (s.effective_burst() - 1) * IntervalMs(s); }
+
 std::optional<std::uint64_t> ParseToken(std::string_view s) {
   std::uint64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -266,6 +293,14 @@ Engine::LivePtr Engine::Compact(Task&& t, QueueState* q) {
   if (!t.labels.empty()) l->MutableExtra().labels = FlattenLabels(t.labels);
   if (t.timeout_ms) l->MutableExtra().timeout_ms = t.timeout_ms;
   if (t.lease_ms) l->MutableExtra().spec_lease_ms = t.lease_ms;
+  if (!t.concurrency_key.empty()) {
+    Extra& x = l->MutableExtra();
+    x.concurrency_limit = t.concurrency_limit;
+    auto it = q->keys.try_emplace(std::move(t.concurrency_key)).first;
+    it->second.key = &it->first;
+    it->second.members.insert(l.get());
+    x.group = &it->second;
+  }
   Absorb(l.get(), t);
   return l;
 }
@@ -315,6 +350,8 @@ Task Engine::Expand(const Live* l) const {
     t.lease_ms = x->spec_lease_ms;
     t.key = x->key;
     t.labels = UnflattenLabels(x->labels);
+    if (x->group) t.concurrency_key = *x->group->key;
+    t.concurrency_limit = x->concurrency_limit;
   }
   if (const RunState* r = l->run.get()) {
     t.result = r->result;
@@ -355,11 +392,12 @@ Engine::QueueState& Engine::QueueFor(const std::string& ns, const std::string& n
   return ref;
 }
 
-void Engine::Index(Live* l) {
+void Engine::Index(Live* l, EngineOutput* out) {
   l->queue->counts[l->state_value]++;
+  KeyGroup* g = GroupOf(l);
   switch (l->state()) {
     case TaskState::kReady:
-      l->queue->ready.push(l);
+      if (!g) l->queue->ready.push(l);  // a keyed one: RefreshKey below decides
       break;
     case TaskState::kScheduled:
       timers_.push(l);
@@ -370,11 +408,13 @@ void Engine::Index(Live* l) {
       TimeMs deadline = AttemptDeadline(l);
       l->run->timer_at = deadline ? std::min(deadline, expires) : expires;
       timers_.push(l);
+      if (g) g->running++;
       break;
     }
     default:
       break;
   }
+  if (g) RefreshKey(l->queue, g, out);
 }
 
 // Takes it out of the heap its state put it in (heap_pos is shared).
@@ -385,12 +425,49 @@ void Engine::Unindex(Live* l) {
       l->queue->ready.erase(l);
       break;
     case TaskState::kScheduled:
+      timers_.erase(l);
+      break;
     case TaskState::kRunning:
       timers_.erase(l);
+      if (KeyGroup* g = GroupOf(l)) g->running--;
       break;
     default:
       break;
   }
+}
+
+Engine::KeyGroup* Engine::GroupOf(const Live* l) const {
+  return l->extra ? l->extra->group : nullptr;
+}
+
+std::int32_t Engine::KeyLimit(const QueueState& q, const KeyGroup& g) const {
+  if (!g.members.empty()) {
+    const Live* front = *g.members.begin();
+    if (front->extra->concurrency_limit > 0) return front->extra->concurrency_limit;
+  }
+  return std::max(q.settings.key_concurrency, 1);
+}
+
+void Engine::RefreshKey(QueueState* q, KeyGroup* g, EngineOutput* out) {
+  const std::int32_t limit = KeyLimit(*q, *g);
+  // One past the larger of this limit and the last: a task that an earlier
+  // one (restored out of order) or a lower limit pushed out of the window
+  // leaves the heap.
+  const std::int32_t scan = std::max(limit, g->window) + 1;
+  std::int32_t rank = 0;
+  for (auto it = g->members.begin(); it != g->members.end() && rank < scan; ++it, ++rank) {
+    Live* m = *it;
+    if (m->state() != TaskState::kReady) continue;
+    const bool may_start = rank < limit && g->running < limit;
+    const bool in_heap = m->heap_pos != kNotInHeap;
+    if (may_start && !in_heap) {
+      q->ready.push(m);
+      if (out) out->made_ready = true;
+    } else if (!may_start && in_heap) {
+      q->ready.erase(m);
+    }
+  }
+  g->window = limit;
 }
 
 void Engine::Emit(std::shared_ptr<const Task> snapshot, bool created, EngineOutput* out) {
@@ -406,7 +483,7 @@ Engine::Live* Engine::Insert(Task&& task, EngineOutput* out) {
   LivePtr owned = Compact(std::move(task), q);
   Live* l = owned.get();
   live_.Insert(std::move(owned));
-  Index(l);
+  Index(l, out);
   if (l->state() == TaskState::kRunning) l->run->lease_ms = LeaseMsFor(l, 0);
   if (out) {
     Emit(std::move(snapshot), /*created=*/true, out);
@@ -434,17 +511,28 @@ Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, Engi
   Task t = Expand(l);
   auto decision = Decide(t, event, in.now);
   if (!decision.ok()) return decision.status();
+  QueueState* q = l->queue;
+  const bool was_running = l->state() == TaskState::kRunning;
   Unindex(l);
   Apply(*decision, in, &t);
   const bool terminal = IsTerminal(t.state);
   if (terminal) {
-    l->queue->counts[static_cast<std::size_t>(t.state)]++;
+    q->counts[static_cast<std::size_t>(t.state)]++;
+    KeyGroup* g = GroupOf(l);
+    if (g) g->members.erase(l);
     live_.Remove(l);  // destroys *l when the returned pointer goes
+    if (g && g->members.empty()) {
+      q->keys.erase(q->keys.find(*g->key));
+    } else if (g) {
+      RefreshKey(q, g, out);
+    }
   } else {
     Absorb(l, t);
-    Index(l);
-    if (l->state() == TaskState::kReady) out->made_ready = true;
+    Index(l, out);
+    if (l->state() == TaskState::kReady && l->heap_pos != kNotInHeap) out->made_ready = true;
   }
+  // A slot under the queue's concurrency limit came free.
+  if (was_running && !q->ready.empty()) out->made_ready = true;
   if (terminal) out->finished.push_back(t.id);
   auto snapshot = std::make_shared<const Task>(std::move(t));
   if (after) *after = *snapshot;
@@ -455,7 +543,9 @@ Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, Engi
 // ---------------------------------------------------------------- recovery
 
 void Engine::RestoreQueue(const QueueRecord& q) {
-  QueueFor(q.ns, q.name, nullptr).settings = q.settings;
+  QueueState& state = QueueFor(q.ns, q.name, nullptr);
+  state.settings = q.settings;
+  state.bucket_empty = true;  // a restart never grants a fresh burst
 }
 
 Status Engine::RestoreTask(Task&& task) {
@@ -534,6 +624,8 @@ StatusOr<std::vector<SubmitOutcome>> Engine::Submit(std::vector<TaskSpec>&& spec
     t.lease_ms = spec.lease_ms.value_or(0);
     t.key = std::move(spec.key);
     t.labels = std::move(spec.labels);
+    t.concurrency_key = std::move(spec.concurrency_key);
+    t.concurrency_limit = spec.concurrency_limit.value_or(0);
     t.state = InitialState(false, t.run_at, now);
     t.created_at = now;
     t.updated_at = now;
@@ -570,6 +662,10 @@ StatusOr<Task> Engine::Retry(Task stored, TimeMs now, EngineOutput* out) {
   if (!decision.ok()) return decision.status();
   ForgetFinished(stored.ns, stored.queue, stored.state);  // it is live again
   Apply(*decision, ApplyInput{now}, &stored);
+  // A retried task goes behind the tasks waiting now (a concurrency key's
+  // order included): it is a new run, and running tasks of its key must
+  // stay inside the key's window.
+  stored.seq = next_seq_++;
   Task copy = stored;
   Insert(std::move(stored), out);
   return copy;
@@ -583,16 +679,30 @@ StatusOr<std::vector<LeasedTask>> Engine::Lease(const LeaseRequest& req, TimeMs 
   std::vector<QueueState*> qs;
   for (const std::string& name : req.queues) {
     auto it = queues_.find(std::make_pair(req.ns, name));
-    if (it != queues_.end() && !it->second->settings.paused) qs.push_back(it->second.get());
+    if (it == queues_.end() || it->second->settings.paused) continue;
+    if (std::find(qs.begin(), qs.end(), it->second.get()) == qs.end()) {
+      qs.push_back(it->second.get());
+    }
   }
   std::vector<LeasedTask> leased;
   while (leased.size() < req.max) {
     QueueState* best = nullptr;
+    double best_pass = 0;
     for (QueueState* q : qs) {
-      if (q->ready.empty()) continue;
-      if (!best || ReadyLess()(q->ready.top(), best->ready.top())) best = q;
+      if (!CanStart(q, now)) continue;
+      const double pass = std::max(q->pass, vtime_);
+      if (!best || pass < best_pass ||
+          (pass == best_pass && ReadyLess()(q->ready.top(), best->ready.top()))) {
+        best = q;
+        best_pass = pass;
+      }
     }
     if (!best) break;
+    vtime_ = best_pass;
+    best->pass = best_pass + 1.0 / std::max(best->settings.weight, 1);
+    if (best->settings.rate > 0) {
+      best->tat = std::max(best->tat, static_cast<double>(now)) + IntervalMs(best->settings);
+    }
     Live* l = best->ready.top();
     const std::int64_t lease_ms = LeaseMsFor(l, req.lease_ms);
     ApplyInput in{now};
@@ -718,12 +828,97 @@ void Engine::Tick(TimeMs now, EngineOutput* out) {
     s = Step(l, ev, in, out);
     if (!s.ok()) timers_.erase(l);  // a timer the state no longer needs
   }
+  for (auto it = throttled_.begin(); it != throttled_.end();) {
+    QueueState* q = *it;
+    if (q->settings.rate > 0 && TokenAt(*q) > now) {
+      ++it;
+      continue;
+    }
+    if (!q->ready.empty()) out->made_ready = true;  // a token came: serve waiters
+    it = throttled_.erase(it);
+  }
   PruneKeys(now);
 }
 
 std::optional<TimeMs> Engine::NextWakeup() const {
-  if (const Live* l = timers_.top()) return l->timer_at();
-  return std::nullopt;
+  std::optional<TimeMs> next;
+  if (const Live* l = timers_.top()) next = l->timer_at();
+  for (const QueueState* q : throttled_) {
+    const TimeMs at = q->settings.rate > 0 ? TokenAt(*q) : 0;
+    if (!next || at < *next) next = at;
+  }
+  return next;
+}
+
+// ---------------------------------------------------------------- limits
+
+TimeMs Engine::TokenAt(const QueueState& q) {
+  return static_cast<TimeMs>(std::ceil(q.tat - ToleranceMs(q.settings)));
+}
+
+bool Engine::CanStart(QueueState* q, TimeMs now) {
+  if (q->ready.empty()) return false;
+  const QueueSettings& s = q->settings;
+  if (s.concurrency > 0 &&
+      q->counts[static_cast<std::size_t>(TaskState::kRunning)] >= s.concurrency) {
+    return false;
+  }
+  if (s.rate > 0) {
+    if (q->bucket_empty) {
+      q->bucket_empty = false;
+      q->tat = static_cast<double>(now) + IntervalMs(s) + ToleranceMs(s);
+    }
+    if (TokenAt(*q) > now) {
+      throttled_.insert(q);
+      return false;
+    }
+  }
+  return true;
+}
+
+std::pair<std::string, std::string> Engine::WaitReasonOf(const Live* l) const {
+  const QueueState& q = *l->queue;
+  const QueueSettings& s = q.settings;
+  const std::string queue = "queue '" + q.name + "'";
+  switch (l->state()) {
+    case TaskState::kScheduled:
+      if (l->attempts > 0) {
+        return {"backoff", "attempt " + std::to_string(l->attempts + 1) + " waits out its backoff until " +
+                               FormatRfc3339(l->run_at)};
+      }
+      return {"scheduled", "due at " + FormatRfc3339(l->run_at)};
+    case TaskState::kBlocked:
+      return {"dependencies", "waiting for the tasks it depends on"};
+    case TaskState::kReady:
+      break;
+    default:
+      return {};
+  }
+  if (s.paused) return {"queue_paused", queue + " is paused"};
+  if (const KeyGroup* g = GroupOf(l); g && l->heap_pos == kNotInHeap) {
+    const std::int32_t limit = KeyLimit(q, *g);
+    std::int64_t earlier = 0;
+    for (const Live* m : g->members) {
+      if (m == l) break;
+      ++earlier;
+    }
+    return {"concurrency_key", "key '" + *g->key + "' runs " + std::to_string(limit) +
+                                   " at a time: " + std::to_string(g->running) + " running, " +
+                                   std::to_string(earlier) + " unfinished before this one"};
+  }
+  const std::int64_t running = q.counts[static_cast<std::size_t>(TaskState::kRunning)];
+  if (s.concurrency > 0 && running >= s.concurrency) {
+    return {"queue_concurrency", queue + " runs " + std::to_string(s.concurrency) +
+                                     " at a time: " + std::to_string(running) + " running"};
+  }
+  if (s.rate > 0 && throttled_.count(const_cast<QueueState*>(&q))) {
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%g", s.rate);
+    return {"rate_limit", queue + " starts at most " + std::string(rate) +
+                              " per second; the next start is allowed at " +
+                              FormatRfc3339(TokenAt(q))};
+  }
+  return {"worker", "ready: no worker has leased it yet"};
 }
 
 void Engine::PruneKeys(TimeMs now) {
@@ -748,10 +943,20 @@ StatusOr<QueueSettings> Engine::PatchQueue(const std::string& ns, const std::str
   QueueSettings s = existing ? existing->settings : QueueSettings{};
   DRAY_RETURN_IF_ERROR(patch(&s));
   QueueState& q = existing ? *existing : QueueFor(ns, name, nullptr);
-  const bool resumed = q.settings.paused && !s.paused;
+  const QueueSettings old = q.settings;
   q.settings = s;
   out->mutations.push_back(Mutation::PutQueue(QueueRecord{ns, name, s}));
-  if (resumed && !q.ready.empty()) out->made_ready = true;
+  if (old.rate != s.rate || old.burst != s.burst) {
+    // A new bucket starts full (a restart, by contrast, starts it empty).
+    q.tat = 0;
+    q.bucket_empty = false;
+    throttled_.erase(&q);
+  }
+  if (old.key_concurrency != s.key_concurrency) {
+    for (auto& [key, g] : q.keys) RefreshKey(&q, &g, out);
+  }
+  // Resumed, or a limit raised: whoever waits may get work now.
+  if (!q.ready.empty()) out->made_ready = true;
   return s;
 }
 
@@ -785,7 +990,9 @@ std::optional<QueueInfo> Engine::FindQueue(const std::string& ns, const std::str
 std::optional<Task> Engine::Find(const std::string& ns, const std::string& id) const {
   const Live* l = FindLive(ns, id);
   if (!l) return std::nullopt;
-  return Expand(l);
+  Task t = Expand(l);
+  std::tie(t.wait_reason, t.wait_detail) = WaitReasonOf(l);
+  return t;
 }
 
 bool Engine::IsLive(const std::string& ns, const std::string& id) const {

@@ -12,7 +12,19 @@
 // its id is listed in `out->finished`.
 //
 // Order: within a queue, lower priority runs first, then earlier submit
-// (seq), which also breaks ties deterministically.
+// (seq), which also breaks ties deterministically. Across the queues of one
+// lease, stride scheduling: each queue has a pass that a lease from it
+// advances by 1/weight, and the queue with the lowest pass goes next (a
+// queue that was idle starts from the current pass, so it gets no burst of
+// credit); equal passes go by priority.
+//
+// Limits (docs/limits.md). A ready task is in its queue's ready heap only
+// if its concurrency key, if any, lets it start: the key's unfinished tasks
+// in submit order form a window of the key's limit, and only a ready task
+// inside the window, while fewer than the limit of the key's tasks run, is
+// in the heap. The queue's concurrency limit and token bucket are checked
+// when a lease picks the queue. A task left waiting by a limit says why in
+// Task::wait_reason when it is read (see WaitReasonOf).
 //
 // Memory: a live task is one allocation holding its scheduling fields, its
 // id as 16 bytes, pointers to its queue and to interned type and backoff
@@ -29,6 +41,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -144,7 +157,17 @@ class Engine {
   std::optional<QueueInfo> FindQueue(const std::string& ns, const std::string& name) const;
 
   // --- Reads.
-  // A copy of the live task, or nullopt if it is not live here.
+  // A copy of the live task, or nullopt if it is not live here. A task that
+  // waits says why in wait_reason:
+  //   scheduled          run_at is ahead
+  //   backoff            a retry waits out its backoff
+  //   dependencies       blocked on tasks that have not finished
+  //   queue_paused       its queue is paused
+  //   concurrency_key    its key's limit, or earlier tasks of its key
+  //   queue_concurrency  its queue's concurrency limit is reached
+  //   rate_limit         its queue's token bucket is empty
+  //   worker             nothing holds it back: no worker has leased it yet
+  // and in wait_detail says it in words, with the numbers.
   std::optional<Task> Find(const std::string& ns, const std::string& id) const;
   bool IsLive(const std::string& ns, const std::string& id) const;
   std::size_t live_tasks() const { return live_.size(); }
@@ -170,6 +193,10 @@ class Engine {
 
   struct Extra;
   struct RunState;
+  struct SeqLess {
+    bool operator()(const Live* a, const Live* b) const;
+  };
+  struct KeyGroup;
   struct LiveDeleter {
     void operator()(Live* l) const;
   };
@@ -209,8 +236,23 @@ class Engine {
   // When `after` is given, it receives the task as the step left it.
   Status Step(Live* l, const EventInput& event, const ApplyInput& in, EngineOutput* out,
               Task* after = nullptr);
-  void Index(Live* l);    // puts a live task in the heap its state needs
+  // Puts a live task in the heap its state needs (a keyed ready task: if
+  // its key lets it start) and counts it.
+  void Index(Live* l, EngineOutput* out);
   void Unindex(Live* l);  // takes it out of it
+  KeyGroup* GroupOf(const Live* l) const;
+  std::int32_t KeyLimit(const QueueState& q, const KeyGroup& g) const;
+  // Puts in the ready heap (or takes out) the ready tasks of a key whose
+  // right to start changed. O(limit).
+  void RefreshKey(QueueState* q, KeyGroup* g, EngineOutput* out);
+  // Whether a lease may start a task of `q` now (ready work, its
+  // concurrency limit and its token bucket); records a throttled queue so
+  // that Tick wakes waiters when a token comes.
+  bool CanStart(QueueState* q, TimeMs now);
+  // When a rate-limited queue may next start a task.
+  static TimeMs TokenAt(const QueueState& q);
+  // Why a live task that is not running waits: {code, words}.
+  std::pair<std::string, std::string> WaitReasonOf(const Live* l) const;
   // Queues the task's new state for the store: a whole new row when
   // `created`, else an update of the fields a transition changes.
   void Emit(std::shared_ptr<const Task> snapshot, bool created, EngineOutput* out);
@@ -245,7 +287,8 @@ class Engine {
     LeaseRequest req;
   };
   std::map<std::uint64_t, Waiter> waiters_;  // ordered by id = arrival
-  std::size_t queue_rotation_ = 0;
+  double vtime_ = 0;  // stride scheduling: the pass of the last queue leased from
+  std::set<QueueState*> throttled_;  // out of tokens with ready work
 };
 
 }  // namespace dray

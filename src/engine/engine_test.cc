@@ -268,6 +268,8 @@ TEST_F(EngineTest, ACompactLiveTaskKeepsEveryField) {
   t.timeout_ms = 9000;
   t.lease_ms = 1234;
   t.key = "k";
+  t.concurrency_key = "acct";
+  t.concurrency_limit = 2;
   t.labels = {{"a", "1"}, {std::string("n\0ul", 4), std::string(300, 'v')}, {"", ""}};
   t.state = TaskState::kRunning;
   t.attempts = 2;
@@ -293,7 +295,10 @@ TEST_F(EngineTest, ACompactLiveTaskKeepsEveryField) {
   plain.state = TaskState::kReady;
   plain.seq = 13;
   ASSERT_TRUE(fresh.RestoreTask(Task(plain)).ok());
-  EXPECT_EQ(*fresh.Find("default", plain.id), plain);
+  Task want = plain;  // a waiting task says why when read
+  want.wait_reason = "worker";
+  want.wait_detail = "ready: no worker has leased it yet";
+  EXPECT_EQ(*fresh.Find("default", plain.id), want);
   // Ids Dray did not make are refused, not guessed at.
   Task odd = plain;
   odd.id = "not-a-uuid";

@@ -88,6 +88,8 @@ TEST_P(StoreConformanceTest, EveryFieldRoundTrips) {
   t.lease_ms = 700;
   t.key = "k1";
   t.labels = {{"team", "core"}, {"tier", "gold"}};
+  t.concurrency_key = "acct-\"7\"";
+  t.concurrency_limit = 3;
   t.state = TaskState::kRunning;
   t.attempts = 2;
   t.result = R"({"ok":true})";
@@ -483,6 +485,11 @@ TEST_P(StoreConformanceTest, QueuesRoundTrip) {
   s.lease_ms = 1234;
   s.max_attempts = 7;
   s.backoff = Backoff{1, 2, 3.0, 0.5};
+  s.concurrency = 5;
+  s.key_concurrency = 2;
+  s.rate = 12.5;
+  s.burst = 4;
+  s.weight = 3;
   std::vector<Mutation> m = {Mutation::PutQueue(QueueRecord{"ns", "q1", s}),
                              Mutation::PutQueue(QueueRecord{"ns", "q0", QueueSettings{}})};
   ASSERT_TRUE(store_->Commit(m).ok());

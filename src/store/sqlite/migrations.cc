@@ -82,8 +82,15 @@ INSERT INTO marks
   SELECT 1, COALESCE(MAX(lease_token), 0), COALESCE(MAX(seq), 0) FROM tasks;
 )sql";
 
+// Flow control: a task's concurrency key and limit (and, as they come, its
+// other flow fields) in one JSON column, '' when it has none. Adding a
+// column with a constant default rewrites no row.
+constexpr std::string_view kV4 = R"sql(
+ALTER TABLE tasks ADD COLUMN flow TEXT NOT NULL DEFAULT '';
+)sql";
+
 // Append only: migration i (1-based) is kMigrations[i - 1].
-constexpr std::array<std::string_view, 3> kMigrations = {kV1, kV2, kV3};
+constexpr std::array<std::string_view, 4> kMigrations = {kV1, kV2, kV3, kV4};
 
 }  // namespace
 

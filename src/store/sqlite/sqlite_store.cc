@@ -179,7 +179,25 @@ Status DecodeSettings(const std::string& text, QueueSettings* out) {
   return s.ok() ? s : DataLoss("unreadable queue settings: " + s.message());
 }
 
-// Reads a row selected with kColumns.
+// The flow column: what a task's flow control needs, '' when it has none.
+std::string EncodeFlow(const Task& t) {
+  if (t.concurrency_key.empty() && t.concurrency_limit == 0) return {};
+  json::object o;
+  if (!t.concurrency_key.empty()) o["concurrency_key"] = t.concurrency_key;
+  if (t.concurrency_limit) o["concurrency_limit"] = t.concurrency_limit;
+  return json::serialize(o);
+}
+
+Status DecodeFlow(const std::string& text, Task* t) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object()) return DataLoss("unreadable flow: " + text.substr(0, 100));
+  const json::object& o = v.get_object();
+  t->concurrency_key = JsonString(o, "concurrency_key");
+  t->concurrency_limit = static_cast<std::int32_t>(JsonInt(o, "concurrency_limit"));
+  return Status::Ok();
+}
+
 // Reads rows selected with kColumns. Keeps the last backoff it decoded:
 // a scan meets the same few values over and over, and a JSON parse per row
 // was a fifth of recovery.
@@ -218,6 +236,7 @@ class TaskReader {
     t.cancel_requested = sqlite3_column_int(s, 23) != 0;
     t.seq = static_cast<std::uint64_t>(sqlite3_column_int64(s, 24));
     if (st.ok() && !IsText(s, 25, "[]")) st = DecodeHistory(Text(s, 25), &t.history);
+    if (st.ok() && sqlite3_column_bytes(s, 26) > 0) st = DecodeFlow(Text(s, 26), &t);
     if (!st.ok()) return DataLoss("task '" + t.id + "' in namespace '" + t.ns + "': " + st.message());
     return t;
   }
@@ -252,7 +271,7 @@ StatusOr<Task> ReadTask(sqlite3_stmt* s) { return TaskReader().Read(s); }
 
 // The JSON columns of one task, kept alive while the INSERT steps.
 struct TaskJson {
-  std::string backoff, labels, history;
+  std::string backoff, labels, history, flow;
 };
 
 void BindTask(Stmt* st, const Task& t, const TaskJson& j) {
@@ -282,6 +301,7 @@ void BindTask(Stmt* st, const Task& t, const TaskJson& j) {
   st->Bind(24, t.cancel_requested ? 1 : 0);
   st->Bind(25, static_cast<std::int64_t>(t.seq));
   st->Bind(26, j.history);
+  st->Bind(27, j.flow);
 }
 
 // Binds the parameters of kUpdateTask / kUpdateLiveTask.
@@ -636,7 +656,7 @@ Status SqliteStore::ApplyLocked(const Mutation& m) {
       if (!m.task) return InvalidArgument("a kPutTask mutation without a task");
       const Task& t = *m.task;
       TaskJson j{json::serialize(EncodeBackoff(t.backoff)), EncodeLabels(t.labels),
-                 EncodeHistory(t.history)};
+                 EncodeHistory(t.history), EncodeFlow(t)};
       put_task_.Reset();
       BindTask(&put_task_, t, j);
       return StepWriteLocked(&put_task_, "writing a task");
