@@ -153,6 +153,7 @@ void DraySchema(const Options& o) {
     sqlite3_bind_int64(st, 25, i + 1);
     Text(st, 26, "[]");
     Text(st, 27, "");
+    Text(st, 28, "");
   });
   auto bind_update = [&](sqlite3_stmt* st, long i, int state, std::int64_t finished,
                          const std::string& history) {

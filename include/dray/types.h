@@ -44,6 +44,16 @@ enum class AttemptOutcome : std::uint8_t {
 std::string_view AttemptOutcomeName(AttemptOutcome o);
 std::optional<AttemptOutcome> ParseAttemptOutcome(std::string_view name);
 
+// What a task does when a task it depends on ends failed or cancelled.
+// Values are written to disk and never renumbered.
+enum class DepFailure : std::uint8_t {
+  kCancel = 0,    // it is cancelled too (and so, in turn, its dependents)
+  kContinue = 1,  // it runs anyway, as if the dependency had succeeded
+};
+
+std::string_view DepFailureName(DepFailure p);
+std::optional<DepFailure> ParseDepFailure(std::string_view name);
+
 // Exponential backoff between attempts: the n-th retry waits
 // min(max_ms, initial_ms * multiplier^(n-1)), less a random part of up to
 // `jitter` (0..1) of it, so that retries of many tasks spread out.
@@ -106,6 +116,12 @@ struct Task {
   std::map<std::string, std::string> labels;
   std::string concurrency_key;         // see TaskSpec
   std::int32_t concurrency_limit = 0;  // 0 = the queue's key_concurrency
+  // Dependencies: the task is blocked until each of these (task ids) has
+  // succeeded, or has ended otherwise and on_dep_failure is kContinue.
+  std::vector<std::string> depends_on;
+  DepFailure on_dep_failure = DepFailure::kCancel;
+  std::string workflow;  // the workflow's id; empty = none
+  std::string node;      // the task's name within its workflow
 
   TaskState state = TaskState::kReady;
   std::int32_t attempts = 0;  // attempts started so far
@@ -142,9 +158,63 @@ struct Lease {
   TimeMs expires_at = 0;
 };
 
+// What a leased task gets of a task it depends on.
+struct ParentResult {
+  std::string name;  // its node name in the same workflow, else its id
+  std::string id;
+  TaskState state = TaskState::kSucceeded;
+  std::string result;  // JSON text; empty = none
+  friend bool operator==(const ParentResult&, const ParentResult&) = default;
+};
+
 struct LeasedTask {
   Task task;
   Lease lease;
+  std::vector<ParentResult> parents;  // one per dependency, in depends_on order
+};
+
+// ---------------------------------------------------------------- workflows
+
+// Values are written to disk and never renumbered.
+enum class WorkflowState : std::uint8_t {
+  kRunning = 1,    // some task has not finished
+  kSucceeded = 2,  // every task succeeded
+  kFailed = 3,     // every task finished, and one failed or was cancelled
+  kCancelled = 4,  // cancelled by request (every task finished since)
+};
+
+std::string_view WorkflowStateName(WorkflowState s);
+std::optional<WorkflowState> ParseWorkflowState(std::string_view name);
+
+// One task of a workflow, as submitted.
+struct WorkflowNodeSpec {
+  std::string name;  // unique within the workflow
+  TaskSpec task;     // its namespace is the workflow's
+  // Names of other tasks in this workflow, or ids of existing tasks.
+  std::vector<std::string> depends_on;
+  std::optional<DepFailure> on_failure;  // unset: the workflow's
+};
+
+struct WorkflowSpec {
+  std::string ns = "default";
+  std::string name;  // free text for people; need not be unique
+  DepFailure on_failure = DepFailure::kCancel;
+  std::vector<WorkflowNodeSpec> tasks;
+};
+
+// A workflow as stored. Its tasks are ordinary tasks with Task::workflow set.
+struct Workflow {
+  std::string id;  // UUIDv7
+  std::string ns = "default";
+  std::string name;
+  WorkflowState state = WorkflowState::kRunning;
+  DepFailure on_failure = DepFailure::kCancel;
+  std::int32_t tasks = 0;  // how many
+  bool cancel_requested = false;
+  TimeMs created_at = 0;
+  TimeMs updated_at = 0;
+  TimeMs finished_at = 0;  // 0 while running
+  friend bool operator==(const Workflow&, const Workflow&) = default;
 };
 
 // Per-queue settings. Unset fields in a PATCH leave the value as it is.

@@ -267,6 +267,98 @@ StatusOr<SubmitRequest> DecodeSubmit(const json::value& body, const Limits& limi
   return req;
 }
 
+namespace {
+
+StatusOr<DepFailure> GetDepFailure(const json::value& x, const std::string& f) {
+  if (!x.is_string()) return WrongType(f, "\"cancel\" or \"continue\"");
+  auto p = ParseDepFailure(x.get_string());
+  if (!p) return InvalidArgument("field '" + f + "' must be \"cancel\" or \"continue\"");
+  return *p;
+}
+
+StatusOr<WorkflowNodeSpec> DecodeWorkflowNode(const json::value& v, const Limits& limits,
+                                              const std::string& where) {
+  if (!v.is_object()) return WrongType(where, "an object");
+  WorkflowNodeSpec node;
+  json::object rest;  // the task spec's own fields
+  bool has_name = false;
+  for (const auto& [k, x] : v.get_object()) {
+    std::string f = Field(where, k);
+    if (k == "name") {
+      auto r = GetString(x, f, limits.max_name_bytes);
+      if (!r.ok()) return r.status();
+      DRAY_RETURN_IF_ERROR(ValidateName(f, *r, limits));
+      node.name = std::move(*r);
+      has_name = true;
+    } else if (k == "depends_on") {
+      if (!x.is_array()) return WrongType(f, "an array of task names or ids");
+      const json::array& a = x.get_array();
+      if (a.size() > limits.max_workflow_tasks) {
+        return OutOfRange("field '" + f + "' names more than " +
+                          std::to_string(limits.max_workflow_tasks) + " tasks");
+      }
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        auto r = GetString(a[i], f + "[" + std::to_string(i) + "]", limits.max_name_bytes);
+        if (!r.ok()) return r.status();
+        node.depends_on.push_back(std::move(*r));
+      }
+    } else if (k == "on_failure") {
+      auto r = GetDepFailure(x, f);
+      if (!r.ok()) return r.status();
+      node.on_failure = *r;
+    } else if (k == "namespace") {
+      return InvalidArgument("field '" + f + "': a workflow's tasks are in its namespace");
+    } else {
+      rest.emplace(k, x);
+    }
+  }
+  if (!has_name) return InvalidArgument("field '" + Field(where, "name") + "' is required");
+  auto spec = DecodeTaskSpec(rest, limits, where);
+  if (!spec.ok()) return spec.status();
+  node.task = std::move(*spec);
+  return node;
+}
+
+}  // namespace
+
+StatusOr<WorkflowSpec> DecodeWorkflowSpec(const json::value& body, const Limits& limits) {
+  if (!body.is_object()) return WrongType("body", "an object");
+  WorkflowSpec spec;
+  bool has_tasks = false;
+  for (const auto& [k, x] : body.get_object()) {
+    std::string f(k);
+    if (k == "name") {
+      auto r = GetString(x, f, limits.max_name_bytes);
+      if (!r.ok()) return r.status();
+      DRAY_RETURN_IF_ERROR(CheckPrintable(f, *r));
+      spec.name = std::move(*r);
+    } else if (k == "on_failure") {
+      auto r = GetDepFailure(x, f);
+      if (!r.ok()) return r.status();
+      spec.on_failure = *r;
+    } else if (k == "tasks") {
+      if (!x.is_array()) return WrongType(f, "an array of tasks");
+      const json::array& a = x.get_array();
+      if (a.empty()) return InvalidArgument("field 'tasks' must not be empty");
+      if (a.size() > limits.max_workflow_tasks) {
+        return OutOfRange("field 'tasks' holds " + std::to_string(a.size()) +
+                          " tasks; the limit is " + std::to_string(limits.max_workflow_tasks));
+      }
+      spec.tasks.reserve(a.size());
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        auto n = DecodeWorkflowNode(a[i], limits, "tasks[" + std::to_string(i) + "]");
+        if (!n.ok()) return n.status();
+        spec.tasks.push_back(std::move(*n));
+      }
+      has_tasks = true;
+    } else {
+      return InvalidArgument("unknown field '" + f + "'");
+    }
+  }
+  if (!has_tasks) return InvalidArgument("field 'tasks' is required");
+  return spec;
+}
+
 std::int64_t JsonInt(const json::object& o, std::string_view key) {
   const json::value* v = o.if_contains(key);
   if (!v) return 0;
@@ -357,6 +449,14 @@ StatusOr<Task> DecodeTask(const json::value& v) {
   t.key = JsonString(o, "key");
   t.concurrency_key = JsonString(o, "concurrency_key");
   t.concurrency_limit = static_cast<std::int32_t>(JsonInt(o, "concurrency_limit"));
+  t.workflow = JsonString(o, "workflow");
+  t.node = JsonString(o, "node");
+  if (const json::value* d = o.if_contains("depends_on"); d && d->is_array()) {
+    for (const json::value& x : d->get_array()) {
+      if (x.is_string()) t.depends_on.emplace_back(x.get_string());
+    }
+  }
+  t.on_dep_failure = ParseDepFailure(JsonString(o, "on_dep_failure")).value_or(DepFailure::kCancel);
   t.wait_reason = JsonString(o, "wait_reason");
   t.wait_detail = JsonString(o, "wait_detail");
   if (const json::value* l = o.if_contains("labels"); l && l->is_object()) {

@@ -27,6 +27,11 @@ StatusOr<SubmitRequest> DecodeSubmit(const boost::json::value& body, const Limit
 StatusOr<TaskSpec> DecodeTaskSpec(const boost::json::value& v, const Limits& limits,
                                   std::string_view where = "");
 
+// A body of POST /v1/workflows: {"name", "on_failure", "tasks": [task spec
+// + "name", "depends_on", "on_failure"]}. Names, dependencies and cycles
+// are checked by the engine, which knows the tasks that already exist.
+StatusOr<WorkflowSpec> DecodeWorkflowSpec(const boost::json::value& body, const Limits& limits);
+
 // Names (namespace, queue): 1..max_name_bytes of [A-Za-z0-9_.:-].
 Status ValidateName(std::string_view field, std::string_view value, const Limits& limits);
 

@@ -175,6 +175,23 @@ void AppendTaskJson(const Task& t, std::string* out, bool close) {
     Key("concurrency_limit", out);
     Int(t.concurrency_limit, out);
   }
+  if (!t.workflow.empty()) {
+    Key("workflow", out);
+    AppendJsonString(t.workflow, out);
+    Key("node", out);
+    AppendJsonString(t.node, out);
+  }
+  if (!t.depends_on.empty()) {
+    Key("depends_on", out);
+    out->push_back('[');
+    for (std::size_t i = 0; i < t.depends_on.size(); ++i) {
+      if (i) out->push_back(',');
+      AppendJsonString(t.depends_on[i], out);
+    }
+    out->push_back(']');
+    Key("on_dep_failure", out);
+    AppendJsonString(DepFailureName(t.on_dep_failure), out);
+  }
   Key("labels", out);
   out->push_back('{');
   bool first = true;
@@ -230,6 +247,51 @@ void AppendTaskJson(const Task& t, std::string* out, bool close) {
     out->push_back('}');
   }
   out->push_back(']');
+  if (close) out->push_back('}');
+}
+
+}  // namespace dray
+
+namespace dray {
+
+void AppendParentsJson(const std::vector<ParentResult>& parents, std::string* out) {
+  out->push_back('{');
+  for (std::size_t i = 0; i < parents.size(); ++i) {
+    const ParentResult& p = parents[i];
+    if (i) out->push_back(',');
+    AppendJsonString(p.name, out);
+    out->append(":{\"id\":");
+    AppendJsonString(p.id, out);
+    Key("state", out);
+    AppendJsonString(TaskStateName(p.state), out);
+    Key("result", out);
+    RawOrNull(p.result, out);
+    out->push_back('}');
+  }
+  out->push_back('}');
+}
+
+void AppendWorkflowJson(const Workflow& w, std::string* out, bool close) {
+  out->append("{\"id\":");
+  AppendJsonString(w.id, out);
+  Key("namespace", out);
+  AppendJsonString(w.ns, out);
+  Key("name", out);
+  AppendJsonString(w.name, out);
+  Key("state", out);
+  AppendJsonString(WorkflowStateName(w.state), out);
+  Key("on_failure", out);
+  AppendJsonString(DepFailureName(w.on_failure), out);
+  Key("task_count", out);
+  Int(w.tasks, out);
+  Key("cancel_requested", out);
+  out->append(w.cancel_requested ? "true" : "false");
+  Key("created_at", out);
+  Time(w.created_at, out);
+  Key("updated_at", out);
+  Time(w.updated_at, out);
+  Key("finished_at", out);
+  TimeOrNull(w.finished_at, out);
   if (close) out->push_back('}');
 }
 

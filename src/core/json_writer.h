@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dray/types.h"
 
@@ -19,5 +20,12 @@ void AppendJsonString(std::string_view s, std::string* out);
 // can append more fields (",\"lease\":{...}") and the closing brace.
 // Payload and result are stored as JSON text and copied verbatim.
 void AppendTaskJson(const Task& t, std::string* out, bool close = true);
+
+// {"name": {"id": ..., "state": ..., "result": ...}, ...}: what a leased task
+// gets of the tasks it depends on.
+void AppendParentsJson(const std::vector<ParentResult>& parents, std::string* out);
+
+// A workflow's own fields (not its tasks); `close` as for AppendTaskJson.
+void AppendWorkflowJson(const Workflow& w, std::string* out, bool close = true);
 
 }  // namespace dray

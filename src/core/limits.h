@@ -17,6 +17,7 @@ struct Limits {
   std::size_t max_result_bytes = 1 << 20;   // one task's result, serialized
   std::size_t max_error_bytes = 16 << 10;   // longer error messages are cut
   std::size_t max_batch = 1000;             // tasks per submit, acks per request
+  std::size_t max_workflow_tasks = 100'000; // tasks per workflow
   std::size_t max_name_bytes = 128;         // queue, namespace, type
   std::size_t max_key_bytes = 256;          // idempotency key
   std::size_t max_labels = 64;

@@ -26,6 +26,34 @@ std::optional<TaskState> ParseTaskState(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view DepFailureName(DepFailure p) {
+  return p == DepFailure::kContinue ? "continue" : "cancel";
+}
+
+std::optional<DepFailure> ParseDepFailure(std::string_view name) {
+  if (name == "cancel") return DepFailure::kCancel;
+  if (name == "continue") return DepFailure::kContinue;
+  return std::nullopt;
+}
+
+std::string_view WorkflowStateName(WorkflowState s) {
+  switch (s) {
+    case WorkflowState::kRunning: return "running";
+    case WorkflowState::kSucceeded: return "succeeded";
+    case WorkflowState::kFailed: return "failed";
+    case WorkflowState::kCancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+std::optional<WorkflowState> ParseWorkflowState(std::string_view name) {
+  for (WorkflowState s : {WorkflowState::kRunning, WorkflowState::kSucceeded,
+                          WorkflowState::kFailed, WorkflowState::kCancelled}) {
+    if (WorkflowStateName(s) == name) return s;
+  }
+  return std::nullopt;
+}
+
 bool IsTerminal(TaskState s) {
   return s == TaskState::kSucceeded || s == TaskState::kFailed || s == TaskState::kCancelled;
 }

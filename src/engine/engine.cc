@@ -25,6 +25,36 @@ struct Engine::Extra {
   std::int64_t spec_lease_ms = 0;  // Task::lease_ms
   KeyGroup* group = nullptr;       // its concurrency key's, if it has one
   std::int32_t concurrency_limit = 0;
+  std::unique_ptr<Deps> deps;      // dependencies, dependents, workflow
+};
+
+namespace {
+// A dependency that finished, as its dependents keep it.
+struct ParentLive {
+  IdBytes id;
+  std::string name;
+  TaskState state;
+  std::shared_ptr<const std::string> result;  // shared by all its dependents
+};
+}  // namespace
+
+// A task in a dependency graph: what it waits for and who waits for it.
+struct Engine::Deps {
+  WorkflowLive* workflow = nullptr;
+  std::string workflow_id;
+  std::string node;
+  std::vector<IdBytes> depends_on;
+  std::vector<IdBytes> children;     // live or not: looked up when this one finishes
+  std::vector<ParentLive> parents;   // of depends_on, those that finished
+  std::int32_t pending = 0;          // of depends_on, those not finished
+  DepFailure policy = DepFailure::kCancel;
+};
+
+struct Engine::WorkflowLive {
+  Workflow record;
+  std::int64_t unfinished = 0;
+  bool failed_any = false;
+  std::vector<IdBytes> tasks;  // every task that was live here (cancel walks them)
 };
 
 // Attempts: set once a task is first leased.
@@ -293,6 +323,23 @@ Engine::LivePtr Engine::Compact(Task&& t, QueueState* q) {
   if (!t.labels.empty()) l->MutableExtra().labels = FlattenLabels(t.labels);
   if (t.timeout_ms) l->MutableExtra().timeout_ms = t.timeout_ms;
   if (t.lease_ms) l->MutableExtra().spec_lease_ms = t.lease_ms;
+  if (!t.workflow.empty() || !t.depends_on.empty()) {
+    auto d = std::make_unique<Deps>();
+    d->workflow_id = t.workflow;
+    d->node = t.node;
+    d->policy = t.on_dep_failure;
+    for (const std::string& dep : t.depends_on) {
+      if (auto b = ParseId(dep)) d->depends_on.push_back(*b);
+    }
+    if (!t.workflow.empty()) {
+      if (auto it = workflows_.find(std::make_pair(t.ns, t.workflow)); it != workflows_.end()) {
+        d->workflow = it->second.get();
+        d->workflow->unfinished++;
+        d->workflow->tasks.push_back(l->id);
+      }
+    }
+    l->MutableExtra().deps = std::move(d);
+  }
   if (!t.concurrency_key.empty()) {
     Extra& x = l->MutableExtra();
     x.concurrency_limit = t.concurrency_limit;
@@ -352,6 +399,13 @@ Task Engine::Expand(const Live* l) const {
     t.labels = UnflattenLabels(x->labels);
     if (x->group) t.concurrency_key = *x->group->key;
     t.concurrency_limit = x->concurrency_limit;
+    if (const Deps* d = x->deps.get()) {
+      t.workflow = d->workflow_id;
+      t.node = d->node;
+      t.on_dep_failure = d->policy;
+      t.depends_on.reserve(d->depends_on.size());
+      for (const IdBytes& b : d->depends_on) t.depends_on.push_back(FormatId(b));
+    }
   }
   if (const RunState* r = l->run.get()) {
     t.result = r->result;
@@ -436,6 +490,10 @@ void Engine::Unindex(Live* l) {
   }
 }
 
+Engine::Deps* Engine::DepsOf(const Live* l) const {
+  return l->extra ? l->extra->deps.get() : nullptr;
+}
+
 Engine::KeyGroup* Engine::GroupOf(const Live* l) const {
   return l->extra ? l->extra->group : nullptr;
 }
@@ -516,10 +574,19 @@ Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, Engi
   Unindex(l);
   Apply(*decision, in, &t);
   const bool terminal = IsTerminal(t.state);
+  WorkflowLive* workflow = nullptr;
   if (terminal) {
     q->counts[static_cast<std::size_t>(t.state)]++;
     KeyGroup* g = GroupOf(l);
     if (g) g->members.erase(l);
+    if (Deps* d = DepsOf(l)) {
+      workflow = d->workflow;
+      if (!d->children.empty()) {
+        cascade_.push_back(Finished{l->id, d->workflow_id, d->node, t.state,
+                                    std::make_shared<const std::string>(t.result),
+                                    std::move(d->children)});
+      }
+    }
     live_.Remove(l);  // destroys *l when the returned pointer goes
     if (g && g->members.empty()) {
       q->keys.erase(q->keys.find(*g->key));
@@ -536,8 +603,77 @@ Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, Engi
   if (terminal) out->finished.push_back(t.id);
   auto snapshot = std::make_shared<const Task>(std::move(t));
   if (after) *after = *snapshot;
+  const TaskState state = snapshot->state;
   Emit(std::move(snapshot), /*created=*/false, out);
+  if (workflow) TaskOfWorkflowFinished(workflow, state, in.now, out);
+  if (!draining_ && !cascade_.empty()) {
+    draining_ = true;
+    while (!cascade_.empty()) {
+      Finished f = std::move(cascade_.front());
+      cascade_.pop_front();
+      Release(f, in.now, out);
+    }
+    draining_ = false;
+  }
   return Status::Ok();
+}
+
+// ---------------------------------------------------------------- dependencies
+
+void Engine::Release(const Finished& f, TimeMs now, EngineOutput* out) {
+  const std::string id = FormatId(f.id);
+  for (const IdBytes& cid : f.children) {
+    Live* c = live_.Find(cid);
+    if (!c || c->state() != TaskState::kBlocked) continue;
+    Deps& d = *DepsOf(c);
+    const bool same_workflow = !f.workflow.empty() && f.workflow == d.workflow_id;
+    const std::string& name = same_workflow ? f.node : id;
+    d.parents.push_back(ParentLive{f.id, name, f.state, f.result});
+    d.pending--;
+    if (f.state != TaskState::kSucceeded && d.policy == DepFailure::kCancel) {
+      ApplyInput in{now};
+      const std::string error = "dependency '" + name + "' " +
+                                std::string(TaskStateName(f.state));
+      in.error = error;
+      (void)Step(c, EventInput{TaskEvent::kCancel}, in, out);
+    } else if (d.pending <= 0) {
+      (void)Step(c, EventInput{TaskEvent::kDepsMet}, ApplyInput{now}, out);
+    }
+  }
+}
+
+std::vector<ParentResult> Engine::ParentsOf(const Live* l) const {
+  const Deps* d = DepsOf(l);
+  if (!d || d->parents.empty()) return {};
+  std::map<IdBytes, const ParentLive*> by_id;
+  for (const ParentLive& p : d->parents) by_id.emplace(p.id, &p);
+  std::vector<ParentResult> out;
+  out.reserve(d->parents.size());
+  for (const IdBytes& dep : d->depends_on) {
+    auto it = by_id.find(dep);
+    if (it == by_id.end()) continue;
+    const ParentLive& p = *it->second;
+    out.push_back(ParentResult{p.name, FormatId(p.id), p.state, p.result ? *p.result : ""});
+  }
+  return out;
+}
+
+void Engine::EmitWorkflow(const WorkflowLive& w, EngineOutput* out) {
+  if (out) out->mutations.push_back(Mutation::PutWorkflow(std::make_shared<const Workflow>(w.record)));
+}
+
+void Engine::TaskOfWorkflowFinished(WorkflowLive* w, TaskState state, TimeMs now,
+                                    EngineOutput* out) {
+  w->unfinished--;
+  if (state != TaskState::kSucceeded) w->failed_any = true;
+  if (w->unfinished > 0) return;
+  Workflow& r = w->record;
+  r.state = r.cancel_requested ? WorkflowState::kCancelled
+            : w->failed_any    ? WorkflowState::kFailed
+                               : WorkflowState::kSucceeded;
+  r.finished_at = r.updated_at = now;
+  EmitWorkflow(*w, out);
+  workflows_.erase(std::make_pair(r.ns, r.id));
 }
 
 // ---------------------------------------------------------------- recovery
@@ -553,8 +689,71 @@ Status Engine::RestoreTask(Task&& task) {
   if (!ParseId(task.id)) return DataLoss("live task '" + task.id + "' has an id Dray did not make");
   next_seq_ = std::max(next_seq_, task.seq + 1);
   next_token_ = std::max(next_token_, task.lease_token + 1);
-  Insert(std::move(task), nullptr);
+  Live* l = Insert(std::move(task), nullptr);
+  if (const Deps* d = DepsOf(l); d && !d->depends_on.empty()) restored_with_deps_.push_back(l);
   return Status::Ok();
+}
+
+void Engine::RestoreWorkflow(const Workflow& w, std::int64_t failed_tasks) {
+  auto live = std::make_unique<WorkflowLive>();
+  live->record = w;
+  live->failed_any = failed_tasks > 0;
+  workflows_[std::make_pair(w.ns, w.id)] = std::move(live);
+}
+
+void Engine::FinishRecovery(
+    const std::function<StatusOr<Task>(const std::string&, const std::string&)>& stored,
+    TimeMs now, EngineOutput* out) {
+  // Links first: a task's dependencies may have been restored after it.
+  std::vector<std::pair<IdBytes, bool>> check;  // (task, a dependency failed it)
+  for (Live* l : restored_with_deps_) {
+    Deps& d = *DepsOf(l);
+    d.pending = 0;
+    d.parents.clear();
+    bool cancel = false;
+    for (const IdBytes& dep : d.depends_on) {
+      if (Live* p = live_.Find(dep)) {
+        d.pending++;
+        Extra& px = p->MutableExtra();
+        if (!px.deps) px.deps = std::make_unique<Deps>();
+        px.deps->children.push_back(l->id);
+        continue;
+      }
+      ParentLive parent{dep, FormatId(dep), TaskState::kSucceeded, nullptr};
+      // A finished dependency purged since counts as met, with no result.
+      auto row = stored(l->queue->ns, parent.name);
+      if (row.ok()) {
+        parent.state = row->state;
+        parent.result = std::make_shared<const std::string>(row->result);
+        if (!d.workflow_id.empty() && row->workflow == d.workflow_id) parent.name = row->node;
+      }
+      if (parent.state != TaskState::kSucceeded && d.policy == DepFailure::kCancel) cancel = true;
+      d.parents.push_back(std::move(parent));
+    }
+    check.emplace_back(l->id, cancel);
+  }
+  restored_with_deps_.clear();
+  // Then repairs (a consistent store needs none): by id, since a cancel
+  // may end other tasks on the list.
+  for (const auto& [id, cancel] : check) {
+    Live* l = live_.Find(id);
+    if (!l || l->state() != TaskState::kBlocked) continue;
+    if (cancel) {
+      ApplyInput in{now};
+      in.error = "a dependency failed";
+      (void)Step(l, EventInput{TaskEvent::kCancel}, in, out);
+    } else if (DepsOf(l)->pending == 0) {
+      (void)Step(l, EventInput{TaskEvent::kDepsMet}, ApplyInput{now}, out);
+    }
+  }
+  std::vector<WorkflowLive*> empty;
+  for (auto& [key, w] : workflows_) {
+    if (w->unfinished == 0) empty.push_back(w.get());
+  }
+  for (WorkflowLive* w : empty) {
+    w->unfinished = 1;  // TaskOfWorkflowFinished counts one down and ends it
+    TaskOfWorkflowFinished(w, w->failed_any ? TaskState::kFailed : TaskState::kSucceeded, now, out);
+  }
 }
 
 void Engine::RestoreKey(const std::string& ns, const std::string& key, const std::string& id,
@@ -609,27 +808,7 @@ StatusOr<std::vector<SubmitOutcome>> Engine::Submit(std::vector<TaskSpec>&& spec
         continue;
       }
     }
-    QueueState& q = QueueFor(spec.ns, spec.queue, out);
-    Task t;
-    t.id = ids_.Next(now);
-    t.ns = std::move(spec.ns);
-    t.queue = std::move(spec.queue);
-    t.type = std::move(spec.type);
-    t.payload = std::move(spec.payload);
-    t.priority = spec.priority;
-    t.run_at = spec.run_at ? *spec.run_at : now + spec.delay_ms.value_or(0);
-    t.max_attempts = spec.max_attempts.value_or(q.settings.max_attempts);
-    t.backoff = spec.backoff.value_or(q.settings.backoff);
-    t.timeout_ms = spec.timeout_ms.value_or(0);
-    t.lease_ms = spec.lease_ms.value_or(0);
-    t.key = std::move(spec.key);
-    t.labels = std::move(spec.labels);
-    t.concurrency_key = std::move(spec.concurrency_key);
-    t.concurrency_limit = spec.concurrency_limit.value_or(0);
-    t.state = InitialState(false, t.run_at, now);
-    t.created_at = now;
-    t.updated_at = now;
-    t.seq = next_seq_++;
+    Task t = MakeTask(std::move(spec), QueueFor(spec.ns, spec.queue, out), now);
     if (!key.empty()) {
       keys_[key] = KeyEntry{t.id, now};
       key_order_.emplace_back(now, key);
@@ -638,6 +817,240 @@ StatusOr<std::vector<SubmitOutcome>> Engine::Submit(std::vector<TaskSpec>&& spec
     Insert(std::move(t), out);
   }
   return outcomes;
+}
+
+Task Engine::MakeTask(TaskSpec&& spec, const QueueState& q, TimeMs now) {
+  Task t;
+  t.id = ids_.Next(now);
+  t.ns = std::move(spec.ns);
+  t.queue = std::move(spec.queue);
+  t.type = std::move(spec.type);
+  t.payload = std::move(spec.payload);
+  t.priority = spec.priority;
+  t.run_at = spec.run_at ? *spec.run_at : now + spec.delay_ms.value_or(0);
+  t.max_attempts = spec.max_attempts.value_or(q.settings.max_attempts);
+  t.backoff = spec.backoff.value_or(q.settings.backoff);
+  t.timeout_ms = spec.timeout_ms.value_or(0);
+  t.lease_ms = spec.lease_ms.value_or(0);
+  t.key = std::move(spec.key);
+  t.labels = std::move(spec.labels);
+  t.concurrency_key = std::move(spec.concurrency_key);
+  t.concurrency_limit = spec.concurrency_limit.value_or(0);
+  t.state = InitialState(false, t.run_at, now);
+  t.created_at = now;
+  t.updated_at = now;
+  t.seq = next_seq_++;
+  return t;
+}
+
+// ---------------------------------------------------------------- workflows
+
+namespace {
+
+// Names a cycle among the tasks Kahn's algorithm could not order: walks
+// from one of them to a dependency also left over until a task repeats.
+std::string DescribeCycle(const WorkflowSpec& spec,
+                          const std::vector<std::vector<std::size_t>>& parents,
+                          const std::vector<bool>& ordered) {
+  std::size_t v = 0;
+  while (ordered[v]) ++v;
+  std::vector<std::size_t> path;
+  std::vector<std::size_t> seen_at(spec.tasks.size(), static_cast<std::size_t>(-1));
+  while (seen_at[v] == static_cast<std::size_t>(-1)) {
+    seen_at[v] = path.size();
+    path.push_back(v);
+    for (std::size_t p : parents[v]) {
+      if (!ordered[p]) {
+        v = p;
+        break;
+      }
+    }
+  }
+  std::string text;
+  for (std::size_t i = seen_at[v]; i < path.size(); ++i) {
+    text += "'" + spec.tasks[path[i]].name + "' -> ";
+  }
+  return text + "'" + spec.tasks[v].name + "'";
+}
+
+}  // namespace
+
+StatusOr<WorkflowOutcome> Engine::SubmitWorkflow(WorkflowSpec&& spec,
+                                                 const std::map<std::string, Task>& finished,
+                                                 TimeMs now, EngineOutput* out) {
+  Tick(now, out);
+  const std::size_t n = spec.tasks.size();
+  if (n == 0) return InvalidArgument("a workflow needs at least one task");
+  if (live_.size() + n > options_.max_live_tasks) {
+    return ResourceExhausted("the server holds " + std::to_string(live_.size()) +
+                             " live tasks; the limit is " +
+                             std::to_string(options_.max_live_tasks));
+  }
+  std::unordered_map<std::string_view, std::size_t> index;
+  index.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!index.emplace(spec.tasks[i].name, i).second) {
+      return InvalidArgument("two tasks are named '" + spec.tasks[i].name + "'");
+    }
+  }
+  // Edges. A dependency outside the workflow is a live task (its
+  // dependents wait for it) or a finished one (met now, or fatal).
+  struct External {
+    IdBytes id;
+    Live* live;
+    const Task* row;
+  };
+  std::vector<std::vector<std::size_t>> parents(n), children(n);
+  std::vector<std::vector<External>> external(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const WorkflowNodeSpec& node = spec.tasks[i];
+    const std::string who = "task '" + node.name + "'";
+    const DepFailure policy = node.on_failure.value_or(spec.on_failure);
+    if (!node.depends_on.empty() && (node.task.run_at || node.task.delay_ms)) {
+      return InvalidArgument(who + " has dependencies and a start time: a task with "
+                             "dependencies starts when they are met");
+    }
+    if (!node.task.key.empty()) {
+      return InvalidArgument(who + " has an idempotency key; tasks of a workflow cannot");
+    }
+    std::set<std::string_view> seen;
+    for (const std::string& dep : node.depends_on) {
+      if (!seen.insert(dep).second) continue;
+      if (dep == node.name) return InvalidArgument(who + " depends on itself");
+      if (auto it = index.find(dep); it != index.end()) {
+        parents[i].push_back(it->second);
+        children[it->second].push_back(i);
+        continue;
+      }
+      auto bytes = ParseId(dep);
+      Live* live = bytes ? FindLive(spec.ns, dep) : nullptr;
+      auto row = bytes && !live ? finished.find(dep) : finished.end();
+      if (!live && row == finished.end()) {
+        return InvalidArgument(who + " depends on '" + dep +
+                               "', which is neither a task of this workflow nor a task in "
+                               "namespace '" + spec.ns + "'");
+      }
+      if (!live) {
+        const Task& t = row->second;
+        if (!IsTerminal(t.state)) {
+          return FailedPrecondition("task " + dep + " changed meanwhile; try again");
+        }
+        if (t.state != TaskState::kSucceeded && policy == DepFailure::kCancel) {
+          return FailedPrecondition(who + " depends on task " + dep + ", which is " +
+                                    std::string(TaskStateName(t.state)) +
+                                    ", so it would be cancelled at once (on_failure: cancel)");
+        }
+      }
+      external[i].push_back(External{*bytes, live, live ? nullptr : &row->second});
+    }
+  }
+  // Kahn's algorithm: parents before children, else a cycle.
+  std::vector<std::size_t> order;
+  order.reserve(n);
+  std::vector<std::size_t> indegree(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    indegree[i] = parents[i].size();
+    if (indegree[i] == 0) order.push_back(i);
+  }
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    for (std::size_t c : children[order[k]]) {
+      if (--indegree[c] == 0) order.push_back(c);
+    }
+  }
+  if (order.size() < n) {
+    std::vector<bool> ordered(n, false);
+    for (std::size_t i : order) ordered[i] = true;
+    return InvalidArgument("the tasks form a cycle: " + DescribeCycle(spec, parents, ordered));
+  }
+
+  auto owned = std::make_unique<WorkflowLive>();
+  WorkflowLive* w = owned.get();
+  Workflow& r = w->record;
+  r.id = ids_.Next(now);
+  r.ns = spec.ns;
+  r.name = std::move(spec.name);
+  r.on_failure = spec.on_failure;
+  r.tasks = static_cast<std::int32_t>(n);
+  r.created_at = r.updated_at = now;
+  workflows_[std::make_pair(r.ns, r.id)] = std::move(owned);
+  EmitWorkflow(*w, out);  // the workflow's row before its tasks'
+
+  std::vector<Live*> made(n, nullptr);
+  for (std::size_t i : order) {
+    WorkflowNodeSpec& node = spec.tasks[i];
+    node.task.ns = spec.ns;
+    Task t = MakeTask(std::move(node.task), QueueFor(spec.ns, node.task.queue, out), now);
+    t.workflow = r.id;
+    t.node = node.name;
+    t.on_dep_failure = node.on_failure.value_or(spec.on_failure);
+    std::int32_t pending = 0;
+    std::vector<ParentLive> met;
+    for (std::size_t p : parents[i]) {
+      t.depends_on.push_back(FormatId(made[p]->id));
+      ++pending;
+    }
+    for (const External& e : external[i]) {
+      t.depends_on.push_back(FormatId(e.id));
+      if (e.live) {
+        ++pending;
+      } else {
+        met.push_back(ParentLive{e.id, FormatId(e.id), e.row->state,
+                                 std::make_shared<const std::string>(e.row->result)});
+      }
+    }
+    t.state = InitialState(pending > 0, t.run_at, now);
+    Live* l = Insert(std::move(t), out);
+    made[i] = l;
+    Deps& d = *DepsOf(l);
+    d.pending = pending;
+    d.parents = std::move(met);
+    for (std::size_t p : parents[i]) DepsOf(made[p])->children.push_back(l->id);
+    for (const External& e : external[i]) {
+      if (!e.live) continue;
+      Extra& px = e.live->MutableExtra();
+      if (!px.deps) px.deps = std::make_unique<Deps>();
+      px.deps->children.push_back(l->id);
+    }
+  }
+  WorkflowOutcome outcome;
+  outcome.workflow = r;
+  outcome.tasks.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    outcome.tasks.emplace_back(spec.tasks[i].name, FormatId(made[i]->id));
+  }
+  return outcome;
+}
+
+StatusOr<Workflow> Engine::CancelWorkflow(const std::string& ns, const std::string& id, TimeMs now,
+                                          EngineOutput* out) {
+  Tick(now, out);
+  auto it = workflows_.find(std::make_pair(ns, id));
+  if (it == workflows_.end()) return NotFound("workflow " + id + " is not running");
+  WorkflowLive* w = it->second.get();
+  w->record.cancel_requested = true;
+  w->record.updated_at = now;
+  Workflow result = w->record;
+  EmitWorkflow(*w, out);
+  const std::vector<IdBytes> tasks = w->tasks;  // w may end while they are cancelled
+  for (const IdBytes& tid : tasks) {
+    Live* l = live_.Find(tid);
+    if (!l) continue;
+    ApplyInput in{now};
+    in.error = "workflow cancelled";
+    (void)Step(l, EventInput{TaskEvent::kCancel}, in, out);
+  }
+  if (!workflows_.count(std::make_pair(ns, id))) {
+    result.state = WorkflowState::kCancelled;
+    result.finished_at = now;
+  }
+  return result;
+}
+
+std::optional<WorkflowStatus> Engine::FindWorkflow(const std::string& ns,
+                                                   const std::string& id) const {
+  auto it = workflows_.find(std::make_pair(ns, id));
+  if (it == workflows_.end()) return std::nullopt;
+  return WorkflowStatus{it->second->record, it->second->unfinished};
 }
 
 StatusOr<Task> Engine::Cancel(const std::string& ns, const std::string& id, TimeMs now,
@@ -657,6 +1070,11 @@ StatusOr<Task> Engine::Retry(Task stored, TimeMs now, EngineOutput* out) {
   if (!ParseId(stored.id)) return NotFound("task " + stored.id + " does not exist");
   if (live_.Find(*ParseId(stored.id))) {
     return FailedPrecondition("task " + stored.id + " is already live");
+  }
+  if (!stored.workflow.empty() || !stored.depends_on.empty()) {
+    return FailedPrecondition("task " + stored.id + " belongs to workflow " + stored.workflow +
+                              ": its dependents were already settled, so it cannot run again "
+                              "alone; submit the work again");
   }
   auto decision = Decide(stored, EventInput{TaskEvent::kRetry}, now);
   if (!decision.ok()) return decision.status();
@@ -714,6 +1132,7 @@ StatusOr<std::vector<LeasedTask>> Engine::Lease(const LeaseRequest& req, TimeMs 
     if (!s.ok()) return s;  // cannot happen: ready tasks accept a lease
     l->run->lease_ms = lease_ms;
     lt.lease = dray::Lease{std::to_string(lt.task.lease_token), lt.task.lease_expires_at};
+    lt.parents = ParentsOf(l);
     leased.push_back(std::move(lt));
   }
   return leased;

@@ -77,6 +77,17 @@ struct SubmitOutcome {
   bool created = true;  // false: an idempotency key matched an earlier task
 };
 
+struct WorkflowOutcome {
+  Workflow workflow;
+  std::vector<std::pair<std::string, std::string>> tasks;  // (name, id), as submitted
+};
+
+// A live workflow as the engine sees it.
+struct WorkflowStatus {
+  Workflow workflow;
+  std::int64_t unfinished = 0;
+};
+
 struct LeaseRequest {
   std::string ns = "default";
   std::string worker;
@@ -108,6 +119,17 @@ class Engine {
   void RestoreFinishedCounts(const std::vector<StateCount>& counts);
   // A finished task was purged from the store.
   void ForgetFinished(const std::string& ns, const std::string& queue, TaskState state);
+  // A running workflow, before its tasks are restored; `failed_tasks` of
+  // its tasks had already ended failed or cancelled.
+  void RestoreWorkflow(const Workflow& w, std::int64_t failed_tasks);
+  // After every task is restored: links dependencies again. `stored` reads
+  // a task that is no longer live (a finished dependency) from the store.
+  // Repairs what a consistent store never holds (a blocked task whose
+  // dependencies all finished; a running workflow with no live task) and
+  // puts those repairs in `out`.
+  void FinishRecovery(const std::function<StatusOr<Task>(const std::string& ns,
+                                                         const std::string& id)>& stored,
+                      TimeMs now, EngineOutput* out);
 
   // --- Producers.
   // Accepts all specs or none. ResourceExhausted past max_live_tasks.
@@ -118,8 +140,25 @@ class Engine {
   StatusOr<Task> Cancel(const std::string& ns, const std::string& id, TimeMs now,
                         EngineOutput* out);
   // Runs a terminal task again; `stored` is its committed row. Refused unless
-  // it is failed or cancelled.
+  // it is failed or cancelled, and for a task of a workflow.
   StatusOr<Task> Retry(Task stored, TimeMs now, EngineOutput* out);
+
+  // --- Workflows (docs/workflows.md). All tasks and the workflow's row are
+  // created in one output, or nothing is (InvalidArgument naming the
+  // culprit: a duplicate name, an unknown dependency, a cycle). A
+  // dependency that is not a name in the workflow is a task id: live here,
+  // or finished and in `finished` (its stored row, read by the caller).
+  // O(tasks + edges).
+  StatusOr<WorkflowOutcome> SubmitWorkflow(WorkflowSpec&& spec,
+                                           const std::map<std::string, Task>& finished,
+                                           TimeMs now, EngineOutput* out);
+  // Cancels every unfinished task of a live workflow (running ones are asked
+  // to stop); the workflow ends cancelled once they all have. NotFound if it
+  // is not live here.
+  StatusOr<Workflow> CancelWorkflow(const std::string& ns, const std::string& id, TimeMs now,
+                                    EngineOutput* out);
+  std::optional<WorkflowStatus> FindWorkflow(const std::string& ns, const std::string& id) const;
+  std::size_t live_workflows() const { return workflows_.size(); }
 
   // --- Workers. A wrong or old token is Aborted and changes nothing.
   StatusOr<std::vector<LeasedTask>> Lease(const LeaseRequest& req, TimeMs now, EngineOutput* out);
@@ -197,6 +236,17 @@ class Engine {
     bool operator()(const Live* a, const Live* b) const;
   };
   struct KeyGroup;
+  struct Deps;
+  struct WorkflowLive;
+  // A task with dependents finished: what they need of it.
+  struct Finished {
+    IdBytes id;
+    std::string workflow;
+    std::string node;
+    TaskState state;
+    std::shared_ptr<const std::string> result;
+    std::vector<IdBytes> children;
+  };
   struct LiveDeleter {
     void operator()(Live* l) const;
   };
@@ -251,6 +301,15 @@ class Engine {
   bool CanStart(QueueState* q, TimeMs now);
   // When a rate-limited queue may next start a task.
   static TimeMs TokenAt(const QueueState& q);
+  Deps* DepsOf(const Live* l) const;
+  // A new task from a spec (ids, defaults, seq); not yet inserted.
+  Task MakeTask(TaskSpec&& spec, const QueueState& q, TimeMs now);
+  // A finished task's dependents: released, or cancelled by its failure.
+  void Release(const Finished& f, TimeMs now, EngineOutput* out);
+  // A task of `w` finished: ends the workflow if it was the last.
+  void TaskOfWorkflowFinished(WorkflowLive* w, TaskState state, TimeMs now, EngineOutput* out);
+  void EmitWorkflow(const WorkflowLive& w, EngineOutput* out);
+  std::vector<ParentResult> ParentsOf(const Live* l) const;
   // Why a live task that is not running waits: {code, words}.
   std::pair<std::string, std::string> WaitReasonOf(const Live* l) const;
   // Queues the task's new state for the store: a whole new row when
@@ -288,6 +347,12 @@ class Engine {
   };
   std::map<std::uint64_t, Waiter> waiters_;  // ordered by id = arrival
   double vtime_ = 0;  // stride scheduling: the pass of the last queue leased from
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<WorkflowLive>> workflows_;
+  // Dependents to release, drained by the outermost Step (iteratively, so
+  // that a chain of 10,000 tasks does not recurse 10,000 deep).
+  std::deque<Finished> cascade_;
+  bool draining_ = false;
+  std::vector<Live*> restored_with_deps_;  // recovery: linked by FinishRecovery
   std::set<QueueState*> throttled_;  // out of tokens with ready work
 };
 

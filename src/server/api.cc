@@ -1,11 +1,14 @@
 #include "server/api.h"
 
 #include <boost/json.hpp>
+#include <array>
 #include <charconv>
+#include <map>
 
 #include "core/ids.h"
 #include "core/json_codec.h"
 #include "core/json_writer.h"
+#include "core/state_machine.h"
 #include "core/time_format.h"
 
 namespace json = boost::json;
@@ -175,7 +178,78 @@ std::string LeasedTasksJson(const std::vector<LeasedTask>& leased) {
     AppendJsonString(l.lease.token, &out);
     out.append(",\"expires_at\":\"");
     out.append(FormatRfc3339(l.lease.expires_at));
-    out.append("\"}}");
+    out.append("\"}");
+    if (!l.parents.empty()) {
+      out.append(",\"parents\":");
+      AppendParentsJson(l.parents, &out);
+    }
+    out.push_back('}');
+  }
+  out.append("]}");
+  return out;
+}
+
+// Results up to this size are shown whole in a workflow's task list.
+constexpr std::size_t kWorkflowResultBytes = 1024;
+
+// GET /v1/workflows/{id}: the workflow, counts of its tasks by state, and
+// each task in brief (names for dependencies inside the workflow).
+std::string WorkflowViewJson(const WorkflowView& v, bool with_tasks) {
+  std::string out;
+  out.reserve(256 + v.tasks.size() * 320);
+  AppendWorkflowJson(v.workflow, &out, /*close=*/false);
+  if (!with_tasks) {
+    out.push_back('}');
+    return out;
+  }
+  std::map<std::string_view, std::string_view> names;  // id -> node name
+  std::array<std::int64_t, 8> counts{};
+  for (const Task& t : v.tasks) {
+    names.emplace(t.id, t.node);
+    counts[static_cast<std::size_t>(t.state)]++;
+  }
+  out.append(",\"counts\":{");
+  bool first = true;
+  for (TaskState st : kAllTaskStates) {
+    if (!first) out.push_back(',');
+    first = false;
+    AppendJsonString(TaskStateName(st), &out);
+    out.push_back(':');
+    out.append(std::to_string(counts[static_cast<std::size_t>(st)]));
+  }
+  out.append("},\"tasks\":[");
+  for (std::size_t i = 0; i < v.tasks.size(); ++i) {
+    const Task& t = v.tasks[i];
+    if (i) out.push_back(',');
+    json::object o{{"name", t.node},
+                   {"id", t.id},
+                   {"state", TaskStateName(t.state)},
+                   {"queue", t.queue},
+                   {"type", t.type},
+                   {"attempts", t.attempts},
+                   {"created_at", FormatRfc3339(t.created_at)}};
+    json::array deps;
+    for (const std::string& d : t.depends_on) {
+      auto it = names.find(d);
+      deps.push_back(json::string(it == names.end() ? std::string_view(d) : it->second));
+    }
+    o["depends_on"] = std::move(deps);
+    if (t.on_dep_failure != DepFailure::kCancel) o["on_failure"] = DepFailureName(t.on_dep_failure);
+    if (!t.history.empty()) o["started_at"] = FormatRfc3339(t.history.front().started_at);
+    o["finished_at"] = t.finished_at ? json::value(FormatRfc3339(t.finished_at)) : nullptr;
+    if (!t.error.empty()) o["error"] = t.error;
+    if (!t.result.empty()) {
+      if (t.result.size() <= kWorkflowResultBytes) {
+        o["result"] = JsonOrNull(t.result);
+      } else {
+        o["result_bytes"] = t.result.size();  // GET /v1/tasks/{id} has it whole
+      }
+    }
+    if (!t.wait_reason.empty()) {
+      o["wait_reason"] = t.wait_reason;
+      o["wait_detail"] = t.wait_detail;
+    }
+    out.append(json::serialize(o));
   }
   out.append("]}");
   return out;
@@ -296,6 +370,99 @@ class Api {
     } else {
       service_->Cancel(*ns, id, TaskResponder(std::move(respond)));
     }
+  }
+
+  void SubmitWorkflow(HttpRequest&& req, Responder respond) {
+    auto ns = Namespace(req, opts_.limits);
+    if (!ns.ok()) return respond(ErrorResponse(ns.status()));
+    if (Status s = service_->Admission(); !s.ok()) return respond(ErrorResponse(s));
+    auto body = ParseJson(req.body);
+    if (!body.ok()) return respond(ErrorResponse(body.status()));
+    auto spec = DecodeWorkflowSpec(*body, opts_.limits);
+    if (!spec.ok()) return respond(ErrorResponse(spec.status()));
+    spec->ns = *ns;
+    service_->SubmitWorkflow(std::move(*spec), [respond = std::move(respond)](
+                                                   StatusOr<WorkflowOutcome> r) {
+      if (!r.ok()) return respond(ErrorResponse(r.status()));
+      std::string out;
+      out.reserve(128 + r->tasks.size() * 64);
+      out.append("{\"workflow\":");
+      AppendWorkflowJson(r->workflow, &out);
+      out.append(",\"tasks\":{");
+      for (std::size_t i = 0; i < r->tasks.size(); ++i) {
+        if (i) out.push_back(',');
+        AppendJsonString(r->tasks[i].first, &out);
+        out.push_back(':');
+        AppendJsonString(r->tasks[i].second, &out);
+      }
+      out.append("}}");
+      respond(HttpResponse::Json(201, std::move(out)));
+    });
+  }
+
+  void GetWorkflow(HttpRequest&& req, Responder respond) {
+    auto ns = Namespace(req, opts_.limits);
+    if (!ns.ok()) return respond(ErrorResponse(ns.status()));
+    const std::string& id = req.params.at("id");
+    if (!IsValidId(id)) return respond(ErrorResponse(NotFound("no workflow '" + id + "'")));
+    auto tasks = IntParam(req, "tasks", 1, 0, 1);
+    if (!tasks.ok()) return respond(ErrorResponse(tasks.status()));
+    const bool with_tasks = *tasks == 1;
+    service_->GetWorkflow(*ns, id, with_tasks,
+                          [respond = std::move(respond), with_tasks](StatusOr<WorkflowView> r) {
+                            if (!r.ok()) return respond(ErrorResponse(r.status()));
+                            respond(HttpResponse::Json(200, WorkflowViewJson(*r, with_tasks)));
+                          });
+  }
+
+  void ListWorkflows(HttpRequest&& req, Responder respond) {
+    auto ns = Namespace(req, opts_.limits);
+    if (!ns.ok()) return respond(ErrorResponse(ns.status()));
+    WorkflowQuery q;
+    q.ns = *ns;
+    q.name = QueryParam(req, "name");
+    q.cursor = QueryParam(req, "cursor");
+    if (std::string st = QueryParam(req, "state"); !st.empty()) {
+      q.state = ParseWorkflowState(st);
+      if (!q.state) {
+        return respond(ErrorResponse(InvalidArgument(
+            "query parameter 'state' must be one of running, succeeded, failed, cancelled")));
+      }
+    }
+    auto limit = IntParam(req, "limit", 100, 1, 1000);
+    if (!limit.ok()) return respond(ErrorResponse(limit.status()));
+    q.limit = static_cast<std::size_t>(*limit);
+    auto page = service_->ListWorkflows(q);
+    if (!page.ok()) return respond(ErrorResponse(page.status()));
+    std::string body = "{\"workflows\":[";
+    for (std::size_t i = 0; i < page->workflows.size(); ++i) {
+      if (i) body.push_back(',');
+      AppendWorkflowJson(page->workflows[i], &body);
+    }
+    body.append("],\"next_cursor\":");
+    if (page->next_cursor.empty()) {
+      body.append("null");
+    } else {
+      AppendJsonString(page->next_cursor, &body);
+    }
+    body.push_back('}');
+    respond(HttpResponse::Json(200, std::move(body)));
+  }
+
+  void CancelWorkflow(HttpRequest&& req, Responder respond) {
+    auto ns = Namespace(req, opts_.limits);
+    if (!ns.ok()) return respond(ErrorResponse(ns.status()));
+    auto body = ObjectBody(req);
+    if (!body.ok()) return respond(ErrorResponse(body.status()));
+    if (Status s = UnknownFields(*body, {}); !s.ok()) return respond(ErrorResponse(s));
+    const std::string& id = req.params.at("id");
+    if (!IsValidId(id)) return respond(ErrorResponse(NotFound("no workflow '" + id + "'")));
+    service_->CancelWorkflow(*ns, id, [respond = std::move(respond)](StatusOr<Workflow> r) {
+      if (!r.ok()) return respond(ErrorResponse(r.status()));
+      std::string out;
+      AppendWorkflowJson(*r, &out);
+      respond(HttpResponse::Json(200, std::move(out)));
+    });
   }
 
   void Lease(HttpRequest&& req, Responder respond) {
@@ -590,6 +757,10 @@ void RegisterApi(Router* router, TaskService* service, ApiOptions options) {
   router->Add(verb::post, "/v1/tasks/{id}/complete", bind(&Api::Complete));
   router->Add(verb::post, "/v1/tasks/{id}/fail", bind(&Api::Fail));
   router->Add(verb::post, "/v1/leases", bind(&Api::Lease));
+  router->Add(verb::post, "/v1/workflows", bind(&Api::SubmitWorkflow));
+  router->Add(verb::get, "/v1/workflows", bind(&Api::ListWorkflows));
+  router->Add(verb::get, "/v1/workflows/{id}", bind(&Api::GetWorkflow));
+  router->Add(verb::post, "/v1/workflows/{id}/cancel", bind(&Api::CancelWorkflow));
   router->Add(verb::post, "/v1/acks", bind(&Api::Acks));
   router->Add(verb::get, "/v1/queues", bind(&Api::ListQueues));
   router->Add(verb::get, "/v1/queues/{name}", bind(&Api::GetQueue));

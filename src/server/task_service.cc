@@ -1,8 +1,10 @@
 #include "server/task_service.h"
 
 #include <algorithm>
+#include <set>
 #include <boost/asio/post.hpp>
 
+#include "core/ids.h"
 #include "core/state_machine.h"
 
 namespace dray {
@@ -48,6 +50,10 @@ Status TaskService::Recover() {
   auto finished = store_->CountTerminal();  // the one count over the store
   if (!finished.ok()) return finished.status();
   engine_.RestoreFinishedCounts(*finished);
+  // Workflows before their tasks: a task links to its live workflow.
+  auto workflows = store_->LoadRunningWorkflows();
+  if (!workflows.ok()) return workflows.status();
+  for (const auto& w : *workflows) engine_.RestoreWorkflow(w.workflow, w.failed_tasks);
   // The callbacks run now, on this thread, under mu_.
   Engine* engine = &engine_;
   Status restored;
@@ -55,6 +61,14 @@ Status TaskService::Recover() {
     if (restored.ok()) restored = engine->RestoreTask(std::move(t));
   }));
   DRAY_RETURN_IF_ERROR(restored);
+  {
+    EngineOutput out;
+    engine_.FinishRecovery(
+        [this](const std::string& ns, const std::string& id) { return store_->GetTask(ns, id); },
+        clock_->NowMs(), &out);
+    // Repairs only (a consistent store needs none), before anything else runs.
+    if (!out.mutations.empty()) DRAY_RETURN_IF_ERROR(store_->Commit(out.mutations));
+  }
   const TimeMs since = clock_->NowMs() - config_.idempotency_window_ms;
   return store_->ScanKeys(since, [engine](const std::string& ns, const std::string& key,
                                          const std::string& id, TimeMs created_at) {
@@ -141,6 +155,7 @@ ServiceStats TaskService::stats() const {
   {
     MutexLock lock(&mu_);
     s.live_tasks = engine_.live_tasks();
+    s.live_workflows = engine_.live_workflows();
     s.lease_waiters = lease_waiters_.size();
     s.task_waiters = task_waiters_.size();
   }
@@ -238,6 +253,7 @@ void TaskService::OnTick() {
 
 void TaskService::Purge() {
   const TimeMs now = clock_->NowMs();
+  PurgeWorkflows(now - config_.retention_ms);
   auto expired = store_->FindExpired(now - config_.retention_ms, 1000);
   MutexLock lock(&mu_);
   if (stopped_) return;
@@ -256,6 +272,130 @@ void TaskService::Purge() {
   purge_timer_.expires_after(std::chrono::milliseconds(more ? 10 : config_.purge_interval_ms));
   purge_timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) Purge();
+  });
+}
+
+// A finished workflow goes with all its tasks, in one commit.
+void TaskService::PurgeWorkflows(TimeMs cutoff) {
+  auto expired = store_->FindExpiredWorkflows(cutoff, 100);
+  if (!expired.ok()) return;
+  for (const auto& [ns, id] : *expired) {
+    auto tasks = store_->WorkflowTasks(ns, id);
+    if (!tasks.ok()) return;
+    MutexLock lock(&mu_);
+    if (stopped_) return;
+    std::vector<Mutation> deletes;
+    for (const Task& t : *tasks) {
+      if (engine_.IsLive(ns, t.id)) continue;  // cannot be: a finished workflow has none
+      engine_.ForgetFinished(ns, t.queue, t.state);
+      deletes.push_back(Mutation::DeleteTask(ns, t.id));
+    }
+    deletes.push_back(Mutation::DeleteWorkflow(ns, id));
+    pipeline_.Submit(std::move(deletes), [](const Status&) {});
+  }
+}
+
+// ---------------------------------------------------------------- workflows
+
+void TaskService::SubmitWorkflow(WorkflowSpec spec, Callback<WorkflowOutcome> done) {
+  // Dependencies that are not names of this workflow may be existing tasks.
+  std::set<std::string> names, external;
+  for (const WorkflowNodeSpec& n : spec.tasks) names.insert(n.name);
+  for (const WorkflowNodeSpec& n : spec.tasks) {
+    for (const std::string& d : n.depends_on) {
+      if (!names.count(d) && IsValidId(d)) external.insert(d);
+    }
+  }
+  if (external.empty()) {
+    MutexLock lock(&mu_);
+    return SubmitWorkflowLocked(std::move(spec), {}, std::move(done));
+  }
+  auto shared = std::make_shared<WorkflowSpec>(std::move(spec));
+  pipeline_.Submit({}, [this, shared, external = std::move(external),
+                        done = std::move(done)](const Status&) mutable {
+    boost::asio::post(ioc_, [this, shared, external = std::move(external),
+                             done = std::move(done)]() mutable {
+      std::map<std::string, Task> finished;
+      for (const std::string& id : external) {
+        auto t = store_->GetTask(shared->ns, id);
+        if (t.ok()) {
+          finished.emplace(id, std::move(*t));
+        } else if (t.status().code() != StatusCode::kNotFound) {
+          return done(t.status());
+        }
+      }
+      MutexLock lock(&mu_);
+      SubmitWorkflowLocked(std::move(*shared), finished, std::move(done));
+    });
+  });
+}
+
+void TaskService::SubmitWorkflowLocked(WorkflowSpec spec, const std::map<std::string, Task>& finished,
+                                       Callback<WorkflowOutcome> done) {
+  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+  if (Status s = Admission(); !s.ok()) return done(s);
+  EngineOutput out;
+  auto r = engine_.SubmitWorkflow(std::move(spec), finished, clock_->NowMs(), &out);
+  if (!r.ok()) {
+    CommitLocked(std::move(out), nullptr);
+    return done(r.status());
+  }
+  CommitLocked(std::move(out), [done, outcome = std::move(*r)](const Status& s) {
+    Respond(done, s, outcome);
+  });
+}
+
+void TaskService::GetWorkflow(const std::string& ns, const std::string& id, bool with_tasks,
+                              Callback<WorkflowView> done) {
+  WorkflowView view;
+  auto w = store_->GetWorkflow(ns, id);
+  if (!w.ok()) return done(w.status());
+  view.workflow = std::move(*w);
+  if (with_tasks) {
+    auto tasks = store_->WorkflowTasks(ns, id);
+    if (!tasks.ok()) return done(tasks.status());
+    view.tasks = std::move(*tasks);
+  }
+  {
+    // Live tasks as the engine sees them now (with why they wait).
+    MutexLock lock(&mu_);
+    if (auto live = engine_.FindWorkflow(ns, id)) view.workflow = live->workflow;
+    for (Task& t : view.tasks) {
+      if (std::optional<Task> l = engine_.Find(ns, t.id)) t = std::move(*l);
+    }
+  }
+  done(std::move(view));
+}
+
+StatusOr<WorkflowPage> TaskService::ListWorkflows(const WorkflowQuery& query) {
+  return store_->ListWorkflows(query);
+}
+
+void TaskService::CancelWorkflow(const std::string& ns, const std::string& id,
+                                 Callback<Workflow> done) {
+  {
+    MutexLock lock(&mu_);
+    if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+    EngineOutput out;
+    auto r = engine_.CancelWorkflow(ns, id, clock_->NowMs(), &out);
+    if (r.ok()) {
+      return CommitLocked(std::move(out), [done, w = std::move(*r)](const Status& s) {
+        Respond(done, s, w);
+      });
+    }
+    CommitLocked(std::move(out), nullptr);
+    if (r.status().code() != StatusCode::kNotFound) return done(r.status());
+  }
+  // Not live: finished, or unknown. The barrier makes the row current.
+  pipeline_.Submit({}, [this, ns, id, done = std::move(done)](const Status&) {
+    boost::asio::post(ioc_, [this, ns, id, done] {
+      auto w = store_->GetWorkflow(ns, id);
+      if (!w.ok()) return done(w.status());
+      if (w->state == WorkflowState::kCancelled) return done(std::move(*w));
+      done(FailedPrecondition("workflow " + id + " is " +
+                              std::string(WorkflowStateName(w->state)) +
+                              "; only a running workflow can be cancelled"));
+    });
   });
 }
 

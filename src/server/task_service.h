@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -48,8 +49,15 @@ struct AckOutcome {
   TaskState state = TaskState::kRunning;
 };
 
+// A workflow with its tasks, as GET /v1/workflows/{id} shows it.
+struct WorkflowView {
+  Workflow workflow;
+  std::vector<Task> tasks;  // in submit order; live ones with their wait_reason
+};
+
 struct ServiceStats {
   std::size_t live_tasks = 0;
+  std::size_t live_workflows = 0;
   std::size_t lease_waiters = 0;
   std::size_t task_waiters = 0;
   CommitStats commits;
@@ -82,6 +90,17 @@ class TaskService {
   StatusOr<TaskPage> List(const TaskQuery& query);
   void Cancel(const std::string& ns, const std::string& id, Callback<Task> done);
   void Retry(const std::string& ns, const std::string& id, Callback<Task> done);
+
+  // Workflows: all tasks in one commit, or none. Dependencies on tasks
+  // outside the workflow are read from the store first (after a barrier,
+  // so that the rows are as the engine last decided them).
+  void SubmitWorkflow(WorkflowSpec spec, Callback<WorkflowOutcome> done);
+  void GetWorkflow(const std::string& ns, const std::string& id, bool with_tasks,
+                   Callback<WorkflowView> done);
+  StatusOr<WorkflowPage> ListWorkflows(const WorkflowQuery& query);
+  // Cancelling a cancelled workflow answers it as it is; any other
+  // finished one is FailedPrecondition.
+  void CancelWorkflow(const std::string& ns, const std::string& id, Callback<Workflow> done);
 
   // wait_ms > 0: when nothing is ready, holds the call until a task is or
   // wait_ms passes (then an empty list). `on_abandon`, if given, is handed
@@ -139,6 +158,9 @@ class TaskService {
   void AbandonWait(std::uint64_t waiter_id) DRAY_EXCLUDES(mu_);
   void SchedulePurge();
   void Purge();
+  void PurgeWorkflows(TimeMs cutoff) DRAY_EXCLUDES(mu_);
+  void SubmitWorkflowLocked(WorkflowSpec spec, const std::map<std::string, Task>& finished,
+                            Callback<WorkflowOutcome> done) DRAY_REQUIRES(mu_);
   // Reads a task that is not live: from the store, after a barrier if its
   // committed row still looks live (a terminal commit is in flight).
   void ReadStored(const std::string& ns, const std::string& id, Callback<Task> done);

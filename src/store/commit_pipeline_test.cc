@@ -47,6 +47,20 @@ class FakeStore final : public Store {
   StatusOr<std::vector<ExpiredTask>> FindExpired(TimeMs, std::size_t) override {
     return std::vector<ExpiredTask>{};
   }
+  StatusOr<Workflow> GetWorkflow(const std::string&, const std::string&) override {
+    return NotFound("");
+  }
+  StatusOr<WorkflowPage> ListWorkflows(const WorkflowQuery&) override { return WorkflowPage{}; }
+  StatusOr<std::vector<Task>> WorkflowTasks(const std::string&, const std::string&) override {
+    return std::vector<Task>{};
+  }
+  StatusOr<std::vector<RunningWorkflow>> LoadRunningWorkflows() override {
+    return std::vector<RunningWorkflow>{};
+  }
+  StatusOr<std::vector<std::pair<std::string, std::string>>> FindExpiredWorkflows(
+      TimeMs, std::size_t) override {
+    return std::vector<std::pair<std::string, std::string>>{};
+  }
 
   void Hold() {
     std::lock_guard<std::mutex> lock(mu_);

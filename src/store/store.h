@@ -46,12 +46,15 @@ struct Mutation {
     // indexes on unchanged columns are not touched. If no row is there, the
     // whole task is written as by kPutTask.
     kUpdateTask,
+    kPutWorkflow,     // insert or replace a workflow's row
+    kDeleteWorkflow,  // remove a workflow's row (retention purge)
   };
   Kind kind = Kind::kPutTask;
   std::shared_ptr<const Task> task;  // kPutTask, kUpdateTask
-  std::string ns;                    // kDeleteTask
-  std::string id;                    // kDeleteTask
+  std::string ns;                    // kDeleteTask, kDeleteWorkflow
+  std::string id;                    // kDeleteTask, kDeleteWorkflow
   QueueRecord queue;                 // kPutQueue
+  std::shared_ptr<const Workflow> workflow;  // kPutWorkflow
 
   static Mutation PutTask(std::shared_ptr<const Task> t) {
     Mutation m;
@@ -78,6 +81,19 @@ struct Mutation {
     m.queue = std::move(q);
     return m;
   }
+  static Mutation PutWorkflow(std::shared_ptr<const Workflow> w) {
+    Mutation m;
+    m.kind = Kind::kPutWorkflow;
+    m.workflow = std::move(w);
+    return m;
+  }
+  static Mutation DeleteWorkflow(std::string ns, std::string id) {
+    Mutation m;
+    m.kind = Kind::kDeleteWorkflow;
+    m.ns = std::move(ns);
+    m.id = std::move(id);
+    return m;
+  }
 };
 
 // A filter for ListTasks. Empty strings and unset optionals match everything.
@@ -98,6 +114,20 @@ struct TaskQuery {
 struct TaskPage {
   std::vector<Task> tasks;
   std::string next_cursor;  // empty when there is nothing more
+};
+
+// A filter for ListWorkflows, newest first.
+struct WorkflowQuery {
+  std::string ns = "default";
+  std::optional<WorkflowState> state;
+  std::string name;         // exact match; empty = any
+  std::size_t limit = 100;  // clamped to 1..1000
+  std::string cursor;       // the next_cursor of the previous page
+};
+
+struct WorkflowPage {
+  std::vector<Workflow> workflows;
+  std::string next_cursor;
 };
 
 struct StateCount {
@@ -159,8 +189,26 @@ class Store {
 
   // Ids (ns, id) of up to `limit` terminal tasks finished before `cutoff`,
   // oldest first: candidates for the retention purge, which deletes them
-  // through Commit() like any other write.
+  // through Commit() like any other write. Tasks of a workflow are not
+  // among them: they go with their workflow (FindExpiredWorkflows).
   virtual StatusOr<std::vector<ExpiredTask>> FindExpired(TimeMs cutoff, std::size_t limit) = 0;
+
+  // --- Workflows.
+  virtual StatusOr<Workflow> GetWorkflow(const std::string& ns, const std::string& id) = 0;
+  virtual StatusOr<WorkflowPage> ListWorkflows(const WorkflowQuery& query) = 0;
+  // Every task of a workflow, in submit order (seq).
+  virtual StatusOr<std::vector<Task>> WorkflowTasks(const std::string& ns,
+                                                    const std::string& id) = 0;
+  // Workflows still running (recovery), each with the count of its tasks
+  // that ended failed or cancelled.
+  struct RunningWorkflow {
+    Workflow workflow;
+    std::int64_t failed_tasks = 0;
+  };
+  virtual StatusOr<std::vector<RunningWorkflow>> LoadRunningWorkflows() = 0;
+  // Up to `limit` finished workflows (ns, id) finished before `cutoff`.
+  virtual StatusOr<std::vector<std::pair<std::string, std::string>>> FindExpiredWorkflows(
+      TimeMs cutoff, std::size_t limit) = 0;
 };
 
 }  // namespace dray

@@ -560,6 +560,7 @@ class StoreModel {
   using Key = std::pair<std::string, std::string>;  // (ns, id)
   std::map<Key, Task> tasks;
   std::map<Key, QueueSettings> queues;  // (ns, name)
+  std::map<Key, Workflow> workflows;
 
   void Apply(const Mutation& m) {
     switch (m.kind) {
@@ -590,6 +591,12 @@ class StoreModel {
         break;
       case Mutation::Kind::kPutQueue:
         queues[{m.queue.ns, m.queue.name}] = m.queue.settings;
+        break;
+      case Mutation::Kind::kPutWorkflow:
+        workflows[{m.workflow->ns, m.workflow->id}] = *m.workflow;
+        break;
+      case Mutation::Kind::kDeleteWorkflow:
+        workflows.erase({m.ns, m.id});
         break;
     }
   }

@@ -206,6 +206,22 @@ TEST_F(OpenApiTest, EveryOperationAnswersAsDocumented) {
   Call("GET", "/v1/queues", "/v1/queues");
   Call("GET", "/v1/queues/{name}", "/v1/queues/oa");
   Call("PATCH", "/v1/queues/{name}", "/v1/queues/oa", R"({"paused":true,"backoff":{"initial_ms":5,"max_ms":10}})");
+  json::value wf = Call("POST", "/v1/workflows", "/v1/workflows",
+                        R"({"name":"w","tasks":[{"name":"a","type":"t","queue":"oaw"},)"
+                        R"({"name":"b","type":"t","queue":"oaw","depends_on":["a"],"on_failure":"continue"}]})");
+  Call("POST", "/v1/workflows", "/v1/workflows", R"({"tasks":[{"name":"a","type":"t","depends_on":["a"]}]})");
+  const std::string wid(wf.at("workflow").at("id").as_string());
+  json::value wl = Call("POST", "/v1/leases", "/v1/leases", R"({"worker":"w","queues":["oaw"]})");
+  Call("POST", "/v1/tasks/{id}/complete",
+       "/v1/tasks/" + std::string(wl.at("tasks").at(0).at("id").as_string()) + "/complete",
+       R"({"lease":")" + std::string(wl.at("tasks").at(0).at("lease").at("token").as_string()) +
+           R"(","result":{"n":1}})");
+  Call("POST", "/v1/leases", "/v1/leases", R"({"worker":"w","queues":["oaw"]})");  // with parents
+  Call("GET", "/v1/workflows/{id}", "/v1/workflows/" + wid);
+  Call("GET", "/v1/workflows/{id}", "/v1/workflows/" + wid + "?tasks=0");
+  Call("GET", "/v1/workflows", "/v1/workflows?state=running");
+  Call("POST", "/v1/workflows/{id}/cancel", "/v1/workflows/" + wid + "/cancel");
+  Call("GET", "/v1/tasks/{id}", "/v1/tasks/" + std::string(wf.at("tasks").at("b").as_string()));
   Call("GET", "/healthz", "/healthz");
   Call("GET", "/readyz", "/readyz");
   Call("GET", "/metrics", "/metrics");

@@ -89,8 +89,31 @@ constexpr std::string_view kV4 = R"sql(
 ALTER TABLE tasks ADD COLUMN flow TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Workflows: a row per workflow, and its tasks found by an index on the
+// task's workflow id (partial: plain tasks are not in it, and a transition,
+// which never sets the column, does not touch it).
+constexpr std::string_view kV5 = R"sql(
+ALTER TABLE tasks ADD COLUMN workflow TEXT NOT NULL DEFAULT '';
+CREATE INDEX tasks_by_workflow ON tasks (ns, workflow, seq) WHERE workflow <> '';
+CREATE TABLE workflows (
+  ns               TEXT    NOT NULL,
+  id               TEXT    NOT NULL,
+  name             TEXT    NOT NULL,
+  state            INTEGER NOT NULL,
+  on_failure       INTEGER NOT NULL,
+  tasks            INTEGER NOT NULL,
+  cancel_requested INTEGER NOT NULL,
+  created_at       INTEGER NOT NULL,
+  updated_at       INTEGER NOT NULL,
+  finished_at      INTEGER NOT NULL,
+  PRIMARY KEY (ns, id)
+) WITHOUT ROWID;
+CREATE INDEX workflows_by_state ON workflows (ns, state, id);
+CREATE INDEX workflows_finished ON workflows (finished_at) WHERE state >= 2;
+)sql";
+
 // Append only: migration i (1-based) is kMigrations[i - 1].
-constexpr std::array<std::string_view, 4> kMigrations = {kV1, kV2, kV3, kV4};
+constexpr std::array<std::string_view, 5> kMigrations = {kV1, kV2, kV3, kV4, kV5};
 
 }  // namespace
 

@@ -181,10 +181,20 @@ Status DecodeSettings(const std::string& text, QueueSettings* out) {
 
 // The flow column: what a task's flow control needs, '' when it has none.
 std::string EncodeFlow(const Task& t) {
-  if (t.concurrency_key.empty() && t.concurrency_limit == 0) return {};
+  if (t.concurrency_key.empty() && t.concurrency_limit == 0 && t.node.empty() &&
+      t.depends_on.empty() && t.on_dep_failure == DepFailure::kCancel) {
+    return {};
+  }
   json::object o;
   if (!t.concurrency_key.empty()) o["concurrency_key"] = t.concurrency_key;
   if (t.concurrency_limit) o["concurrency_limit"] = t.concurrency_limit;
+  if (!t.node.empty()) o["node"] = t.node;
+  if (!t.depends_on.empty()) {
+    json::array deps;
+    for (const std::string& d : t.depends_on) deps.push_back(json::string(d));
+    o["depends_on"] = std::move(deps);
+  }
+  if (t.on_dep_failure != DepFailure::kCancel) o["on_dep_failure"] = DepFailureName(t.on_dep_failure);
   return json::serialize(o);
 }
 
@@ -195,6 +205,19 @@ Status DecodeFlow(const std::string& text, Task* t) {
   const json::object& o = v.get_object();
   t->concurrency_key = JsonString(o, "concurrency_key");
   t->concurrency_limit = static_cast<std::int32_t>(JsonInt(o, "concurrency_limit"));
+  t->node = JsonString(o, "node");
+  if (const json::value* deps = o.if_contains("depends_on")) {
+    if (!deps->is_array()) return DataLoss("unreadable flow: depends_on");
+    for (const json::value& d : deps->get_array()) {
+      if (!d.is_string()) return DataLoss("unreadable flow: depends_on");
+      t->depends_on.emplace_back(d.get_string());
+    }
+  }
+  if (o.contains("on_dep_failure")) {
+    auto p = ParseDepFailure(JsonString(o, "on_dep_failure"));
+    if (!p) return DataLoss("unreadable flow: on_dep_failure");
+    t->on_dep_failure = *p;
+  }
   return Status::Ok();
 }
 
@@ -237,6 +260,7 @@ class TaskReader {
     t.seq = static_cast<std::uint64_t>(sqlite3_column_int64(s, 24));
     if (st.ok() && !IsText(s, 25, "[]")) st = DecodeHistory(Text(s, 25), &t.history);
     if (st.ok() && sqlite3_column_bytes(s, 26) > 0) st = DecodeFlow(Text(s, 26), &t);
+    t.workflow = Text(s, 27);
     if (!st.ok()) return DataLoss("task '" + t.id + "' in namespace '" + t.ns + "': " + st.message());
     return t;
   }
@@ -268,6 +292,31 @@ class TaskReader {
 };
 
 StatusOr<Task> ReadTask(sqlite3_stmt* s) { return TaskReader().Read(s); }
+
+// Column order of every workflow SELECT and of its INSERT.
+constexpr const char* kWorkflowColumns =
+    "ns, id, name, state, on_failure, tasks, cancel_requested, created_at, updated_at, "
+    "finished_at";
+
+StatusOr<Workflow> ReadWorkflow(sqlite3_stmt* s) {
+  Workflow w;
+  w.ns = Text(s, 0);
+  w.id = Text(s, 1);
+  w.name = Text(s, 2);
+  const int state = sqlite3_column_int(s, 3);
+  const int policy = sqlite3_column_int(s, 4);
+  if (state < 1 || state > 4 || policy < 0 || policy > 1) {
+    return DataLoss("workflow '" + w.id + "' has an unknown state or policy");
+  }
+  w.state = static_cast<WorkflowState>(state);
+  w.on_failure = static_cast<DepFailure>(policy);
+  w.tasks = sqlite3_column_int(s, 5);
+  w.cancel_requested = sqlite3_column_int(s, 6) != 0;
+  w.created_at = sqlite3_column_int64(s, 7);
+  w.updated_at = sqlite3_column_int64(s, 8);
+  w.finished_at = sqlite3_column_int64(s, 9);
+  return w;
+}
 
 // The JSON columns of one task, kept alive while the INSERT steps.
 struct TaskJson {
@@ -302,6 +351,7 @@ void BindTask(Stmt* st, const Task& t, const TaskJson& j) {
   st->Bind(25, static_cast<std::int64_t>(t.seq));
   st->Bind(26, j.history);
   st->Bind(27, j.flow);
+  st->Bind(28, t.workflow);
 }
 
 // Binds the parameters of kUpdateTask / kUpdateLiveTask.
@@ -368,8 +418,13 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<QueueRecord>> LoadQueues() override;
   StatusOr<StoreMarks> LoadMarks() override;
   StatusOr<std::vector<StateCount>> CountTerminal() override;
-  StatusOr<std::vector<ExpiredTask>> FindExpired(TimeMs cutoff,
-                                                                       std::size_t limit) override;
+  StatusOr<std::vector<ExpiredTask>> FindExpired(TimeMs cutoff, std::size_t limit) override;
+  StatusOr<Workflow> GetWorkflow(const std::string& ns, const std::string& id) override;
+  StatusOr<WorkflowPage> ListWorkflows(const WorkflowQuery& q) override;
+  StatusOr<std::vector<Task>> WorkflowTasks(const std::string& ns, const std::string& id) override;
+  StatusOr<std::vector<RunningWorkflow>> LoadRunningWorkflows() override;
+  StatusOr<std::vector<std::pair<std::string, std::string>>> FindExpiredWorkflows(
+      TimeMs cutoff, std::size_t limit) override;
 
  private:
   static Status Exec(sqlite3* db, const std::string& sql);
@@ -399,6 +454,8 @@ class SqliteStore final : public Store {
   StoreMarks marks_ DRAY_GUARDED_BY(wmu_);  // as committed
   Stmt delete_task_ DRAY_GUARDED_BY(wmu_);
   Stmt put_queue_ DRAY_GUARDED_BY(wmu_);
+  Stmt put_workflow_ DRAY_GUARDED_BY(wmu_);
+  Stmt delete_workflow_ DRAY_GUARDED_BY(wmu_);
   // WAL size in pages, set by OnWalCommit inside COMMIT, so under wmu_ (not
   // annotated: the analysis cannot follow SQLite's callback).
   int wal_pages_ = 0;
@@ -413,6 +470,10 @@ class SqliteStore final : public Store {
   Stmt load_marks_ DRAY_GUARDED_BY(rmu_);
   Stmt count_terminal_ DRAY_GUARDED_BY(rmu_);
   Stmt find_expired_ DRAY_GUARDED_BY(rmu_);
+  Stmt get_workflow_ DRAY_GUARDED_BY(rmu_);
+  Stmt workflow_tasks_ DRAY_GUARDED_BY(rmu_);
+  Stmt running_workflows_ DRAY_GUARDED_BY(rmu_);
+  Stmt find_expired_workflows_ DRAY_GUARDED_BY(rmu_);
   // The first error that broke the store; OK while it accepts writes.
   mutable Mutex hmu_;
   Status broken_ DRAY_GUARDED_BY(hmu_);
@@ -427,11 +488,14 @@ SqliteStore::~SqliteStore() {
     put_marks_.Finalize();
     delete_task_.Finalize();
     put_queue_.Finalize();
+    put_workflow_.Finalize();
+    delete_workflow_.Finalize();
     sqlite3_close_v2(writer_);
   }
   MutexLock lock(&rmu_);
   for (Stmt* st : {&get_task_, &scan_live_, &scan_keys_, &load_queues_, &load_marks_,
-                   &count_terminal_, &find_expired_}) {
+                   &count_terminal_, &find_expired_, &get_workflow_, &workflow_tasks_,
+                   &running_workflows_, &find_expired_workflows_}) {
     st->Finalize();
   }
   for (Stmt& st : list_) st.Finalize();
@@ -498,6 +562,11 @@ Status SqliteStore::OpenWriter(const SqliteOptions& o) {
     sqlite3_finalize(q);
   }
   DRAY_RETURN_IF_ERROR(delete_task_.Prepare(writer_, "DELETE FROM tasks WHERE ns = ? AND id = ?"));
+  DRAY_RETURN_IF_ERROR(put_workflow_.Prepare(
+      writer_, std::string("INSERT OR REPLACE INTO workflows (") + kWorkflowColumns +
+                   ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  DRAY_RETURN_IF_ERROR(
+      delete_workflow_.Prepare(writer_, "DELETE FROM workflows WHERE ns = ? AND id = ?"));
   return put_queue_.Prepare(writer_,
                             "INSERT OR REPLACE INTO queues (ns, name, settings) VALUES (?, ?, ?)");
 }
@@ -527,9 +596,24 @@ Status SqliteStore::OpenReader(const SqliteOptions& o) {
   DRAY_RETURN_IF_ERROR(PrepareReader(
       &count_terminal_,
       "SELECT ns, queue, state, COUNT(*) FROM tasks WHERE state >= 5 GROUP BY ns, queue, state"));
-  return PrepareReader(&find_expired_,
-                       "SELECT ns, id, queue, state FROM tasks WHERE finished_at > 0 AND finished_at < ? AND state >= 5 "
-                       "ORDER BY finished_at, ns, id LIMIT ?");
+  DRAY_RETURN_IF_ERROR(PrepareReader(
+      &find_expired_,
+      "SELECT ns, id, queue, state FROM tasks WHERE finished_at > 0 AND finished_at < ? "
+      "AND state >= 5 AND workflow = '' ORDER BY finished_at, ns, id LIMIT ?"));
+  const std::string wf = std::string("SELECT ") + kWorkflowColumns + " FROM workflows";
+  DRAY_RETURN_IF_ERROR(PrepareReader(&get_workflow_, wf + " WHERE ns = ? AND id = ?"));
+  DRAY_RETURN_IF_ERROR(PrepareReader(
+      &workflow_tasks_,
+      select + " INDEXED BY tasks_by_workflow WHERE ns = ? AND workflow = ? AND workflow <> '' "
+               "ORDER BY seq"));
+  DRAY_RETURN_IF_ERROR(PrepareReader(
+      &running_workflows_,
+      "SELECT " + std::string(kWorkflowColumns) +
+          ", (SELECT COUNT(*) FROM tasks t WHERE t.ns = w.ns AND t.workflow = w.id AND "
+          "t.workflow <> '' AND t.state IN (6, 7)) FROM workflows w WHERE state = 1"));
+  return PrepareReader(&find_expired_workflows_,
+                       "SELECT ns, id FROM workflows WHERE state >= 2 AND finished_at < ? "
+                       "ORDER BY finished_at LIMIT ?");
 }
 
 Status SqliteStore::PrepareReader(Stmt* st, const std::string& sql) { return st->Prepare(reader_, sql); }
@@ -685,6 +769,27 @@ Status SqliteStore::ApplyLocked(const Mutation& m) {
       delete_task_.Bind(1, m.ns);
       delete_task_.Bind(2, m.id);
       return StepWriteLocked(&delete_task_, "deleting a task");
+    case Mutation::Kind::kPutWorkflow: {
+      if (!m.workflow) return InvalidArgument("a kPutWorkflow mutation without a workflow");
+      const Workflow& w = *m.workflow;
+      put_workflow_.Reset();
+      put_workflow_.Bind(1, w.ns);
+      put_workflow_.Bind(2, w.id);
+      put_workflow_.Bind(3, w.name);
+      put_workflow_.Bind(4, static_cast<std::int64_t>(w.state));
+      put_workflow_.Bind(5, static_cast<std::int64_t>(w.on_failure));
+      put_workflow_.Bind(6, w.tasks);
+      put_workflow_.Bind(7, w.cancel_requested ? 1 : 0);
+      put_workflow_.Bind(8, w.created_at);
+      put_workflow_.Bind(9, w.updated_at);
+      put_workflow_.Bind(10, w.finished_at);
+      return StepWriteLocked(&put_workflow_, "writing a workflow");
+    }
+    case Mutation::Kind::kDeleteWorkflow:
+      delete_workflow_.Reset();
+      delete_workflow_.Bind(1, m.ns);
+      delete_workflow_.Bind(2, m.id);
+      return StepWriteLocked(&delete_workflow_, "deleting a workflow");
     case Mutation::Kind::kPutQueue: {
       std::string settings = json::serialize(EncodeQueueSettings(m.queue.settings));
       put_queue_.Reset();
@@ -879,6 +984,94 @@ StatusOr<std::vector<ExpiredTask>> SqliteStore::FindExpired(TimeMs cutoff, std::
     out.push_back(ExpiredTask{Text(s, 0), Text(s, 1), Text(s, 2), static_cast<TaskState>(state)});
     return Status::Ok();
   }));
+  return out;
+}
+
+StatusOr<Workflow> SqliteStore::GetWorkflow(const std::string& ns, const std::string& id) {
+  MutexLock lock(&rmu_);
+  ResetOnExit reset(&get_workflow_);
+  get_workflow_.Bind(1, ns);
+  get_workflow_.Bind(2, id);
+  int rc = sqlite3_step(get_workflow_.get());
+  if (rc == SQLITE_ROW) return ReadWorkflow(get_workflow_.get());
+  if (rc == SQLITE_DONE) return NotFound("no workflow '" + id + "' in namespace '" + ns + "'");
+  return Unavailable("reading workflow '" + id + "': " + SqliteError(reader_));
+}
+
+StatusOr<WorkflowPage> SqliteStore::ListWorkflows(const WorkflowQuery& q) {
+  const std::size_t limit = std::clamp<std::size_t>(q.limit, 1, 1000);
+  std::string sql = std::string("SELECT ") + kWorkflowColumns + " FROM workflows" +
+                    (q.state ? " INDEXED BY workflows_by_state" : "") + " WHERE ns = ?";
+  if (q.state) sql += " AND state = ?";
+  if (!q.name.empty()) sql += " AND name = ?";
+  if (!q.cursor.empty()) sql += " AND id < ?";
+  sql += " ORDER BY id DESC LIMIT ?";
+  MutexLock lock(&rmu_);
+  Stmt st;
+  DRAY_RETURN_IF_ERROR(PrepareReader(&st, sql));
+  int i = 1;
+  st.Bind(i++, q.ns);
+  if (q.state) st.Bind(i++, static_cast<std::int64_t>(*q.state));
+  if (!q.name.empty()) st.Bind(i++, q.name);
+  if (!q.cursor.empty()) st.Bind(i++, q.cursor);
+  st.Bind(i, static_cast<std::int64_t>(limit + 1));
+  WorkflowPage page;
+  DRAY_RETURN_IF_ERROR(ReadAll(&st, "listing workflows", [&](sqlite3_stmt* s) -> Status {
+    if (page.workflows.size() == limit) {
+      page.next_cursor = page.workflows.back().id;
+      return Status::Ok();
+    }
+    auto w = ReadWorkflow(s);
+    if (!w.ok()) return w.status();
+    page.workflows.push_back(std::move(*w));
+    return Status::Ok();
+  }));
+  return page;
+}
+
+StatusOr<std::vector<Task>> SqliteStore::WorkflowTasks(const std::string& ns,
+                                                       const std::string& id) {
+  std::vector<Task> out;
+  MutexLock lock(&rmu_);
+  workflow_tasks_.Bind(1, ns);
+  workflow_tasks_.Bind(2, id);
+  TaskReader reader;
+  DRAY_RETURN_IF_ERROR(ReadAll(&workflow_tasks_, "reading a workflow's tasks",
+                               [&](sqlite3_stmt* s) -> Status {
+                                 auto t = reader.Read(s);
+                                 if (!t.ok()) return t.status();
+                                 out.push_back(std::move(*t));
+                                 return Status::Ok();
+                               }));
+  return out;
+}
+
+StatusOr<std::vector<Store::RunningWorkflow>> SqliteStore::LoadRunningWorkflows() {
+  std::vector<RunningWorkflow> out;
+  MutexLock lock(&rmu_);
+  DRAY_RETURN_IF_ERROR(ReadAll(&running_workflows_, "loading running workflows",
+                               [&](sqlite3_stmt* s) -> Status {
+                                 auto w = ReadWorkflow(s);
+                                 if (!w.ok()) return w.status();
+                                 out.push_back(RunningWorkflow{std::move(*w),
+                                                               sqlite3_column_int64(s, 10)});
+                                 return Status::Ok();
+                               }));
+  return out;
+}
+
+StatusOr<std::vector<std::pair<std::string, std::string>>> SqliteStore::FindExpiredWorkflows(
+    TimeMs cutoff, std::size_t limit) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (limit == 0) return out;
+  MutexLock lock(&rmu_);
+  find_expired_workflows_.Bind(1, cutoff);
+  find_expired_workflows_.Bind(2, static_cast<std::int64_t>(std::min<std::size_t>(limit, 1 << 30)));
+  DRAY_RETURN_IF_ERROR(ReadAll(&find_expired_workflows_, "finding expired workflows",
+                               [&](sqlite3_stmt* s) {
+                                 out.emplace_back(Text(s, 0), Text(s, 1));
+                                 return Status::Ok();
+                               }));
   return out;
 }
 

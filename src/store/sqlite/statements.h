@@ -11,8 +11,9 @@ namespace dray {
 inline constexpr const char* kColumns =
     "ns, id, queue, type, payload, priority, run_at, max_attempts, backoff, timeout_ms, "
     "lease_ms, key, labels, state, attempts, result, error, created_at, updated_at, "
-    "finished_at, lease_token, lease_expires_at, worker, cancel_requested, seq, history, flow";
-inline constexpr int kColumnCount = 27;
+    "finished_at, lease_token, lease_expires_at, worker, cancel_requested, seq, history, flow, "
+    "workflow";
+inline constexpr int kColumnCount = 28;
 
 // Mutation::kPutTask: the whole row.
 inline std::string PutTaskSql() {
