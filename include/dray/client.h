@@ -22,6 +22,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -81,6 +82,45 @@ struct AckResult {
   std::optional<TaskState> state;
 };
 
+// A workflow as submitted: its row and the id of each task by name.
+struct WorkflowSubmitted {
+  Workflow workflow;
+  std::map<std::string, std::string> tasks;  // name -> task id
+};
+
+// One task of a workflow as GET /v1/workflows/{id} shows it.
+struct WorkflowTaskInfo {
+  std::string name;
+  std::string id;
+  TaskState state = TaskState::kBlocked;
+  std::string queue;
+  std::string type;
+  std::int32_t attempts = 0;
+  std::vector<std::string> depends_on;  // names (ids for tasks outside the workflow)
+  std::string error;
+  std::string result;  // JSON text, when at most 1 KiB; else empty
+  std::string wait_reason;
+  TimeMs finished_at = 0;
+};
+
+struct WorkflowInfo {
+  Workflow workflow;
+  std::map<TaskState, std::int64_t> counts;
+  std::vector<WorkflowTaskInfo> tasks;  // in submit order
+};
+
+struct WorkflowFilter {
+  std::optional<WorkflowState> state;
+  std::string name;
+  std::size_t limit = 100;
+  std::string cursor;
+};
+
+struct WorkflowList {
+  std::vector<Workflow> workflows;
+  std::string next_cursor;  // empty: no more pages
+};
+
 class Client {
  public:
   // Fails only on a malformed server address.
@@ -96,6 +136,14 @@ class Client {
   StatusOr<TaskList> List(const ListFilter& filter);
   StatusOr<Task> Cancel(const std::string& id);
   StatusOr<Task> Retry(const std::string& id);
+
+  // Workflows (docs/workflows.md). The spec's namespace is the client's.
+  StatusOr<WorkflowSubmitted> SubmitWorkflow(const WorkflowSpec& spec);
+  StatusOr<WorkflowInfo> GetWorkflow(const std::string& id);
+  // Returns once the workflow has finished; DeadlineExceeded after `timeout`.
+  StatusOr<WorkflowInfo> WaitWorkflow(const std::string& id, std::chrono::milliseconds timeout);
+  StatusOr<WorkflowList> ListWorkflows(const WorkflowFilter& filter);
+  StatusOr<Workflow> CancelWorkflow(const std::string& id);
 
   // Worker calls. `wait`: how long the server may hold the call when no task
   // is ready. `lease_ms` 0: the task's or queue's default.

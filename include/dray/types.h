@@ -200,6 +200,14 @@ struct WorkflowSpec {
   std::string name;  // free text for people; need not be unique
   DepFailure on_failure = DepFailure::kCancel;
   std::vector<WorkflowNodeSpec> tasks;
+
+  // Adds a task; returns it for further settings (on_failure).
+  WorkflowNodeSpec& Add(std::string task_name, TaskSpec task,
+                        std::vector<std::string> depends_on = {}) {
+    tasks.push_back(WorkflowNodeSpec{std::move(task_name), std::move(task),
+                                     std::move(depends_on), std::nullopt});
+    return tasks.back();
+  }
 };
 
 // A workflow as stored. Its tasks are ordinary tasks with Task::workflow set.

@@ -94,10 +94,24 @@ class TaskFailed : public std::runtime_error {
 
 class TaskContext {
  public:
-  TaskContext(const Task& task, std::stop_token stop, const std::atomic<bool>* cancel)
-      : task_(task), stop_(std::move(stop)), cancel_(cancel) {}
+  TaskContext(const Task& task, std::stop_token stop, const std::atomic<bool>* cancel,
+              const std::vector<ParentResult>* parents = nullptr)
+      : task_(task), stop_(std::move(stop)), cancel_(cancel), parents_(parents) {}
   const Task& task() const { return task_; }
   const std::string& payload() const { return task_.payload; }  // JSON text
+  // The tasks this one depends on (a workflow's), in depends_on order.
+  const std::vector<ParentResult>& parents() const {
+    static const std::vector<ParentResult> kNone;
+    return parents_ ? *parents_ : kNone;
+  }
+  // A dependency's result (JSON text) by its name in the workflow (or its
+  // id, for a task outside it); nullptr if there is no such dependency.
+  const std::string* parent_result(std::string_view name) const {
+    for (const ParentResult& p : parents()) {
+      if (p.name == name) return &p.result;
+    }
+    return nullptr;
+  }
   // True once the server asked to cancel this task (learned from heartbeats).
   bool cancel_requested() const { return cancel_->load(std::memory_order_relaxed); }
   // Fires when the handler should stop: cancel requested, lease lost, or
@@ -109,6 +123,7 @@ class TaskContext {
   const Task& task_;
   std::stop_token stop_;
   const std::atomic<bool>* cancel_;
+  const std::vector<ParentResult>* parents_;
 };
 
 // Returns the result as JSON text ("null" for none).

@@ -8,7 +8,9 @@
 
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <optional>
 #include <thread>
 
@@ -52,6 +54,35 @@ std::string FormatRate(double rate) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", rate);
   return buf;
+}
+
+void PrintWorkflow(const WorkflowInfo& info) {
+  const Workflow& w = info.workflow;
+  std::printf("id:         %s\n", w.id.c_str());
+  if (!w.name.empty()) std::printf("name:       %s\n", w.name.c_str());
+  std::printf("state:      %s%s\n", std::string(WorkflowStateName(w.state)).c_str(),
+              w.cancel_requested && w.state == WorkflowState::kRunning ? " (cancel requested)" : "");
+  std::string counts;
+  for (const auto& [st, n] : info.counts) {
+    if (n == 0) continue;
+    counts += (counts.empty() ? "" : ", ") + std::string(TaskStateName(st)) + " " + std::to_string(n);
+  }
+  std::printf("tasks:      %d (%s)\n", w.tasks, counts.c_str());
+  std::printf("created:    %s\n", Time(w.created_at).c_str());
+  if (w.finished_at) std::printf("finished:   %s\n", Time(w.finished_at).c_str());
+  std::printf("\n%-20s  %-10s  %-8s  %-24s  %s\n", "TASK", "STATE", "ATTEMPTS", "DEPENDS ON",
+              "RESULT / WAITING FOR");
+  for (const WorkflowTaskInfo& t : info.tasks) {
+    std::string deps;
+    for (const std::string& d : t.depends_on) deps += (deps.empty() ? "" : ",") + d;
+    std::string note = !t.wait_reason.empty() ? t.wait_reason
+                       : !t.error.empty()     ? t.error
+                                              : t.result;
+    if (note.size() > 60) note = note.substr(0, 57) + "...";
+    std::printf("%-20s  %-10s  %-8d  %-24s  %s\n", t.name.c_str(),
+                std::string(TaskStateName(t.state)).c_str(), t.attempts,
+                deps.empty() ? "-" : deps.c_str(), note.c_str());
+  }
 }
 
 void PrintTask(const Task& t, bool as_json) {
@@ -329,6 +360,98 @@ int RunCli(int argc, char** argv) {
                              : "none",
                   s.weight);
     }
+    return 0;
+  });
+
+  // workflow
+  CLI::App* workflow = app.add_subcommand("workflow", "Submit, show, list or cancel workflows");
+  add_common(workflow);
+  std::string wf_file, wf_id, wf_state, wf_name, wf_cursor;
+  bool wf_wait = false;
+  std::int64_t wf_wait_ms = 3'600'000;
+  std::size_t wf_limit = 100;
+  CLI::App* wsubmit = workflow->add_subcommand("submit", "Submit a workflow from a JSON file ('-': stdin)");
+  wsubmit->add_option("file", wf_file, "the body of POST /v1/workflows")->required();
+  wsubmit->add_flag("--wait", wf_wait, "wait for it to finish; exit 0 if it succeeded");
+  wsubmit->add_option("--wait-timeout-ms", wf_wait_ms, "how long --wait waits");
+  CLI::App* wget = workflow->add_subcommand("get", "Show a workflow and its tasks");
+  CLI::App* wwait = workflow->add_subcommand("wait", "Wait for a workflow; exit 0 if it succeeded");
+  CLI::App* wcancel = workflow->add_subcommand("cancel", "Cancel every unfinished task of a workflow");
+  for (CLI::App* c : {wget, wwait, wcancel}) c->add_option("id", wf_id, "workflow id")->required();
+  wwait->add_option("--timeout-ms", wf_wait_ms, "give up after this long (exit 2)");
+  CLI::App* wlist = workflow->add_subcommand("list", "List workflows, newest first");
+  wlist->add_option("--state", wf_state, "running, succeeded, failed or cancelled");
+  wlist->add_option("--name", wf_name, "only this name");
+  wlist->add_option("--limit", wf_limit, "at most this many")->capture_default_str();
+  wlist->add_option("--cursor", wf_cursor, "continue after this cursor");
+  for (CLI::App* c : {wsubmit, wget, wwait, wcancel, wlist}) add_common(c);
+  workflow->require_subcommand(1);
+  runs.push_back([&]() -> int {
+    if (!workflow->parsed()) return -1;
+    auto client = Connect(common);
+    auto show = [&](const std::string& id, bool wait) -> int {
+      auto info = wait ? client->WaitWorkflow(id, std::chrono::milliseconds(wf_wait_ms))
+                       : client->GetWorkflow(id);
+      if (!info.ok()) return Fail(info.status());
+      if (common.json_out) {
+        auto body = client->Call("GET", "/v1/workflows/" + id);
+        if (!body.ok()) return Fail(body.status());
+        std::printf("%s\n", body->c_str());
+      } else {
+        PrintWorkflow(*info);
+      }
+      if (!wait) return 0;
+      return info->workflow.state == WorkflowState::kSucceeded ? 0 : 1;
+    };
+    if (wsubmit->parsed()) {
+      std::string text;
+      if (wf_file == "-") {
+        text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+      } else {
+        std::ifstream in(wf_file, std::ios::binary);
+        if (!in) return Fail(NotFound("cannot read " + wf_file));
+        text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      }
+      auto parsed = ParseJson(text);
+      if (!parsed.ok()) return Fail(InvalidArgument(wf_file + ": " + parsed.status().message()));
+      auto body = client->Call("POST", "/v1/workflows", text);
+      if (!body.ok()) return Fail(body.status());
+      if (!wf_wait) {
+        if (common.json_out) {
+          std::printf("%s\n", body->c_str());
+        } else {
+          json::value v = json::parse(*body);
+          std::printf("%s\n", std::string(v.at("workflow").at("id").as_string()).c_str());
+        }
+        return 0;
+      }
+      return show(std::string(json::parse(*body).at("workflow").at("id").as_string()), true);
+    }
+    if (wget->parsed() || wwait->parsed()) return show(wf_id, wwait->parsed());
+    if (wcancel->parsed()) {
+      auto w = client->CancelWorkflow(wf_id);
+      if (!w.ok()) return Fail(w.status());
+      std::printf("%s %s%s\n", w->id.c_str(), std::string(WorkflowStateName(w->state)).c_str(),
+                  w->state == WorkflowState::kRunning ? " (cancel requested)" : "");
+      return 0;
+    }
+    WorkflowFilter f;
+    f.name = wf_name;
+    f.limit = wf_limit;
+    f.cursor = wf_cursor;
+    if (!wf_state.empty()) {
+      f.state = ParseWorkflowState(wf_state);
+      if (!f.state) return Fail(InvalidArgument("unknown workflow state " + wf_state));
+    }
+    auto list = client->ListWorkflows(f);
+    if (!list.ok()) return Fail(list.status());
+    std::printf("%-36s  %-10s  %6s  %-20s  %s\n", "ID", "STATE", "TASKS", "CREATED", "NAME");
+    for (const Workflow& w : list->workflows) {
+      std::printf("%-36s  %-10s  %6d  %-20s  %s\n", w.id.c_str(),
+                  std::string(WorkflowStateName(w.state)).c_str(), w.tasks,
+                  Time(w.created_at).c_str(), w.name.c_str());
+    }
+    if (!list->next_cursor.empty()) std::printf("more: --cursor %s\n", list->next_cursor.c_str());
     return 0;
   });
 

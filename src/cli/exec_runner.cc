@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <vector>
 
 namespace json = boost::json;
@@ -64,7 +65,8 @@ void Append(std::string* tail, const char* data, std::size_t n, std::size_t max)
 
 StatusOr<ExecResult> RunCommand(const std::string& payload_json,
                                 std::optional<std::chrono::milliseconds> timeout,
-                                std::stop_token stop, const ExecLimits& limits) {
+                                std::stop_token stop, const ExecLimits& limits,
+                                const std::vector<std::string>& env) {
   auto cmd = ParseCommand(payload_json);
   if (!cmd.ok()) return cmd.status();
   int in[2], out[2], err[2], exec_err[2];
@@ -77,9 +79,22 @@ StatusOr<ExecResult> RunCommand(const std::string& payload_json,
   std::vector<char*> argv;
   for (std::string& a : cmd->argv) argv.push_back(a.data());
   argv.push_back(nullptr);
+  // Later entries replace earlier ones of the same name: a child's getenv
+  // takes the first match, so a duplicate would not override.
   std::vector<std::string> env_store;
-  for (char** e = environ; *e; ++e) env_store.emplace_back(*e);
-  for (std::string& e : cmd->env) env_store.push_back(e);
+  std::map<std::string, std::size_t, std::less<>> slot;  // name -> index in env_store
+  auto put = [&](const std::string& kv) {
+    const std::string name = kv.substr(0, kv.find('='));
+    auto [it, fresh] = slot.emplace(name, env_store.size());
+    if (fresh) {
+      env_store.push_back(kv);
+    } else {
+      env_store[it->second] = kv;
+    }
+  };
+  for (char** e = environ; *e; ++e) put(*e);
+  for (const std::string& e : env) put(e);
+  for (const std::string& e : cmd->env) put(e);
   std::vector<char*> envp;
   for (std::string& e : env_store) envp.push_back(e.data());
   envp.push_back(nullptr);

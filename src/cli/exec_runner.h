@@ -20,6 +20,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <vector>
 
 #include "dray/status.h"
 
@@ -41,10 +42,12 @@ struct ExecLimits {
 };
 
 // Fails (InvalidArgument) when the payload is not a command, and
-// (FailedPrecondition) when the program cannot be started.
+// (FailedPrecondition) when the program cannot be started. `env` ("K=V")
+// is added to the worker's environment before the payload's own "env".
 StatusOr<ExecResult> RunCommand(const std::string& payload_json,
                                 std::optional<std::chrono::milliseconds> timeout,
-                                std::stop_token stop, const ExecLimits& limits = {});
+                                std::stop_token stop, const ExecLimits& limits = {},
+                                const std::vector<std::string>& env = {});
 
 // {"exit_code", "signal", "stdout", "stderr", "duration_ms", "timed_out"}
 std::string ExecResultJson(const ExecResult& r);

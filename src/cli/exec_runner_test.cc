@@ -52,6 +52,17 @@ TEST(ExecRunnerTest, PassesEnvCwdAndStdin) {
   EXPECT_EQ(r.stdout_tail, "hi\n/tmp\nfrom stdin");
 }
 
+TEST(ExecRunnerTest, TaskEnvOverridesTheWorkersAndThePayloadOverridesBoth) {
+  ASSERT_EQ(setenv("DRAY_TEST_VAR", "worker", 1), 0);
+  auto r = RunCommand(R"({"argv":["sh","-c","echo $DRAY_TEST_VAR $DRAY_OTHER $DRAY_THIRD"],
+                         "env":{"DRAY_THIRD":"payload"}})",
+                      std::nullopt, std::stop_token(), ExecLimits{},
+                      {"DRAY_TEST_VAR=task", "DRAY_OTHER=x", "DRAY_THIRD=task"});
+  unsetenv("DRAY_TEST_VAR");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->stdout_tail, "task x payload\n");
+}
+
 TEST(ExecRunnerTest, KeepsOnlyTheTailOfLongOutput) {
   ExecLimits limits;
   limits.tail_bytes = 100;

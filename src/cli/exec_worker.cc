@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "cli/exec_runner.h"
+#include "core/json_writer.h"
 
 namespace dray {
 namespace {
@@ -49,7 +50,20 @@ ExecWorker::ExecWorker(const ExecWorkerOptions& options)
   worker_.HandleAll([](TaskContext& ctx) -> std::string {
     std::optional<std::chrono::milliseconds> timeout;
     if (ctx.task().timeout_ms > 0) timeout = std::chrono::milliseconds(ctx.task().timeout_ms);
-    auto r = RunCommand(ctx.payload(), timeout, ctx.stop_token());
+    // What the command knows of its task: its id, its workflow, and the
+    // results of the tasks it depends on (JSON, as a lease carries them).
+    std::vector<std::string> env = {"DRAY_TASK_ID=" + ctx.task().id,
+                                    "DRAY_ATTEMPT=" + std::to_string(ctx.task().attempts)};
+    if (!ctx.task().workflow.empty()) {
+      env.push_back("DRAY_WORKFLOW_ID=" + ctx.task().workflow);
+      env.push_back("DRAY_TASK_NAME=" + ctx.task().node);
+    }
+    if (!ctx.parents().empty()) {
+      std::string parents;
+      AppendParentsJson(ctx.parents(), &parents);
+      env.push_back("DRAY_PARENTS=" + parents);
+    }
+    auto r = RunCommand(ctx.payload(), timeout, ctx.stop_token(), ExecLimits{}, env);
     if (!r.ok()) throw NonRetryableError(r.status().message());
     // A failed run keeps its exit code and output as the task's result too.
     const std::string result = ExecResultJson(*r);

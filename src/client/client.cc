@@ -117,6 +117,68 @@ json::object EncodeSpec(const TaskSpec& s) {
   return o;
 }
 
+Workflow DecodeWorkflow(const json::object& o) {
+  Workflow w;
+  w.id = JsonString(o, "id");
+  w.ns = JsonString(o, "namespace");
+  w.name = JsonString(o, "name");
+  w.state = ParseWorkflowState(JsonString(o, "state")).value_or(WorkflowState::kRunning);
+  w.on_failure = ParseDepFailure(JsonString(o, "on_failure")).value_or(DepFailure::kCancel);
+  w.tasks = static_cast<std::int32_t>(JsonInt(o, "task_count"));
+  if (const json::value* c = o.if_contains("cancel_requested"); c && c->is_bool()) {
+    w.cancel_requested = c->get_bool();
+  }
+  auto time = [&](std::string_view k) -> TimeMs {
+    const json::value* v = o.if_contains(k);
+    return v && v->is_string() ? ParseRfc3339(v->get_string()).value_or(0) : 0;
+  };
+  w.created_at = time("created_at");
+  w.updated_at = time("updated_at");
+  w.finished_at = time("finished_at");
+  return w;
+}
+
+StatusOr<WorkflowInfo> DecodeWorkflowInfo(const json::value& v) {
+  if (!v.is_object()) return Internal("a workflow must be an object");
+  const json::object& o = v.as_object();
+  WorkflowInfo info;
+  info.workflow = DecodeWorkflow(o);
+  if (info.workflow.id.empty()) return Internal("a workflow without an id");
+  if (const json::value* c = o.if_contains("counts"); c && c->is_object()) {
+    for (const auto& [k, n] : c->as_object()) {
+      if (auto st = ParseTaskState(k); st && n.is_int64()) info.counts[*st] = n.as_int64();
+    }
+  }
+  if (const json::value* ts = o.if_contains("tasks"); ts && ts->is_array()) {
+    for (const json::value& x : ts->as_array()) {
+      if (!x.is_object()) continue;
+      const json::object& t = x.as_object();
+      WorkflowTaskInfo ti;
+      ti.name = JsonString(t, "name");
+      ti.id = JsonString(t, "id");
+      ti.state = ParseTaskState(JsonString(t, "state")).value_or(TaskState::kBlocked);
+      ti.queue = JsonString(t, "queue");
+      ti.type = JsonString(t, "type");
+      ti.attempts = static_cast<std::int32_t>(JsonInt(t, "attempts"));
+      if (const json::value* d = t.if_contains("depends_on"); d && d->is_array()) {
+        for (const json::value& n : d->as_array()) {
+          if (n.is_string()) ti.depends_on.emplace_back(n.as_string());
+        }
+      }
+      ti.error = JsonString(t, "error");
+      if (const json::value* r = t.if_contains("result"); r && !r->is_null()) {
+        ti.result = json::serialize(*r);
+      }
+      ti.wait_reason = JsonString(t, "wait_reason");
+      if (const json::value* f = t.if_contains("finished_at"); f && f->is_string()) {
+        ti.finished_at = ParseRfc3339(f->as_string()).value_or(0);
+      }
+      info.tasks.push_back(std::move(ti));
+    }
+  }
+  return info;
+}
+
 StatusOr<QueueInfo> DecodeQueue(const json::value& v) {
   if (!v.is_object()) return Internal("a queue must be an object");
   const json::object& o = v.as_object();
@@ -235,6 +297,84 @@ StatusOr<TaskList> Client::List(const ListFilter& f) {
   });
 }
 
+StatusOr<WorkflowSubmitted> Client::SubmitWorkflow(const WorkflowSpec& spec) {
+  json::array tasks;
+  tasks.reserve(spec.tasks.size());
+  for (const WorkflowNodeSpec& n : spec.tasks) {
+    json::object o = EncodeSpec(n.task);
+    o.erase("namespace");  // a workflow's tasks are in its namespace
+    o["name"] = n.name;
+    if (!n.depends_on.empty()) {
+      json::array deps;
+      for (const std::string& d : n.depends_on) deps.push_back(json::string(d));
+      o["depends_on"] = std::move(deps);
+    }
+    if (n.on_failure) o["on_failure"] = DepFailureName(*n.on_failure);
+    tasks.push_back(std::move(o));
+  }
+  json::object body{{"tasks", std::move(tasks)}};
+  if (!spec.name.empty()) body["name"] = spec.name;
+  if (spec.on_failure != DepFailure::kCancel) body["on_failure"] = DepFailureName(spec.on_failure);
+  return Decode<WorkflowSubmitted>(
+      Call("POST", "/v1/workflows", json::serialize(body)),
+      [](const json::value& v) -> StatusOr<WorkflowSubmitted> {
+        WorkflowSubmitted out;
+        out.workflow = DecodeWorkflow(v.at("workflow").as_object());
+        for (const auto& [name, id] : v.at("tasks").as_object()) {
+          out.tasks.emplace(std::string(name), std::string(id.as_string()));
+        }
+        return out;
+      });
+}
+
+StatusOr<WorkflowInfo> Client::GetWorkflow(const std::string& id) {
+  return Decode<WorkflowInfo>(Call("GET", "/v1/workflows/" + UrlEncode(id)),
+                              [](const json::value& v) { return DecodeWorkflowInfo(v); });
+}
+
+StatusOr<WorkflowInfo> Client::WaitWorkflow(const std::string& id,
+                                            std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    auto wait = std::clamp(left, std::chrono::milliseconds(0), std::chrono::milliseconds(30'000));
+    auto w = Decode<WorkflowInfo>(
+        Call("GET", "/v1/workflows/" + UrlEncode(id) + "?wait_ms=" + std::to_string(wait.count()),
+             "", wait),
+        [](const json::value& v) { return DecodeWorkflowInfo(v); });
+    if (!w.ok()) return w.status();
+    if (w->workflow.state != WorkflowState::kRunning) return w;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return DeadlineExceeded("workflow " + id + " is still running");
+    }
+  }
+}
+
+StatusOr<WorkflowList> Client::ListWorkflows(const WorkflowFilter& f) {
+  std::string q = "limit=" + std::to_string(f.limit);
+  if (f.state) q += "&state=" + std::string(WorkflowStateName(*f.state));
+  if (!f.name.empty()) q += "&name=" + UrlEncode(f.name);
+  if (!f.cursor.empty()) q += "&cursor=" + UrlEncode(f.cursor);
+  return Decode<WorkflowList>(Call("GET", "/v1/workflows?" + q),
+                              [](const json::value& v) -> StatusOr<WorkflowList> {
+                                WorkflowList out;
+                                for (const json::value& w : v.at("workflows").as_array()) {
+                                  out.workflows.push_back(DecodeWorkflow(w.as_object()));
+                                }
+                                const json::value& c = v.at("next_cursor");
+                                if (c.is_string()) out.next_cursor = c.as_string();
+                                return out;
+                              });
+}
+
+StatusOr<Workflow> Client::CancelWorkflow(const std::string& id) {
+  return Decode<Workflow>(Call("POST", "/v1/workflows/" + UrlEncode(id) + "/cancel", "{}"),
+                          [](const json::value& v) -> StatusOr<Workflow> {
+                            return DecodeWorkflow(v.as_object());
+                          });
+}
+
 StatusOr<Task> Client::Cancel(const std::string& id) {
   return TaskFrom(Call("POST", "/v1/tasks/" + UrlEncode(id) + "/cancel", "{}"));
 }
@@ -259,9 +399,23 @@ StatusOr<std::vector<LeasedTask>> Client::Lease(const std::string& worker,
         for (const json::value& t : v.at("tasks").as_array()) {
           auto task = DecodeTask(t);
           if (!task.ok()) return task.status();
-          LeasedTask l{std::move(*task), {}};
+          LeasedTask l{std::move(*task), {}, {}};
           l.lease.token = std::string(t.at("lease").at("token").as_string());
           l.lease.expires_at = ParseRfc3339(t.at("lease").at("expires_at").as_string()).value_or(0);
+          if (const json::value* ps = t.as_object().if_contains("parents"); ps && ps->is_object()) {
+            // In depends_on order, as the server sent them.
+            for (const auto& [name, p] : ps->as_object()) {
+              if (!p.is_object()) continue;
+              ParentResult r;
+              r.name = name;
+              r.id = JsonString(p.as_object(), "id");
+              r.state = ParseTaskState(JsonString(p.as_object(), "state")).value_or(TaskState::kSucceeded);
+              if (const json::value* res = p.as_object().if_contains("result"); res && !res->is_null()) {
+                r.result = json::serialize(*res);
+              }
+              l.parents.push_back(std::move(r));
+            }
+          }
           out.push_back(std::move(l));
         }
         return out;

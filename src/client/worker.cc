@@ -184,7 +184,7 @@ void Worker::Impl::RunOne(const std::shared_ptr<Running>& r) {
     ack.error = "no handler for type " + task.type;
     return Outcome(r, std::move(ack));
   }
-  TaskContext ctx(task, r->stop.get_token(), &r->cancel);
+  TaskContext ctx(task, r->stop.get_token(), &r->cancel, &r->leased.parents);
   try {
     ack.result = (*fn)(ctx);
     if (ack.result.empty()) ack.result = "null";

@@ -407,8 +407,10 @@ class Api {
     if (!IsValidId(id)) return respond(ErrorResponse(NotFound("no workflow '" + id + "'")));
     auto tasks = IntParam(req, "tasks", 1, 0, 1);
     if (!tasks.ok()) return respond(ErrorResponse(tasks.status()));
+    auto wait = IntParam(req, "wait_ms", 0, 0, opts_.max_wait_ms);
+    if (!wait.ok()) return respond(ErrorResponse(wait.status()));
     const bool with_tasks = *tasks == 1;
-    service_->GetWorkflow(*ns, id, with_tasks,
+    service_->GetWorkflow(*ns, id, with_tasks, *wait,
                           [respond = std::move(respond), with_tasks](StatusOr<WorkflowView> r) {
                             if (!r.ok()) return respond(ErrorResponse(r.status()));
                             respond(HttpResponse::Json(200, WorkflowViewJson(*r, with_tasks)));

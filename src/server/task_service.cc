@@ -92,6 +92,7 @@ void TaskService::Start() {
 void TaskService::Stop() {
   std::vector<Callback<std::vector<LeasedTask>>> leases;
   std::vector<std::pair<Callback<Task>, StatusOr<Task>>> tasks;
+  std::vector<std::pair<std::string, WorkflowWaiter>> workflows;
   {
     MutexLock lock(&mu_);
     if (stopped_) return;
@@ -111,7 +112,13 @@ void TaskService::Stop() {
                                               : StatusOr<Task>(Unavailable("server is stopping")));
     }
     task_waiters_.clear();
+    for (auto& [id, w] : workflow_waiters_) {
+      w.timer->cancel();
+      workflows.emplace_back(id, std::move(w));
+    }
+    workflow_waiters_.clear();
   }
+  for (auto& [id, w] : workflows) ReadWorkflow(w.ns, id, w.with_tasks, std::move(w.done));
   for (auto& done : leases) done(std::vector<LeasedTask>{});
   for (auto& [done, value] : tasks) done(std::move(value));
   pipeline_.Stop();
@@ -187,11 +194,16 @@ void TaskService::CommitLocked(EngineOutput&& out, std::function<void(const Stat
   if (out.mutations.empty() && deliveries.empty() && !done) return;
 
   std::vector<std::shared_ptr<const Task>> finished;
+  std::vector<std::shared_ptr<const Workflow>> finished_workflows;
   if (!out.finished.empty()) {
     for (const Mutation& m : out.mutations) {
       if ((m.kind == Mutation::Kind::kPutTask || m.kind == Mutation::Kind::kUpdateTask) &&
           IsTerminal(m.task->state)) {
         finished.push_back(m.task);
+      }
+      if (m.kind == Mutation::Kind::kPutWorkflow && m.workflow->state != WorkflowState::kRunning &&
+          !workflow_waiters_.empty()) {
+        finished_workflows.push_back(m.workflow);
       }
     }
   }
@@ -199,13 +211,16 @@ void TaskService::CommitLocked(EngineOutput&& out, std::function<void(const Stat
   // not on the pipeline's: that one thread bounds how fast commits go.
   pipeline_.Submit(std::move(out.mutations),
                    [this, done = std::move(done), deliveries = std::move(deliveries),
-                    finished = std::move(finished)](const Status& s) mutable {
+                    finished = std::move(finished),
+                    finished_workflows = std::move(finished_workflows)](const Status& s) mutable {
                      boost::asio::post(ioc_, [this, s, done = std::move(done),
                                               deliveries = std::move(deliveries),
-                                              finished = std::move(finished)] {
+                                              finished = std::move(finished),
+                                              finished_workflows = std::move(finished_workflows)] {
                        if (done) done(s);
                        for (const Delivery& d : deliveries) Respond(d.first, s, d.second);
                        if (!finished.empty()) OnCommitted(s, finished);
+                       if (!finished_workflows.empty()) OnWorkflowsCommitted(finished_workflows);
                      });
                    });
 }
@@ -345,8 +360,55 @@ void TaskService::SubmitWorkflowLocked(WorkflowSpec spec, const std::map<std::st
   });
 }
 
+void TaskService::OnWorkflowsCommitted(
+    const std::vector<std::shared_ptr<const Workflow>>& finished) {
+  std::vector<std::pair<std::string, WorkflowWaiter>> wake;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& w : finished) {
+      auto [lo, hi] = workflow_waiters_.equal_range(w->id);
+      for (auto it = lo; it != hi; ++it) {
+        it->second.timer->cancel();
+        wake.emplace_back(w->id, std::move(it->second));
+      }
+      workflow_waiters_.erase(lo, hi);
+    }
+  }
+  // Read from the store, which now holds the finished state.
+  for (auto& [id, w] : wake) ReadWorkflow(w.ns, id, w.with_tasks, std::move(w.done));
+}
+
 void TaskService::GetWorkflow(const std::string& ns, const std::string& id, bool with_tasks,
-                              Callback<WorkflowView> done) {
+                              std::int64_t wait_ms, Callback<WorkflowView> done) {
+  if (wait_ms > 0) {
+    MutexLock lock(&mu_);
+    if (engine_.FindWorkflow(ns, id) && !stopped_) {
+      const std::uint64_t wid = next_waiter_++;
+      auto timer = std::make_unique<boost::asio::steady_timer>(ioc_);
+      timer->expires_after(std::chrono::milliseconds(std::min(wait_ms, config_.max_wait_ms)));
+      timer->async_wait([this, wid, ns, id](boost::system::error_code ec) {
+        if (ec) return;
+        std::optional<WorkflowWaiter> w;
+        {
+          MutexLock lock2(&mu_);
+          auto [lo, hi] = workflow_waiters_.equal_range(id);
+          auto it = std::find_if(lo, hi, [wid](const auto& e) { return e.second.id == wid; });
+          if (it == hi) return;
+          w = std::move(it->second);
+          workflow_waiters_.erase(it);
+        }
+        ReadWorkflow(ns, id, w->with_tasks, std::move(w->done));
+      });
+      workflow_waiters_.emplace(
+          id, WorkflowWaiter{wid, ns, with_tasks, std::move(done), std::move(timer)});
+      return;
+    }
+  }
+  ReadWorkflow(ns, id, with_tasks, std::move(done));
+}
+
+void TaskService::ReadWorkflow(const std::string& ns, const std::string& id, bool with_tasks,
+                               Callback<WorkflowView> done) {
   WorkflowView view;
   auto w = store_->GetWorkflow(ns, id);
   if (!w.ok()) return done(w.status());

@@ -95,8 +95,10 @@ class TaskService {
   // outside the workflow are read from the store first (after a barrier,
   // so that the rows are as the engine last decided them).
   void SubmitWorkflow(WorkflowSpec spec, Callback<WorkflowOutcome> done);
+  // wait_ms > 0: answers when the workflow has finished, or when wait_ms
+  // passes (then as it is).
   void GetWorkflow(const std::string& ns, const std::string& id, bool with_tasks,
-                   Callback<WorkflowView> done);
+                   std::int64_t wait_ms, Callback<WorkflowView> done);
   StatusOr<WorkflowPage> ListWorkflows(const WorkflowQuery& query);
   // Cancelling a cancelled workflow answers it as it is; any other
   // finished one is FailedPrecondition.
@@ -145,6 +147,13 @@ class TaskService {
     Callback<Task> done;
     std::unique_ptr<boost::asio::steady_timer> timer;
   };
+  struct WorkflowWaiter {
+    std::uint64_t id;
+    std::string ns;
+    bool with_tasks;
+    Callback<WorkflowView> done;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+  };
 
   // With mu_ held: serves lease waiters if tasks became ready, re-arms the
   // ticker, and hands `out` to the pipeline; `done` runs once it is durable.
@@ -152,6 +161,11 @@ class TaskService {
       DRAY_REQUIRES(mu_);
   // Pipeline thread: a batch is durable; wake those waiting on its tasks.
   void OnCommitted(const Status& s, const std::vector<std::shared_ptr<const Task>>& finished);
+  // Pipeline thread: workflows finished in a durable batch; answer waiters.
+  void OnWorkflowsCommitted(const std::vector<std::shared_ptr<const Workflow>>& finished);
+  // GetWorkflow without waiting.
+  void ReadWorkflow(const std::string& ns, const std::string& id, bool with_tasks,
+                    Callback<WorkflowView> done) DRAY_EXCLUDES(mu_);
   void ArmTickerLocked(TimeMs now) DRAY_REQUIRES(mu_);
   void OnTick();
   // Ends a lease wait whose caller went away, if it still waits.
@@ -188,6 +202,8 @@ class TaskService {
   std::uint64_t next_waiter_ DRAY_GUARDED_BY(mu_) = 1;
   std::unordered_map<std::uint64_t, LeaseWaiter> lease_waiters_ DRAY_GUARDED_BY(mu_);
   std::unordered_multimap<std::string, TaskWaiter> task_waiters_ DRAY_GUARDED_BY(mu_);  // by task id
+  std::unordered_multimap<std::string, WorkflowWaiter> workflow_waiters_
+      DRAY_GUARDED_BY(mu_);  // by workflow id
   boost::asio::steady_timer ticker_ DRAY_GUARDED_BY(mu_);
   TimeMs ticker_at_ DRAY_GUARDED_BY(mu_) = 0;
   boost::asio::steady_timer purge_timer_ DRAY_GUARDED_BY(mu_);

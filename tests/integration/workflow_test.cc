@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 
+#include "dray/client.h"
+#include "dray/worker.h"
 #include "integration/server_util.h"
 
 namespace dray::testing {
@@ -167,6 +170,64 @@ TEST_F(WorkflowHttpTest, AWorkflowCarriesOnAcrossARestart) {
   EXPECT_EQ(next[0].at("parents").at("a").at("result"), "a done");
   Complete(c2, next[0], "1");
   EXPECT_EQ(c2.Call("GET", "/v1/workflows/" + wf).json().at("state"), "succeeded");
+}
+
+// The C++ SDK: a workflow built in code, run by a Worker whose handlers
+// read their parents' results, and waited for with a long poll.
+TEST_F(WorkflowHttpTest, TheSdkBuildsRunsAndWaitsForAWorkflow) {
+  ClientOptions co;
+  co.server = "http://127.0.0.1:" + std::to_string(server_.port());
+  auto client = Client::Create(co);
+  ASSERT_TRUE(client.ok());
+  auto task = [](std::string type, std::string payload = "null") {
+    TaskSpec t;
+    t.type = std::move(type);
+    t.queue = "sdk";
+    t.payload = std::move(payload);
+    return t;
+  };
+  WorkflowSpec spec;
+  spec.name = "sum";
+  spec.Add("two", task("number", "2"));
+  spec.Add("three", task("number", "3"));
+  spec.Add("sum", task("add"), {"two", "three"});
+  spec.Add("report", task("report"), {"sum"}).on_failure = DepFailure::kContinue;
+  auto sub = (*client)->SubmitWorkflow(spec);
+  ASSERT_TRUE(sub.ok()) << sub.status().ToString();
+  ASSERT_EQ(sub->tasks.size(), 4u);
+
+  WorkerOptions wo;
+  wo.queues = {"sdk"};
+  wo.poll_wait = std::chrono::milliseconds(200);
+  Worker worker(co, wo);
+  worker.Handle("number", [](TaskContext& ctx) { return ctx.payload(); });
+  worker.Handle("add", [](TaskContext& ctx) {
+    long sum = 0;
+    for (const ParentResult& p : ctx.parents()) sum += std::stol(p.result);
+    return std::to_string(sum);
+  });
+  worker.Handle("report", [](TaskContext& ctx) {
+    const std::string* sum = ctx.parent_result("sum");
+    return std::string("{\"sum\":") + (sum ? *sum : "null") + "}";
+  });
+  std::thread runner([&] { EXPECT_TRUE(worker.Run().ok()); });
+  auto done = (*client)->WaitWorkflow(sub->workflow.id, std::chrono::seconds(30));
+  worker.Stop();
+  runner.join();
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->workflow.state, WorkflowState::kSucceeded);
+  EXPECT_EQ(done->counts[TaskState::kSucceeded], 4);
+  ASSERT_EQ(done->tasks.size(), 4u);
+  EXPECT_EQ(done->tasks[2].name, "sum");
+  EXPECT_EQ(done->tasks[2].result, "5");
+  EXPECT_EQ(done->tasks[3].result, R"({"sum":5})");
+  EXPECT_EQ(done->tasks[3].depends_on, std::vector<std::string>{"sum"});
+  auto list = (*client)->ListWorkflows(WorkflowFilter{WorkflowState::kSucceeded, "sum", 10, ""});
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->workflows.size(), 1u);
+  // Cancelling it now: it has finished.
+  EXPECT_EQ((*client)->CancelWorkflow(sub->workflow.id).status().code(),
+            StatusCode::kFailedPrecondition);
 }
 
 }  // namespace
