@@ -389,18 +389,18 @@ int RunCli(int argc, char** argv) {
   runs.push_back([&]() -> int {
     if (!workflow->parsed()) return -1;
     auto client = Connect(common);
-    auto show = [&](const std::string& id, bool wait) -> int {
-      auto info = wait ? client->WaitWorkflow(id, std::chrono::milliseconds(wf_wait_ms))
-                       : client->GetWorkflow(id);
+    auto show = [&](const std::string& wid, bool wait_for_end) -> int {
+      auto info = wait_for_end ? client->WaitWorkflow(wid, std::chrono::milliseconds(wf_wait_ms))
+                       : client->GetWorkflow(wid);
       if (!info.ok()) return Fail(info.status());
       if (common.json_out) {
-        auto body = client->Call("GET", "/v1/workflows/" + id);
+        auto body = client->Call("GET", "/v1/workflows/" + wid);
         if (!body.ok()) return Fail(body.status());
         std::printf("%s\n", body->c_str());
       } else {
         PrintWorkflow(*info);
       }
-      if (!wait) return 0;
+      if (!wait_for_end) return 0;
       return info->workflow.state == WorkflowState::kSucceeded ? 0 : 1;
     };
     if (wsubmit->parsed()) {
@@ -443,15 +443,15 @@ int RunCli(int argc, char** argv) {
       f.state = ParseWorkflowState(wf_state);
       if (!f.state) return Fail(InvalidArgument("unknown workflow state " + wf_state));
     }
-    auto list = client->ListWorkflows(f);
-    if (!list.ok()) return Fail(list.status());
-    std::printf("%-36s  %-10s  %6s  %-20s  %s\n", "ID", "STATE", "TASKS", "CREATED", "NAME");
-    for (const Workflow& w : list->workflows) {
-      std::printf("%-36s  %-10s  %6d  %-20s  %s\n", w.id.c_str(),
+    auto page = client->ListWorkflows(f);
+    if (!page.ok()) return Fail(page.status());
+    std::printf("%-36s  %-10s  %6s  %-24s  %s\n", "ID", "STATE", "TASKS", "CREATED", "NAME");
+    for (const Workflow& w : page->workflows) {
+      std::printf("%-36s  %-10s  %6d  %-24s  %s\n", w.id.c_str(),
                   std::string(WorkflowStateName(w.state)).c_str(), w.tasks,
                   Time(w.created_at).c_str(), w.name.c_str());
     }
-    if (!list->next_cursor.empty()) std::printf("more: --cursor %s\n", list->next_cursor.c_str());
+    if (!page->next_cursor.empty()) std::printf("more: --cursor %s\n", page->next_cursor.c_str());
     return 0;
   });
 
