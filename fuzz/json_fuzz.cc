@@ -1,5 +1,6 @@
 // libFuzzer target: the JSON decoders of everything a client sends (task
-// specs single and batched, queue patches, backoffs) and of what the API
+// specs single and batched, workflows, queue patches with their limits,
+// backoffs) and of what the API
 // returns (DecodeTask, used by the SDK). Any input must give a value or a
 // clear Status, never a crash; what decodes must obey the limits it was
 // checked against, and a task the API writes must read back the same (up
@@ -84,8 +85,26 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Require(!submit.status().message().empty());
   }
 
+  limits.max_workflow_tasks = 16;
+  if (auto wf = DecodeWorkflowSpec(v, limits); wf.ok()) {
+    Require(!wf->tasks.empty() && wf->tasks.size() <= limits.max_workflow_tasks);
+    for (const WorkflowNodeSpec& n : wf->tasks) {
+      Require(ValidateName("name", n.name, limits).ok());
+      Require(n.depends_on.size() <= limits.max_workflow_tasks);
+      Require(n.task.payload.size() <= limits.max_payload_bytes);
+      Require(!n.task.concurrency_limit || !n.task.concurrency_key.empty());
+    }
+  } else {
+    Require(!wf.status().message().empty());
+  }
+
   QueueSettings settings;
-  if (Status s = ApplyQueuePatch(v, &settings); !s.ok()) Require(!s.message().empty());
+  if (Status s = ApplyQueuePatch(v, &settings); !s.ok()) {
+    Require(!s.message().empty());
+  } else {
+    Require(settings.weight >= 1 && settings.key_concurrency >= 1 && settings.rate >= 0);
+    Require(settings.effective_burst() >= 1);
+  }
   if (auto b = DecodeBackoff(v, "backoff"); !b.ok()) Require(!b.status().message().empty());
 
   // A task read from an API answer, written again, reads back the same.

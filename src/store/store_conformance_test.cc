@@ -479,6 +479,84 @@ TEST_P(StoreConformanceTest, DeletingAMissingTaskIsNotAnError) {
   EXPECT_TRUE(store_->health().ok());
 }
 
+TEST_P(StoreConformanceTest, WorkflowsAndTheirTasksRoundTrip) {
+  auto workflow = [](std::string id, WorkflowState state, TimeMs finished_at) {
+    Workflow w;
+    w.id = std::move(id);
+    w.name = "nightly";
+    w.state = state;
+    w.on_failure = DepFailure::kContinue;
+    w.tasks = 2;
+    w.cancel_requested = state == WorkflowState::kCancelled;
+    w.created_at = 10;
+    w.updated_at = 20;
+    w.finished_at = finished_at;
+    return w;
+  };
+  Workflow running = workflow("w1", WorkflowState::kRunning, 0);
+  Workflow done = workflow("w2", WorkflowState::kFailed, 500);
+  Task a = MakeTask("a", "default", TaskState::kFailed, 2);
+  a.workflow = "w1";
+  a.node = "first";
+  a.finished_at = 400;
+  Task b = MakeTask("b", "default", TaskState::kBlocked, 1);
+  b.workflow = "w1";
+  b.node = "second";
+  b.depends_on = {"a", "x"};
+  b.on_dep_failure = DepFailure::kContinue;
+  b.concurrency_key = "k";
+  Task c = MakeTask("c", "default", TaskState::kSucceeded, 3);
+  c.workflow = "w2";
+  c.node = "only";
+  c.finished_at = 450;
+  std::vector<Mutation> m = {Mutation::PutWorkflow(std::make_shared<const Workflow>(running)),
+                             Mutation::PutWorkflow(std::make_shared<const Workflow>(done)),
+                             Mutation::PutTask(Shared(a)), Mutation::PutTask(Shared(b)),
+                             Mutation::PutTask(Shared(c)), Mutation::PutTask(Shared(MakeTask("plain")))};
+  ASSERT_TRUE(store_->Commit(m).ok());
+  Reopen();
+  auto got = store_->GetWorkflow("default", "w1");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, running);
+  EXPECT_EQ(store_->GetWorkflow("other", "w1").status().code(), StatusCode::kNotFound);
+  auto tasks = store_->WorkflowTasks("default", "w1");
+  ASSERT_TRUE(tasks.ok());
+  ASSERT_EQ(tasks->size(), 2u);
+  EXPECT_EQ(tasks->at(0), b);  // by seq
+  EXPECT_EQ(tasks->at(1), a);
+  auto live = store_->LoadRunningWorkflows();
+  ASSERT_TRUE(live.ok());
+  ASSERT_EQ(live->size(), 1u);
+  EXPECT_EQ(live->at(0).workflow, running);
+  EXPECT_EQ(live->at(0).failed_tasks, 1);
+  // Listing: newest id first, by state and name, in pages.
+  auto page = store_->ListWorkflows(WorkflowQuery{"default", std::nullopt, "", 1, ""});
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->workflows.size(), 1u);
+  EXPECT_EQ(page->workflows[0].id, "w2");
+  page = store_->ListWorkflows(WorkflowQuery{"default", std::nullopt, "", 1, page->next_cursor});
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->workflows.size(), 1u);
+  EXPECT_EQ(page->workflows[0].id, "w1");
+  EXPECT_TRUE(page->next_cursor.empty());
+  page = store_->ListWorkflows(WorkflowQuery{"default", WorkflowState::kFailed, "nightly", 10, ""});
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->workflows.size(), 1u);
+  EXPECT_EQ(page->workflows[0], done);
+  // Retention: finished workflows only; their tasks are not purged alone.
+  auto expired = store_->FindExpiredWorkflows(1000, 10);
+  ASSERT_TRUE(expired.ok());
+  ASSERT_EQ(expired->size(), 1u);
+  EXPECT_EQ(expired->at(0).second, "w2");
+  auto lone = store_->FindExpired(1'000'000, 10);
+  ASSERT_TRUE(lone.ok());
+  EXPECT_TRUE(lone->empty()) << "a workflow's finished tasks go with their workflow";
+  m = {Mutation::DeleteTask("default", "c"), Mutation::DeleteWorkflow("default", "w2")};
+  ASSERT_TRUE(store_->Commit(m).ok());
+  EXPECT_EQ(store_->GetWorkflow("default", "w2").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->WorkflowTasks("default", "w2")->empty());
+}
+
 TEST_P(StoreConformanceTest, QueuesRoundTrip) {
   QueueSettings s;
   s.paused = true;
