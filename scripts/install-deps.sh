@@ -9,6 +9,7 @@ packages=(
   libsqlite3-dev sqlite3                   # the embedded store
   libssl-dev
   libcli11-dev libspdlog-dev libfmt-dev
+  libyaml-cpp-dev                          # workflows written in YAML (dray workflow submit)
   libgtest-dev libgmock-dev libbenchmark-dev
   curl procps
   iproute2                                 # ip netns: the chaos partition test

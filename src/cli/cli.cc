@@ -16,6 +16,7 @@
 
 #include "cli/exec_worker.h"
 #include "cli/server_command.h"
+#include "cli/yaml_json.h"
 #include "core/json_codec.h"
 #include "core/time_format.h"
 #include "dray/client.h"
@@ -370,8 +371,12 @@ int RunCli(int argc, char** argv) {
   bool wf_wait = false;
   std::int64_t wf_wait_ms = 3'600'000;
   std::size_t wf_limit = 100;
-  CLI::App* wsubmit = workflow->add_subcommand("submit", "Submit a workflow from a JSON file ('-': stdin)");
-  wsubmit->add_option("file", wf_file, "the body of POST /v1/workflows")->required();
+  bool wf_yaml = false;
+  CLI::App* wsubmit =
+      workflow->add_subcommand("submit", "Submit a workflow from a JSON or YAML file ('-': stdin)");
+  wsubmit->add_option("file", wf_file, "the body of POST /v1/workflows; *.yaml/*.yml: YAML")
+      ->required();
+  wsubmit->add_flag("--yaml", wf_yaml, "read the file (or stdin) as YAML whatever its name");
   wsubmit->add_flag("--wait", wf_wait, "wait for it to finish; exit 0 if it succeeded");
   wsubmit->add_option("--wait-timeout-ms", wf_wait_ms, "how long --wait waits");
   CLI::App* wget = workflow->add_subcommand("get", "Show a workflow and its tasks");
@@ -411,6 +416,15 @@ int RunCli(int argc, char** argv) {
         std::ifstream in(wf_file, std::ios::binary);
         if (!in) return Fail(NotFound("cannot read " + wf_file));
         text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      }
+      const auto ends_with = [&](std::string_view suffix) {
+        return wf_file.size() >= suffix.size() &&
+               wf_file.compare(wf_file.size() - suffix.size(), suffix.size(), suffix) == 0;
+      };
+      if (wf_yaml || ends_with(".yaml") || ends_with(".yml")) {
+        auto converted = YamlToJson(text);
+        if (!converted.ok()) return Fail(InvalidArgument(wf_file + ": " + converted.status().message()));
+        text = std::move(*converted);
       }
       auto parsed = ParseJson(text);
       if (!parsed.ok()) return Fail(InvalidArgument(wf_file + ": " + parsed.status().message()));

@@ -189,6 +189,28 @@ std::string LeasedTasksJson(const std::vector<LeasedTask>& leased) {
   return out;
 }
 
+// A page of a listing: {"<field>": [item, ...], "next_cursor": "..." | null},
+// each item written by `append(item, &out)`.
+template <typename T, typename Append>
+std::string PageJson(std::string_view field, const std::vector<T>& items,
+                     const std::string& next_cursor, Append append) {
+  std::string body = "{";
+  AppendJsonString(field, &body);
+  body.append(":[");
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) body.push_back(',');
+    append(items[i], &body);
+  }
+  body.append("],\"next_cursor\":");
+  if (next_cursor.empty()) {
+    body.append("null");
+  } else {
+    AppendJsonString(next_cursor, &body);
+  }
+  body.push_back('}');
+  return body;
+}
+
 // Results up to this size are shown whole in a workflow's task list.
 constexpr std::size_t kWorkflowResultBytes = 1024;
 
@@ -257,7 +279,7 @@ std::string WorkflowViewJson(const WorkflowView& v, bool with_tasks) {
 
 // Answers `respond` with the task, or the error.
 Callback<Task> TaskResponder(Responder respond, int status = 200) {
-  return [respond = std::move(respond), status](StatusOr<Task> r) {
+  return [respond = std::move(respond), status](const StatusOr<Task>& r) {
     if (!r.ok()) return respond(ErrorResponse(r.status()));
     respond(HttpResponse::Json(status, TaskToJson(*r)));
   };
@@ -342,19 +364,9 @@ class Api {
     q.max_bytes = opts_.limits.max_body_bytes;  // an answer no larger than a request may be
     auto page = service_->List(q);
     if (!page.ok()) return respond(ErrorResponse(page.status()));
-    std::string body = "{\"tasks\":[";
-    for (std::size_t i = 0; i < page->tasks.size(); ++i) {
-      if (i) body.push_back(',');
-      AppendTaskJson(page->tasks[i], &body);
-    }
-    body.append("],\"next_cursor\":");
-    if (page->next_cursor.empty()) {
-      body.append("null");
-    } else {
-      AppendJsonString(page->next_cursor, &body);
-    }
-    body.push_back('}');
-    respond(HttpResponse::Json(200, std::move(body)));
+    respond(HttpResponse::Json(
+        200, PageJson("tasks", page->tasks, page->next_cursor,
+                      [](const Task& t, std::string* out) { AppendTaskJson(t, out); })));
   }
 
   void CancelOrRetry(HttpRequest&& req, Responder respond, bool retry) {
@@ -436,19 +448,9 @@ class Api {
     q.limit = static_cast<std::size_t>(*limit);
     auto page = service_->ListWorkflows(q);
     if (!page.ok()) return respond(ErrorResponse(page.status()));
-    std::string body = "{\"workflows\":[";
-    for (std::size_t i = 0; i < page->workflows.size(); ++i) {
-      if (i) body.push_back(',');
-      AppendWorkflowJson(page->workflows[i], &body);
-    }
-    body.append("],\"next_cursor\":");
-    if (page->next_cursor.empty()) {
-      body.append("null");
-    } else {
-      AppendJsonString(page->next_cursor, &body);
-    }
-    body.push_back('}');
-    respond(HttpResponse::Json(200, std::move(body)));
+    respond(HttpResponse::Json(
+        200, PageJson("workflows", page->workflows, page->next_cursor,
+                      [](const Workflow& w, std::string* out) { AppendWorkflowJson(w, out); })));
   }
 
   void CancelWorkflow(HttpRequest&& req, Responder respond) {

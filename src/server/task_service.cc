@@ -178,6 +178,20 @@ ServiceStats TaskService::stats() const {
 
 // ---------------------------------------------------------------- commit
 
+template <typename T>
+bool TaskService::AnswerLiveLocked(StatusOr<T> r, EngineOutput&& out, const Callback<T>& done) {
+  if (r.ok()) {
+    CommitLocked(std::move(out), [done, value = std::move(*r)](const Status& s) {
+      Respond(done, s, value);
+    });
+    return true;
+  }
+  CommitLocked(std::move(out), nullptr);
+  if (r.status().code() == StatusCode::kNotFound) return false;
+  done(r.status());
+  return true;
+}
+
 void TaskService::CommitLocked(EngineOutput&& out, std::function<void(const Status&)> done) {
   const TimeMs now = clock_->NowMs();
   std::vector<Delivery> deliveries;
@@ -440,13 +454,7 @@ void TaskService::CancelWorkflow(const std::string& ns, const std::string& id,
     if (Status s = AcceptingLocked(); !s.ok()) return done(s);
     EngineOutput out;
     auto r = engine_.CancelWorkflow(ns, id, clock_->NowMs(), &out);
-    if (r.ok()) {
-      return CommitLocked(std::move(out), [done, w = std::move(*r)](const Status& s) {
-        Respond(done, s, w);
-      });
-    }
-    CommitLocked(std::move(out), nullptr);
-    if (r.status().code() != StatusCode::kNotFound) return done(r.status());
+    if (AnswerLiveLocked(std::move(r), std::move(out), done)) return;
   }
   // Not live: finished, or unknown. The barrier makes the row current.
   pipeline_.Submit({}, [this, ns, id, done = std::move(done)](const Status&) {
@@ -536,13 +544,7 @@ void TaskService::Cancel(const std::string& ns, const std::string& id, Callback<
     if (Status s = AcceptingLocked(); !s.ok()) return done(s);
     EngineOutput out;
     auto r = engine_.Cancel(ns, id, clock_->NowMs(), &out);
-    if (r.ok()) {
-      return CommitLocked(std::move(out), [done, task = std::move(*r)](const Status& s) {
-        Respond(done, s, task);
-      });
-    }
-    CommitLocked(std::move(out), nullptr);
-    if (r.status().code() != StatusCode::kNotFound) return done(r.status());
+    if (AnswerLiveLocked(std::move(r), std::move(out), done)) return;
   }
   ActOnStored(ns, id, /*retry=*/false, std::move(done));
 }

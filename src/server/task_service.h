@@ -159,6 +159,13 @@ class TaskService {
   // ticker, and hands `out` to the pipeline; `done` runs once it is durable.
   void CommitLocked(EngineOutput&& out, std::function<void(const Status&)> done)
       DRAY_REQUIRES(mu_);
+  // An engine call on something live: answers `done` with its value after
+  // the commit, or with its error at once, and returns true; returns false,
+  // answering nothing, when the engine said NotFound (not live here: the
+  // caller looks in the store).
+  template <typename T>
+  bool AnswerLiveLocked(StatusOr<T> r, EngineOutput&& out, const Callback<T>& done)
+      DRAY_REQUIRES(mu_);
   // Pipeline thread: a batch is durable; wake those waiting on its tasks.
   void OnCommitted(const Status& s, const std::vector<std::shared_ptr<const Task>>& finished);
   // Pipeline thread: workflows finished in a durable batch; answer waiters.
