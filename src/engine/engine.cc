@@ -1316,14 +1316,18 @@ std::pair<std::string, std::string> Engine::WaitReasonOf(const Live* l) const {
   if (s.paused) return {"queue_paused", queue + " is paused"};
   if (const KeyGroup* g = GroupOf(l); g && l->heap_pos == kNotInHeap) {
     const std::int32_t limit = KeyLimit(q, *g);
+    // Counted up to a bound: a read must not walk a key with a million
+    // tasks queued.
+    constexpr std::int64_t kMaxCounted = 10'000;
     std::int64_t earlier = 0;
-    for (const Live* m : g->members) {
-      if (m == l) break;
-      ++earlier;
+    for (auto it = g->members.begin(); it != g->members.end() && *it != l; ++it) {
+      if (++earlier == kMaxCounted) break;
     }
-    return {"concurrency_key", "key '" + *g->key + "' runs " + std::to_string(limit) +
-                                   " at a time: " + std::to_string(g->running) + " running, " +
-                                   std::to_string(earlier) + " unfinished before this one"};
+    return {"concurrency_key",
+            "key '" + *g->key + "' runs " + std::to_string(limit) + " at a time: " +
+                std::to_string(g->running) + " running, " +
+                (earlier == kMaxCounted ? "at least " : "") + std::to_string(earlier) +
+                " unfinished before this one"};
   }
   const std::int64_t running = q.counts[static_cast<std::size_t>(TaskState::kRunning)];
   if (s.concurrency > 0 && running >= s.concurrency) {
