@@ -68,6 +68,29 @@ StatusOr<std::string> GetString(const json::value& v, std::string_view field,
   return std::string(s);
 }
 
+}  // namespace
+
+Status CheckFinite(const json::value& v, std::string_view field) {
+  // Iterative: a payload may nest as deep as the parser allows.
+  std::vector<const json::value*> stack = {&v};
+  while (!stack.empty()) {
+    const json::value* x = stack.back();
+    stack.pop_back();
+    if (x->is_double() && !std::isfinite(x->get_double())) {
+      return InvalidArgument("field '" + std::string(field) +
+                             "' holds a number too large for a double (JSON has no infinity)");
+    }
+    if (x->is_array()) {
+      for (const json::value& y : x->get_array()) stack.push_back(&y);
+    } else if (x->is_object()) {
+      for (const auto& kv : x->get_object()) stack.push_back(&kv.value());
+    }
+  }
+  return Status::Ok();
+}
+
+namespace {
+
 Status CheckPrintable(std::string_view field, std::string_view s) {
   for (unsigned char c : s) {
     if (c < 0x20 || c == 0x7f) {
@@ -157,6 +180,7 @@ StatusOr<TaskSpec> DecodeTaskSpec(const json::value& v, const Limits& limits,
       DRAY_RETURN_IF_ERROR(ValidateName(f, *r, limits));
       (k == "queue" ? spec.queue : spec.ns) = std::move(*r);
     } else if (k == "payload") {
+      DRAY_RETURN_IF_ERROR(CheckFinite(x, f));
       spec.payload = json::serialize(x);
       if (spec.payload.size() > limits.max_payload_bytes) {
         return OutOfRange("field '" + f + "' is " + std::to_string(spec.payload.size()) +
@@ -434,6 +458,9 @@ StatusOr<Task> DecodeTask(const json::value& v) {
   auto st = ParseTaskState(JsonString(o, "state"));
   if (!st) return InvalidArgument("task has no valid 'state'");
   t.state = *st;
+  for (std::string_view k : {"payload", "result"}) {
+    if (const json::value* x = o.if_contains(k)) DRAY_RETURN_IF_ERROR(CheckFinite(*x, k));
+  }
   t.payload = JsonText(o, "payload");
   if (t.payload.empty()) t.payload = "null";
   t.priority = static_cast<std::int32_t>(JsonInt(o, "priority"));

@@ -32,6 +32,12 @@ StatusOr<TaskSpec> DecodeTaskSpec(const boost::json::value& v, const Limits& lim
 // are checked by the engine, which knows the tasks that already exist.
 StatusOr<WorkflowSpec> DecodeWorkflowSpec(const boost::json::value& body, const Limits& limits);
 
+// InvalidArgument naming `field` if `v` holds a number outside a double's
+// range anywhere: Boost.JSON 1.81 reads 1e400 as infinity and writes it back
+// as `Infinity`, which is not JSON, so such a payload or result would make
+// every later answer about its task unreadable.
+Status CheckFinite(const boost::json::value& v, std::string_view field);
+
 // Names (namespace, queue): 1..max_name_bytes of [A-Za-z0-9_.:-].
 Status ValidateName(std::string_view field, std::string_view value, const Limits& limits);
 

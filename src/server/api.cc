@@ -130,6 +130,8 @@ StatusOr<std::string> ResultField(const json::object& o, const Limits& limits,
                                   std::string_view where = "") {
   const json::value* v = o.if_contains("result");
   if (!v) return std::string("null");
+  DRAY_RETURN_IF_ERROR(
+      CheckFinite(*v, std::string(where) + (where.empty() ? "" : ".") + "result"));
   std::string text = json::serialize(*v);
   if (text.size() > limits.max_result_bytes) {
     return OutOfRange("field '" + std::string(where) + (where.empty() ? "" : ".") + "result' is " +

@@ -201,6 +201,10 @@ TEST_F(ApiTest, ExpiredLeaseIsReassignedAndTheStaleWorkerIsRefused) {
   json::object after = Get(id);
   EXPECT_EQ(after.at("state"), "running");
   EXPECT_EQ(after.at("worker"), "fast");
+  HttpResult inf = Call("POST", "/v1/tasks/" + id + "/complete",
+                        R"({"lease":")" + Token(second[0]) + R"(","result":{"x":-1e999}})");
+  EXPECT_EQ(inf.status, 422) << inf.body;
+  EXPECT_EQ(State(id), "running") << "a refused result changes nothing";
   Ok("POST", "/v1/tasks/" + id + "/complete", R"({"lease":")" + Token(second[0]) + R"("})");
   HttpResult late = Call("POST", "/v1/tasks/" + id + "/complete",
                          R"({"lease":")" + Token(first[0]) + R"("})");
@@ -384,6 +388,8 @@ TEST_F(ApiTest, BadInputGetsTheDocumentedErrorAndChangesNothing) {
       {"POST", "/v1/tasks", R"({"type":"t","payload":")" + std::string(5000, 'x') + "\"" + q + "}", 413, "too_large", "payload"},
       {"POST", "/v1/tasks", R"({"type":"t","payload":")" + std::string(70000, 'x') + "\"" + q + "}", 413, "too_large", ""},
       {"POST", "/v1/tasks?namespace=bad%20ns", R"({"type":"t")" + q + "}", 422, "invalid_argument", "namespace"},
+      // 1e400 would read as infinity and be written back as `Infinity`, not JSON.
+      {"POST", "/v1/tasks", R"({"type":"t","payload":{"n":[1,1e400]})" + q + "}", 422, "invalid_argument", "'payload'"},
       {"GET", "/v1/tasks/0190a0b0-0000-7000-8000-000000000001", "", 404, "not_found", ""},
       {"GET", "/v1/tasks/not-an-id", "", 404, "not_found", ""},
       {"POST", "/v1/tasks/0190a0b0-0000-7000-8000-000000000001/complete", R"({"lease":"1"})", 404, "not_found", ""},
