@@ -1,5 +1,7 @@
 // libFuzzer target: the small parsers of the request line and of stored
-// text: task ids, names, percent-decoding, query strings and path splitting.
+// text: task ids, names, percent-decoding, query strings and path splitting;
+// cron expressions (any text parses or is refused, and a parsed one gives
+// fire times that only grow, in a zone with daylight saving too).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -7,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/cron.h"
 #include "core/ids.h"
 #include "core/json_codec.h"
 #include "core/limits.h"
@@ -56,6 +59,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto segs = SplitPath(text);
     for (const auto& s : segs) bytes += s.size();
     Require(bytes + segs.size() == text.size());
+  }
+
+  if (auto cron = CronExpr::Parse(text); cron.ok()) {
+    static const TimeZone zone = *TimeZone::Load("America/New_York");
+    TimeMs t = 1'793'500'000'000;  // late October 2026, before the fall-back
+    for (int i = 0; i < 4; ++i) {
+      auto next = cron->Next(t, zone);
+      if (!next) break;
+      Require(*next > t && *next % 1000 == 0);
+      t = *next;
+    }
+  } else {
+    Require(!cron.status().message().empty());
   }
   return 0;
 }

@@ -10,6 +10,7 @@ packages=(
   libssl-dev
   libcli11-dev libspdlog-dev libfmt-dev
   libyaml-cpp-dev                          # workflows written in YAML (dray workflow submit)
+  libcctz-dev tzdata                       # cron schedules in IANA time zones
   libgtest-dev libgmock-dev libbenchmark-dev
   curl procps
   iproute2                                 # ip netns: the chaos partition test
