@@ -294,7 +294,7 @@ const Backoff* Engine::InternBackoff(const Backoff& b) {
   return backoffs_.emplace(key, std::make_unique<Backoff>(b)).first->second.get();
 }
 
-Engine::LivePtr Engine::Compact(Task&& t, QueueState* q) {
+Engine::LivePtr Engine::Compact(const Task& t, QueueState* q) {
   void* mem = ::operator new(sizeof(Live) + t.payload.size());
   LivePtr l(new (mem) Live);
   std::memcpy(static_cast<void*>(l.get() + 1), t.payload.data(), t.payload.size());
@@ -304,7 +304,7 @@ Engine::LivePtr Engine::Compact(Task&& t, QueueState* q) {
   l->queue = q;
   l->type = InternType(t.type);
   if (!l->type) {
-    l->MutableExtra().type = std::move(t.type);
+    l->MutableExtra().type = t.type;
     l->type = &l->extra->type;
   }
   l->backoff = InternBackoff(t.backoff);
@@ -319,7 +319,7 @@ Engine::LivePtr Engine::Compact(Task&& t, QueueState* q) {
   l->priority = t.priority;
   l->max_attempts = t.max_attempts;
   l->attempts = t.attempts;
-  if (!t.key.empty()) l->MutableExtra().key = std::move(t.key);
+  if (!t.key.empty()) l->MutableExtra().key = t.key;
   if (!t.labels.empty()) l->MutableExtra().labels = FlattenLabels(t.labels);
   if (t.timeout_ms) l->MutableExtra().timeout_ms = t.timeout_ms;
   if (t.lease_ms) l->MutableExtra().spec_lease_ms = t.lease_ms;
@@ -343,7 +343,7 @@ Engine::LivePtr Engine::Compact(Task&& t, QueueState* q) {
   if (!t.concurrency_key.empty()) {
     Extra& x = l->MutableExtra();
     x.concurrency_limit = t.concurrency_limit;
-    auto it = q->keys.try_emplace(std::move(t.concurrency_key)).first;
+    auto it = q->keys.try_emplace(t.concurrency_key).first;
     it->second.key = &it->first;
     it->second.members.insert(l.get());
     x.group = &it->second;
@@ -536,9 +536,11 @@ void Engine::Emit(std::shared_ptr<const Task> snapshot, bool created, EngineOutp
 
 Engine::Live* Engine::Insert(Task&& task, EngineOutput* out) {
   QueueState* q = &QueueFor(task.ns, task.queue, out);
+  // The snapshot for the store takes the task itself; the compact form is
+  // built from it (one copy of the payload fewer per submit).
   std::shared_ptr<const Task> snapshot;
-  if (out) snapshot = std::make_shared<const Task>(task);
-  LivePtr owned = Compact(std::move(task), q);
+  if (out) snapshot = std::make_shared<const Task>(std::move(task));
+  LivePtr owned = Compact(out ? *snapshot : task, q);
   Live* l = owned.get();
   live_.Insert(std::move(owned));
   Index(l, out);

@@ -274,7 +274,7 @@ class Engine {
   QueueState& QueueFor(const std::string& ns, const std::string& name, EngineOutput* out);
   Live* FindLive(const std::string& ns, const std::string& id) const;
   // A new live task from a whole one (submit, retry, recovery).
-  LivePtr Compact(Task&& task, QueueState* q);
+  LivePtr Compact(const Task& task, QueueState* q);
   // The whole task a live one stands for.
   Task Expand(const Live* l) const;
   // Takes the fields a transition may change back from `t`.
