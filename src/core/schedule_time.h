@@ -1,0 +1,65 @@
+// When a schedule fires (issue 6): its ticks from a cron expression in a
+// time zone or from a fixed interval, bounded by start and end times, each
+// moved by a jitter that is the same for the same tick on every node and
+// after every restart; and which missed ticks to fire after downtime.
+//
+// Pure: no clock, no I/O. The engine keeps, per schedule, the last tick it
+// fired (committed with the task that tick created) and asks Catchup what
+// is due.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/cron.h"
+#include "dray/types.h"
+
+namespace dray {
+
+// What to do with the ticks missed while the server was down or the
+// schedule paused. Values are written to disk and never renumbered.
+enum class MisfirePolicy : std::uint8_t {
+  kSkip = 0,  // none of them: the next tick in the future only
+  kOnce = 1,  // one run now for all of them together
+  kAll = 2,   // every one, oldest first, up to a bound
+};
+
+struct ScheduleTiming {
+  std::optional<CronExpr> cron;  // either this, in `zone`...
+  std::optional<TimeZone> zone;
+  std::int64_t interval_ms = 0;  // ...or ticks at anchor + k * interval_ms
+  TimeMs anchor = 0;             // the interval's origin (start_at, else creation)
+  TimeMs start_at = 0;           // no tick before (0: none)
+  TimeMs end_at = 0;             // no tick after (0: none)
+  std::int64_t jitter_ms = 0;    // each fire moved later by [0, jitter_ms)
+  std::string id;                // seeds the jitter
+};
+
+// The first tick strictly after `after`, within start and end; nullopt when
+// there is none (past the end). Nominal: without the jitter.
+std::optional<TimeMs> NextTick(const ScheduleTiming& t, TimeMs after);
+
+// When `tick` fires: tick + a jitter drawn from (id, tick), so every node
+// and every restart agrees.
+TimeMs FireTime(const ScheduleTiming& t, TimeMs tick);
+
+struct CatchupPlan {
+  std::vector<TimeMs> fire;  // ticks to fire now, oldest first
+  std::int64_t skipped = 0;  // missed ticks not fired (policy or bound)
+  std::optional<TimeMs> next;  // the first tick after `now` (nominal)
+};
+
+// The ticks after `last` (the last tick fired; 0: none yet, from the
+// schedule's start) whose fire time is at or before `now`, treated by
+// `policy`. A tick late by no more than `grace_ms` is on time, not missed,
+// and fires under every policy. Missed ones: kAll fires up to `max_all`
+// (the newest, when there are more), kOnce fires the newest due tick alone
+// for all of them, kSkip fires none. An interval skips arithmetically to
+// the ticks that matter; cron walks its ticks, up to a million, and then
+// jumps to the present (counting what it walked as skipped).
+CatchupPlan Catchup(const ScheduleTiming& t, TimeMs last, TimeMs now, MisfirePolicy policy,
+                    std::size_t max_all = 100, std::int64_t grace_ms = 60'000);
+
+}  // namespace dray
