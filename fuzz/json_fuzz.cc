@@ -1,6 +1,6 @@
 // libFuzzer target: the JSON decoders of everything a client sends (task
-// specs single and batched, workflows, queue patches with their limits,
-// backoffs) and of what the API
+// specs single and batched, workflows, schedules, queue patches with their
+// limits, backoffs) and of what the API
 // returns (DecodeTask, used by the SDK). Any input must give a value or a
 // clear Status, never a crash; what decodes must obey the limits it was
 // checked against, and a task the API writes must read back the same (up
@@ -96,6 +96,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   } else {
     Require(!wf.status().message().empty());
+  }
+
+  if (auto sched = DecodeScheduleSpec(v, limits); sched.ok()) {
+    Require(sched->cron.empty() != (sched->interval_ms == 0));
+    Require(sched->task.key.empty() && !sched->task.run_at);
+    Require(sched->interval_ms == 0 || sched->jitter_ms < sched->interval_ms);
+  } else {
+    Require(!sched.status().message().empty());
   }
 
   QueueSettings settings;

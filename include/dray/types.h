@@ -173,6 +173,48 @@ struct LeasedTask {
   std::vector<ParentResult> parents;  // one per dependency, in depends_on order
 };
 
+// ---------------------------------------------------------------- schedules
+
+// What to do with the ticks a schedule missed while the server was down or
+// the schedule paused. Values are written to disk and never renumbered.
+enum class MisfirePolicy : std::uint8_t {
+  kSkip = 0,  // none of them: the next tick in the future only
+  kOnce = 1,  // one run now for all of them together
+  kAll = 2,   // every one, oldest first, up to max_catchup (the newest kept)
+};
+
+// What a tick does while the previous run's task has not finished. Values
+// are written to disk and never renumbered.
+enum class OverlapPolicy : std::uint8_t {
+  kAllow = 0,           // start another run beside it
+  kSkip = 1,            // let this tick go
+  kBufferOne = 2,       // run once the previous ends (one such run at most)
+  kCancelPrevious = 3,  // cancel the previous run, then start this one
+};
+
+std::string_view MisfirePolicyName(MisfirePolicy p);
+std::optional<MisfirePolicy> ParseMisfirePolicy(std::string_view name);
+std::string_view OverlapPolicyName(OverlapPolicy p);
+std::optional<OverlapPolicy> ParseOverlapPolicy(std::string_view name);
+
+// A schedule as submitted: a task template fired by a cron expression in a
+// time zone, or every interval_ms.
+struct ScheduleSpec {
+  std::string ns = "default";
+  std::string name;
+  std::string cron;              // either this...
+  std::string timezone = "UTC";  // ...in this zone,
+  std::int64_t interval_ms = 0;  // or this
+  TaskSpec task;                 // what each tick submits (no run_at, no key)
+  MisfirePolicy misfire = MisfirePolicy::kOnce;
+  OverlapPolicy overlap = OverlapPolicy::kAllow;
+  std::int64_t jitter_ms = 0;
+  std::optional<TimeMs> start_at;
+  std::optional<TimeMs> end_at;
+  bool paused = false;
+  std::int32_t max_catchup = 100;  // kAll's bound
+};
+
 // ---------------------------------------------------------------- workflows
 
 // Values are written to disk and never renumbered.

@@ -172,3 +172,66 @@ TEST(CodecTest, JsonIntClampsDoublesOutsideInt64) {
 
 }  // namespace
 }  // namespace dray
+
+namespace dray {
+namespace {
+
+StatusOr<ScheduleSpec> DecodeSchedule(std::string_view body) {
+  auto v = ParseJson(body);
+  if (!v.ok()) return v.status();
+  return DecodeScheduleSpec(*v, Limits{});
+}
+
+TEST(ScheduleSpecTest, DecodesEveryField) {
+  auto s = DecodeSchedule(R"({"name":"nightly","cron":"0 2 * * *","timezone":"Asia/Shanghai",
+      "task":{"type":"report","queue":"q","payload":{"day":1},"delay_ms":5},
+      "misfire":"all","overlap":"buffer_one","jitter_ms":1000,
+      "start_at":"2026-12-01T00:00:00Z","end_at":"2027-12-01T00:00:00Z","paused":true,"max_catchup":7})");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->name, "nightly");
+  EXPECT_EQ(s->cron, "0 2 * * *");
+  EXPECT_EQ(s->timezone, "Asia/Shanghai");
+  EXPECT_EQ(s->task.type, "report");
+  EXPECT_EQ(s->task.delay_ms, 5);
+  EXPECT_EQ(s->misfire, MisfirePolicy::kAll);
+  EXPECT_EQ(s->overlap, OverlapPolicy::kBufferOne);
+  EXPECT_EQ(s->jitter_ms, 1000);
+  EXPECT_TRUE(s->paused);
+  EXPECT_EQ(s->max_catchup, 7);
+  auto i = DecodeSchedule(R"({"interval_ms":30000,"task":{"type":"ping"}})");
+  ASSERT_TRUE(i.ok()) << i.status().ToString();
+  EXPECT_EQ(i->interval_ms, 30000);
+  EXPECT_EQ(i->misfire, MisfirePolicy::kOnce);  // the defaults
+  EXPECT_EQ(i->overlap, OverlapPolicy::kAllow);
+}
+
+TEST(ScheduleSpecTest, RefusesWhatCannotRunNamingIt) {
+  const std::pair<const char*, const char*> bad[] = {
+      {R"({"cron":"*/0 * * * *","task":{"type":"t"}})", "field 'cron'"},
+      {R"({"cron":"0 0 31 4 *","task":{"type":"t"}})", "none of its months"},
+      {R"({"cron":"0 0 * * *","timezone":"Mars/Base","task":{"type":"t"}})", "field 'timezone'"},
+      {R"({"task":{"type":"t"}})", "either 'cron' or 'interval_ms'"},
+      {R"({"cron":"* * * * *","interval_ms":1000,"task":{"type":"t"}})", "either"},
+      {R"({"interval_ms":999,"task":{"type":"t"}})", "interval_ms"},
+      {R"({"interval_ms":1000,"timezone":"UTC","task":{"type":"t"}})", "'cron' only"},
+      {R"({"interval_ms":1000})", "'task' is required"},
+      {R"({"interval_ms":1000,"task":{"type":"t","key":"k"}})", "task.key"},
+      {R"({"interval_ms":1000,"task":{"type":"t","run_at":"2026-12-01T00:00:00Z"}})", "task.run_at"},
+      {R"({"interval_ms":1000,"task":{"type":"t","namespace":"x"}})", "task.namespace"},
+      {R"({"interval_ms":1000,"task":{"type":"t"},"jitter_ms":1000})", "jitter_ms"},
+      {R"({"interval_ms":1000,"task":{"type":"t"},"misfire":"sometimes"})", "misfire"},
+      {R"({"interval_ms":1000,"task":{"type":"t"},"overlap":"queue"})", "overlap"},
+      {R"({"interval_ms":1000,"task":{"type":"t"},"start_at":"2027-01-01T00:00:00Z","end_at":"2026-01-01T00:00:00Z"})", "end_at"},
+      {R"({"interval_ms":1000,"task":{"type":"t"},"every":"day"})", "unknown field 'every'"},
+  };
+  for (const auto& [body, mention] : bad) {
+    auto s = DecodeSchedule(body);
+    ASSERT_FALSE(s.ok()) << body;
+    EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument) << body;
+    EXPECT_NE(s.status().message().find(mention), std::string::npos)
+        << body << " -> " << s.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace dray

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/cron.h"
 #include "core/json_writer.h"
 #include "core/time_format.h"
 
@@ -380,6 +381,96 @@ StatusOr<WorkflowSpec> DecodeWorkflowSpec(const json::value& body, const Limits&
     }
   }
   if (!has_tasks) return InvalidArgument("field 'tasks' is required");
+  return spec;
+}
+
+StatusOr<ScheduleSpec> DecodeScheduleSpec(const json::value& body, const Limits& limits) {
+  if (!body.is_object()) return WrongType("body", "an object");
+  ScheduleSpec spec;
+  bool has_task = false, has_timezone = false;
+  for (const auto& [k, x] : body.get_object()) {
+    const std::string f(k);
+    if (k == "name") {
+      auto r = GetString(x, f, limits.max_name_bytes);
+      if (!r.ok()) return r.status();
+      DRAY_RETURN_IF_ERROR(CheckPrintable(f, *r));
+      spec.name = std::move(*r);
+    } else if (k == "cron") {
+      auto r = GetString(x, f, 256);
+      if (!r.ok()) return r.status();
+      auto c = CronExpr::Parse(*r);
+      if (!c.ok()) return InvalidArgument("field 'cron': " + c.status().message());
+      spec.cron = std::move(*r);
+    } else if (k == "timezone") {
+      auto r = GetString(x, f, 64);
+      if (!r.ok()) return r.status();
+      auto z = TimeZone::Load(*r);
+      if (!z.ok()) return InvalidArgument("field 'timezone': " + z.status().message());
+      spec.timezone = std::move(*r);
+      has_timezone = true;
+    } else if (k == "interval_ms") {
+      auto r = GetInt(x, f, 1000, 366LL * 86'400'000);
+      if (!r.ok()) return r.status();
+      spec.interval_ms = *r;
+    } else if (k == "task") {
+      auto t = DecodeTaskSpec(x, limits, "task");
+      if (!t.ok()) return t.status();
+      if (x.get_object().contains("namespace")) {
+        return InvalidArgument("field 'task.namespace': a schedule's tasks are in its namespace");
+      }
+      if (t->run_at) {
+        return InvalidArgument("field 'task.run_at': a tick submits its task at the tick "
+                               "(delay_ms may put it later)");
+      }
+      if (!t->key.empty()) {
+        return InvalidArgument("field 'task.key': every tick would find the first tick's task");
+      }
+      spec.task = std::move(*t);
+      has_task = true;
+    } else if (k == "misfire") {
+      auto p = x.is_string() ? ParseMisfirePolicy(x.get_string()) : std::nullopt;
+      if (!p) return InvalidArgument("field 'misfire' must be \"skip\", \"once\" or \"all\"");
+      spec.misfire = *p;
+    } else if (k == "overlap") {
+      auto p = x.is_string() ? ParseOverlapPolicy(x.get_string()) : std::nullopt;
+      if (!p) {
+        return InvalidArgument("field 'overlap' must be \"allow\", \"skip\", \"buffer_one\" "
+                               "or \"cancel_previous\"");
+      }
+      spec.overlap = *p;
+    } else if (k == "jitter_ms") {
+      auto r = GetInt(x, f, 0, 86'400'000);
+      if (!r.ok()) return r.status();
+      spec.jitter_ms = *r;
+    } else if (k == "start_at" || k == "end_at") {
+      if (!x.is_string()) return WrongType(f, "an RFC 3339 time string");
+      auto t = ParseRfc3339(x.get_string());
+      if (!t) return InvalidArgument("field '" + f + "' is not an RFC 3339 time");
+      (k == "start_at" ? spec.start_at : spec.end_at) = *t;
+    } else if (k == "paused") {
+      if (!x.is_bool()) return WrongType(f, "true or false");
+      spec.paused = x.get_bool();
+    } else if (k == "max_catchup") {
+      auto r = GetInt(x, f, 1, 10'000);
+      if (!r.ok()) return r.status();
+      spec.max_catchup = static_cast<std::int32_t>(*r);
+    } else {
+      return InvalidArgument("unknown field '" + f + "'");
+    }
+  }
+  if (spec.cron.empty() == (spec.interval_ms == 0)) {
+    return InvalidArgument("a schedule has either 'cron' or 'interval_ms'");
+  }
+  if (has_timezone && spec.cron.empty()) {
+    return InvalidArgument("field 'timezone' applies to 'cron' only");
+  }
+  if (!has_task) return InvalidArgument("field 'task' is required");
+  if (spec.interval_ms && spec.jitter_ms >= spec.interval_ms) {
+    return InvalidArgument("field 'jitter_ms' must be below 'interval_ms'");
+  }
+  if (spec.start_at && spec.end_at && *spec.end_at <= *spec.start_at) {
+    return InvalidArgument("field 'end_at' must be after 'start_at'");
+  }
   return spec;
 }
 

@@ -32,6 +32,11 @@ StatusOr<TaskSpec> DecodeTaskSpec(const boost::json::value& v, const Limits& lim
 // are checked by the engine, which knows the tasks that already exist.
 StatusOr<WorkflowSpec> DecodeWorkflowSpec(const boost::json::value& body, const Limits& limits);
 
+// A body of POST /v1/schedules (issue 6): a task template and its timing.
+// The cron expression and the time zone are checked here, so that a bad
+// one is a 422 before anything is stored.
+StatusOr<ScheduleSpec> DecodeScheduleSpec(const boost::json::value& body, const Limits& limits);
+
 // InvalidArgument naming `field` if `v` holds a number outside a double's
 // range anywhere: Boost.JSON 1.81 reads 1e400 as infinity and writes it back
 // as `Infinity`, which is not JSON, so such a payload or result would make

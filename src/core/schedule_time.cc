@@ -111,4 +111,15 @@ CatchupPlan Catchup(const ScheduleTiming& t, TimeMs last, TimeMs now, MisfirePol
   return plan;
 }
 
+OverlapAction DecideOverlap(OverlapPolicy policy, bool running, bool buffered) {
+  if (!running) return OverlapAction::kStart;
+  switch (policy) {
+    case OverlapPolicy::kAllow: return OverlapAction::kStart;
+    case OverlapPolicy::kSkip: return OverlapAction::kDrop;
+    case OverlapPolicy::kBufferOne: return buffered ? OverlapAction::kDrop : OverlapAction::kBuffer;
+    case OverlapPolicy::kCancelPrevious: return OverlapAction::kCancelThenStart;
+  }
+  return OverlapAction::kStart;
+}
+
 }  // namespace dray

@@ -18,13 +18,17 @@
 
 namespace dray {
 
-// What to do with the ticks missed while the server was down or the
-// schedule paused. Values are written to disk and never renumbered.
-enum class MisfirePolicy : std::uint8_t {
-  kSkip = 0,  // none of them: the next tick in the future only
-  kOnce = 1,  // one run now for all of them together
-  kAll = 2,   // every one, oldest first, up to a bound
+// What a tick does about a previous run still going (OverlapPolicy in
+// dray/types.h).
+enum class OverlapAction : std::uint8_t {
+  kStart,                // submit this tick's task
+  kDrop,                 // let the tick go
+  kBuffer,               // remember it: submit when the previous run ends
+  kCancelThenStart,      // cancel the previous run, submit this tick's task
 };
+// `running`: the previous run's task has not finished; `buffered`: a tick
+// already waits for it (kBufferOne keeps one).
+OverlapAction DecideOverlap(OverlapPolicy policy, bool running, bool buffered);
 
 struct ScheduleTiming {
   std::optional<CronExpr> cron;  // either this, in `zone`...

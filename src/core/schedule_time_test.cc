@@ -144,3 +144,22 @@ TEST(ScheduleTimeTest, AJitteredTickIsNotDueBeforeItsFireTime) {
 
 }  // namespace
 }  // namespace dray
+
+namespace dray {
+namespace {
+
+TEST(ScheduleTimeTest, OverlapPolicies) {
+  using A = OverlapAction;
+  for (OverlapPolicy p : {OverlapPolicy::kAllow, OverlapPolicy::kSkip, OverlapPolicy::kBufferOne,
+                          OverlapPolicy::kCancelPrevious}) {
+    EXPECT_EQ(DecideOverlap(p, false, false), A::kStart) << "nothing running: every policy starts";
+  }
+  EXPECT_EQ(DecideOverlap(OverlapPolicy::kAllow, true, false), A::kStart);
+  EXPECT_EQ(DecideOverlap(OverlapPolicy::kSkip, true, false), A::kDrop);
+  EXPECT_EQ(DecideOverlap(OverlapPolicy::kBufferOne, true, false), A::kBuffer);
+  EXPECT_EQ(DecideOverlap(OverlapPolicy::kBufferOne, true, true), A::kDrop);
+  EXPECT_EQ(DecideOverlap(OverlapPolicy::kCancelPrevious, true, false), A::kCancelThenStart);
+}
+
+}  // namespace
+}  // namespace dray

@@ -54,6 +54,40 @@ std::optional<WorkflowState> ParseWorkflowState(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view MisfirePolicyName(MisfirePolicy p) {
+  switch (p) {
+    case MisfirePolicy::kSkip: return "skip";
+    case MisfirePolicy::kOnce: return "once";
+    case MisfirePolicy::kAll: return "all";
+  }
+  return "unknown";
+}
+
+std::optional<MisfirePolicy> ParseMisfirePolicy(std::string_view name) {
+  for (MisfirePolicy p : {MisfirePolicy::kSkip, MisfirePolicy::kOnce, MisfirePolicy::kAll}) {
+    if (MisfirePolicyName(p) == name) return p;
+  }
+  return std::nullopt;
+}
+
+std::string_view OverlapPolicyName(OverlapPolicy p) {
+  switch (p) {
+    case OverlapPolicy::kAllow: return "allow";
+    case OverlapPolicy::kSkip: return "skip";
+    case OverlapPolicy::kBufferOne: return "buffer_one";
+    case OverlapPolicy::kCancelPrevious: return "cancel_previous";
+  }
+  return "unknown";
+}
+
+std::optional<OverlapPolicy> ParseOverlapPolicy(std::string_view name) {
+  for (OverlapPolicy p : {OverlapPolicy::kAllow, OverlapPolicy::kSkip, OverlapPolicy::kBufferOne,
+                          OverlapPolicy::kCancelPrevious}) {
+    if (OverlapPolicyName(p) == name) return p;
+  }
+  return std::nullopt;
+}
+
 bool IsTerminal(TaskState s) {
   return s == TaskState::kSucceeded || s == TaskState::kFailed || s == TaskState::kCancelled;
 }
