@@ -6,6 +6,20 @@
 
 namespace dray {
 
+namespace {
+
+// The value of an enum whose name is `name`, among `values`.
+template <typename E>
+std::optional<E> ByName(std::string_view name, std::initializer_list<E> values,
+                        std::string_view (*name_of)(E)) {
+  for (E v : values) {
+    if (name_of(v) == name) return v;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::string_view TaskStateName(TaskState s) {
   switch (s) {
     case TaskState::kScheduled: return "scheduled";
@@ -31,9 +45,7 @@ std::string_view DepFailureName(DepFailure p) {
 }
 
 std::optional<DepFailure> ParseDepFailure(std::string_view name) {
-  if (name == "cancel") return DepFailure::kCancel;
-  if (name == "continue") return DepFailure::kContinue;
-  return std::nullopt;
+  return ByName(name, {DepFailure::kCancel, DepFailure::kContinue}, &DepFailureName);
 }
 
 std::string_view WorkflowStateName(WorkflowState s) {
@@ -47,11 +59,9 @@ std::string_view WorkflowStateName(WorkflowState s) {
 }
 
 std::optional<WorkflowState> ParseWorkflowState(std::string_view name) {
-  for (WorkflowState s : {WorkflowState::kRunning, WorkflowState::kSucceeded,
-                          WorkflowState::kFailed, WorkflowState::kCancelled}) {
-    if (WorkflowStateName(s) == name) return s;
-  }
-  return std::nullopt;
+  return ByName(name, {WorkflowState::kRunning, WorkflowState::kSucceeded, WorkflowState::kFailed,
+                       WorkflowState::kCancelled},
+                &WorkflowStateName);
 }
 
 std::string_view MisfirePolicyName(MisfirePolicy p) {
@@ -64,10 +74,8 @@ std::string_view MisfirePolicyName(MisfirePolicy p) {
 }
 
 std::optional<MisfirePolicy> ParseMisfirePolicy(std::string_view name) {
-  for (MisfirePolicy p : {MisfirePolicy::kSkip, MisfirePolicy::kOnce, MisfirePolicy::kAll}) {
-    if (MisfirePolicyName(p) == name) return p;
-  }
-  return std::nullopt;
+  return ByName(name, {MisfirePolicy::kSkip, MisfirePolicy::kOnce, MisfirePolicy::kAll},
+                &MisfirePolicyName);
 }
 
 std::string_view OverlapPolicyName(OverlapPolicy p) {
@@ -81,11 +89,9 @@ std::string_view OverlapPolicyName(OverlapPolicy p) {
 }
 
 std::optional<OverlapPolicy> ParseOverlapPolicy(std::string_view name) {
-  for (OverlapPolicy p : {OverlapPolicy::kAllow, OverlapPolicy::kSkip, OverlapPolicy::kBufferOne,
-                          OverlapPolicy::kCancelPrevious}) {
-    if (OverlapPolicyName(p) == name) return p;
-  }
-  return std::nullopt;
+  return ByName(name, {OverlapPolicy::kAllow, OverlapPolicy::kSkip, OverlapPolicy::kBufferOne,
+                       OverlapPolicy::kCancelPrevious},
+                &OverlapPolicyName);
 }
 
 bool IsTerminal(TaskState s) {
