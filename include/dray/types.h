@@ -87,6 +87,7 @@ struct TaskSpec {
   // retries included. See docs/limits.md.
   std::string concurrency_key;
   std::optional<std::int32_t> concurrency_limit;
+  friend bool operator==(const TaskSpec&, const TaskSpec&) = default;
 };
 
 struct Attempt {
@@ -201,7 +202,10 @@ std::optional<OverlapPolicy> ParseOverlapPolicy(std::string_view name);
 // time zone, or every interval_ms.
 struct ScheduleSpec {
   std::string ns = "default";
-  std::string name;
+  // 1..128 of [A-Za-z0-9_.:-], unique in the namespace; empty on create:
+  // the server makes one (a UUIDv7).
+  std::string id;
+  std::string name;  // free text for people
   std::string cron;              // either this...
   std::string timezone = "UTC";  // ...in this zone,
   std::int64_t interval_ms = 0;  // or this
@@ -213,6 +217,27 @@ struct ScheduleSpec {
   std::optional<TimeMs> end_at;
   bool paused = false;
   std::int32_t max_catchup = 100;  // kAll's bound
+  friend bool operator==(const ScheduleSpec&, const ScheduleSpec&) = default;
+};
+
+// A schedule as stored: its spec and where its ticks have got to. A tick
+// is a nominal fire time (before the jitter); each tick is handled once:
+// fired (its task committed with the schedule's new last_tick), let go by
+// the misfire or overlap policy (counted in `skipped`), or buffered.
+struct Schedule {
+  ScheduleSpec spec;
+  TimeMs created_at = 0;
+  TimeMs updated_at = 0;
+  TimeMs last_tick = 0;       // the newest tick handled; later ones are ahead
+  TimeMs last_fired_at = 0;   // when a tick last submitted a task
+  std::string last_task;      // that task's id: the run overlap looks at
+  TimeMs buffered_tick = 0;   // buffer_one: a tick waiting for last_task to end
+  std::int64_t fired = 0;     // ticks that submitted a task
+  std::int64_t skipped = 0;   // ticks let go (misfire, overlap, bound)
+  // Not stored: the next fire times (jitter included) when read; empty
+  // while paused or past the end.
+  std::vector<TimeMs> next_fire_times;
+  friend bool operator==(const Schedule&, const Schedule&) = default;
 };
 
 // ---------------------------------------------------------------- workflows

@@ -93,30 +93,6 @@ StatusOr<Task> TaskFrom(const StatusOr<std::string>& body) {
   return Decode<Task>(body, [](const json::value& v) { return DecodeTask(v); });
 }
 
-json::object EncodeSpec(const TaskSpec& s) {
-  json::object o;
-  o["type"] = s.type;
-  if (s.ns != "default") o["namespace"] = s.ns;
-  o["queue"] = s.queue;
-  o["payload"] = JsonOrNull(s.payload);
-  if (s.priority) o["priority"] = s.priority;
-  if (s.run_at) o["run_at"] = FormatRfc3339(*s.run_at);
-  if (s.delay_ms) o["delay_ms"] = *s.delay_ms;
-  if (s.max_attempts) o["max_attempts"] = *s.max_attempts;
-  if (s.backoff) o["backoff"] = EncodeBackoff(*s.backoff);
-  if (s.timeout_ms) o["timeout_ms"] = *s.timeout_ms;
-  if (s.lease_ms) o["lease_ms"] = *s.lease_ms;
-  if (!s.key.empty()) o["key"] = s.key;
-  if (!s.concurrency_key.empty()) o["concurrency_key"] = s.concurrency_key;
-  if (s.concurrency_limit) o["concurrency_limit"] = *s.concurrency_limit;
-  if (!s.labels.empty()) {
-    json::object l;
-    for (const auto& [k, v] : s.labels) l[k] = v;
-    o["labels"] = std::move(l);
-  }
-  return o;
-}
-
 Workflow DecodeWorkflow(const json::object& o) {
   Workflow w;
   w.id = JsonString(o, "id");
@@ -233,7 +209,7 @@ StatusOr<std::string> Client::Call(const std::string& method, const std::string&
 
 StatusOr<SubmitResult> Client::Submit(const TaskSpec& spec) {
   return Decode<SubmitResult>(
-      Call("POST", "/v1/tasks", json::serialize(EncodeSpec(spec))), [](const json::value& v) {
+      Call("POST", "/v1/tasks", json::serialize(EncodeTaskSpec(spec))), [](const json::value& v) {
         return SubmitResult{std::string(v.at("id").as_string()), v.at("created").as_bool()};
       });
 }
@@ -241,7 +217,7 @@ StatusOr<SubmitResult> Client::Submit(const TaskSpec& spec) {
 StatusOr<std::vector<SubmitResult>> Client::SubmitBatch(const std::vector<TaskSpec>& specs) {
   json::array tasks;
   tasks.reserve(specs.size());
-  for (const TaskSpec& s : specs) tasks.push_back(EncodeSpec(s));
+  for (const TaskSpec& s : specs) tasks.push_back(EncodeTaskSpec(s));
   auto body = Call("POST", "/v1/tasks", json::serialize(json::object{{"tasks", std::move(tasks)}}));
   return Decode<std::vector<SubmitResult>>(body, [&](const json::value& v) {
     std::vector<SubmitResult> out;
@@ -301,7 +277,7 @@ StatusOr<WorkflowSubmitted> Client::SubmitWorkflow(const WorkflowSpec& spec) {
   json::array tasks;
   tasks.reserve(spec.tasks.size());
   for (const WorkflowNodeSpec& n : spec.tasks) {
-    json::object o = EncodeSpec(n.task);
+    json::object o = EncodeTaskSpec(n.task);
     o.erase("namespace");  // a workflow's tasks are in its namespace
     o["name"] = n.name;
     if (!n.depends_on.empty()) {

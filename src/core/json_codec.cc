@@ -390,7 +390,12 @@ StatusOr<ScheduleSpec> DecodeScheduleSpec(const json::value& body, const Limits&
   bool has_task = false, has_timezone = false;
   for (const auto& [k, x] : body.get_object()) {
     const std::string f(k);
-    if (k == "name") {
+    if (k == "id") {
+      auto r = GetString(x, f, limits.max_name_bytes);
+      if (!r.ok()) return r.status();
+      DRAY_RETURN_IF_ERROR(ValidateName(f, *r, limits));
+      spec.id = std::move(*r);
+    } else if (k == "name") {
       auto r = GetString(x, f, limits.max_name_bytes);
       if (!r.ok()) return r.status();
       DRAY_RETURN_IF_ERROR(CheckPrintable(f, *r));
@@ -511,6 +516,121 @@ json::object EncodeBackoff(const Backoff& b) {
           {"jitter", b.jitter}};
 }
 
+json::object EncodeTaskSpec(const TaskSpec& s) {
+  json::object o;
+  o["type"] = s.type;
+  if (s.ns != "default") o["namespace"] = s.ns;
+  o["queue"] = s.queue;
+  o["payload"] = JsonOrNull(s.payload);
+  if (s.priority) o["priority"] = s.priority;
+  if (s.run_at) o["run_at"] = FormatRfc3339(*s.run_at);
+  if (s.delay_ms) o["delay_ms"] = *s.delay_ms;
+  if (s.max_attempts) o["max_attempts"] = *s.max_attempts;
+  if (s.backoff) o["backoff"] = EncodeBackoff(*s.backoff);
+  if (s.timeout_ms) o["timeout_ms"] = *s.timeout_ms;
+  if (s.lease_ms) o["lease_ms"] = *s.lease_ms;
+  if (!s.key.empty()) o["key"] = s.key;
+  if (!s.concurrency_key.empty()) o["concurrency_key"] = s.concurrency_key;
+  if (s.concurrency_limit) o["concurrency_limit"] = *s.concurrency_limit;
+  if (!s.labels.empty()) {
+    json::object l;
+    for (const auto& [k, v] : s.labels) l[k] = v;
+    o["labels"] = std::move(l);
+  }
+  return o;
+}
+
+json::object EncodeScheduleSpec(const ScheduleSpec& s) {
+  json::object o;
+  if (!s.id.empty()) o["id"] = s.id;
+  if (!s.name.empty()) o["name"] = s.name;
+  if (!s.cron.empty()) {
+    o["cron"] = s.cron;
+    o["timezone"] = s.timezone;
+  } else {
+    o["interval_ms"] = s.interval_ms;
+  }
+  json::object task = EncodeTaskSpec(s.task);
+  task.erase("namespace");
+  o["task"] = std::move(task);
+  o["misfire"] = MisfirePolicyName(s.misfire);
+  o["overlap"] = OverlapPolicyName(s.overlap);
+  o["jitter_ms"] = s.jitter_ms;
+  if (s.start_at) o["start_at"] = FormatRfc3339(*s.start_at);
+  if (s.end_at) o["end_at"] = FormatRfc3339(*s.end_at);
+  o["paused"] = s.paused;
+  o["max_catchup"] = s.max_catchup;
+  return o;
+}
+
+namespace {
+// The fields of a stored or answered schedule that are not its spec.
+constexpr std::string_view kScheduleStateFields[] = {
+    "namespace", "created_at", "updated_at", "last_tick",  "last_fired_at", "last_task",
+    "buffered_tick", "fired", "skipped", "next_fire_times"};
+TimeMs Time(const json::object& o, std::string_view k) {
+  const json::value* v = o.if_contains(k);
+  if (!v || !v->is_string()) return 0;
+  return ParseRfc3339(v->get_string()).value_or(0);
+}
+json::value TimeOrNull(TimeMs t) {
+  return t ? json::value(FormatRfc3339(t)) : json::value(nullptr);
+}
+}  // namespace
+
+json::object EncodeSchedule(const Schedule& s) {
+  json::object o = EncodeScheduleSpec(s.spec);
+  o["namespace"] = s.spec.ns;
+  o["created_at"] = FormatRfc3339(s.created_at);
+  o["updated_at"] = FormatRfc3339(s.updated_at);
+  o["last_tick"] = TimeOrNull(s.last_tick);
+  o["last_fired_at"] = TimeOrNull(s.last_fired_at);
+  o["last_task"] = s.last_task.empty() ? json::value(nullptr) : json::value(s.last_task);
+  o["buffered_tick"] = TimeOrNull(s.buffered_tick);
+  o["fired"] = s.fired;
+  o["skipped"] = s.skipped;
+  if (!s.next_fire_times.empty()) {
+    json::array next;
+    for (TimeMs t : s.next_fire_times) next.push_back(json::value(FormatRfc3339(t)));
+    o["next_fire_times"] = std::move(next);
+  }
+  return o;
+}
+
+StatusOr<Schedule> DecodeSchedule(const json::value& v) {
+  if (!v.is_object()) return WrongType("schedule", "an object");
+  json::object spec = v.get_object();
+  const json::object& o = v.get_object();
+  for (std::string_view k : kScheduleStateFields) spec.erase(k);
+  Limits wide;  // what Dray wrote, it accepted once; limits may have shrunk since
+  wide.max_payload_bytes = wide.max_body_bytes;
+  wide.max_labels = 1 << 20;
+  wide.max_name_bytes = wide.max_key_bytes = wide.max_label_bytes = 1 << 20;
+  wide.max_attempts_cap = 1 << 30;
+  wide.max_delay_ms = std::numeric_limits<std::int64_t>::max() / 4;
+  auto decoded = DecodeScheduleSpec(spec, wide);
+  if (!decoded.ok()) return decoded.status();
+  Schedule s;
+  s.spec = std::move(*decoded);
+  s.spec.ns = JsonString(o, "namespace");
+  if (s.spec.ns.empty()) s.spec.ns = "default";
+  s.spec.task.ns = s.spec.ns;
+  s.created_at = Time(o, "created_at");
+  s.updated_at = Time(o, "updated_at");
+  s.last_tick = Time(o, "last_tick");
+  s.last_fired_at = Time(o, "last_fired_at");
+  s.last_task = JsonString(o, "last_task");
+  s.buffered_tick = Time(o, "buffered_tick");
+  s.fired = JsonInt(o, "fired");
+  s.skipped = JsonInt(o, "skipped");
+  if (const json::value* n = o.if_contains("next_fire_times"); n && n->is_array()) {
+    for (const json::value& t : n->get_array()) {
+      if (t.is_string()) s.next_fire_times.push_back(ParseRfc3339(t.get_string()).value_or(0));
+    }
+  }
+  return s;
+}
+
 json::object EncodeTask(const Task& t) {
   // One writer decides the format (json_writer.cc); the document is read from it.
   return json::parse(TaskToJson(t)).as_object();
@@ -525,11 +645,6 @@ std::string TaskToJson(const Task& t) {
 
 namespace {
 
-TimeMs Time(const json::object& o, std::string_view k) {
-  const json::value* v = o.if_contains(k);
-  if (!v || !v->is_string()) return 0;
-  return ParseRfc3339(v->get_string()).value_or(0);
-}
 std::string JsonText(const json::object& o, std::string_view k) {
   const json::value* v = o.if_contains(k);
   return v && !v->is_null() ? json::serialize(*v) : std::string();

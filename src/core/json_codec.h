@@ -37,6 +37,19 @@ StatusOr<WorkflowSpec> DecodeWorkflowSpec(const boost::json::value& body, const 
 // one is a 422 before anything is stored.
 StatusOr<ScheduleSpec> DecodeScheduleSpec(const boost::json::value& body, const Limits& limits);
 
+// A task spec as POST /v1/tasks takes it (fields left unset are left out).
+boost::json::object EncodeTaskSpec(const TaskSpec& s);
+
+// A schedule's spec as POST /v1/schedules takes it; a schedule as stored
+// and as GET /v1/schedules/{id} answers it: the spec with "namespace",
+// created_at, updated_at, last_tick, last_fired_at, last_task,
+// buffered_tick, fired, skipped and, when known, next_fire_times.
+boost::json::object EncodeScheduleSpec(const ScheduleSpec& s);
+boost::json::object EncodeSchedule(const Schedule& s);
+// The inverse of EncodeSchedule (the store, clients): the spec is checked
+// as on POST, but against no size limits (a limit may have shrunk since).
+StatusOr<Schedule> DecodeSchedule(const boost::json::value& v);
+
 // InvalidArgument naming `field` if `v` holds a number outside a double's
 // range anywhere: Boost.JSON 1.81 reads 1e400 as infinity and writes it back
 // as `Infinity`, which is not JSON, so such a payload or result would make

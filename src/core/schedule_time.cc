@@ -70,12 +70,16 @@ CatchupPlan Catchup(const ScheduleTiming& t, TimeMs last, TimeMs now, MisfirePol
   while (tick && *tick <= now) {
     if (FireTime(t, *tick) <= now) {
       due.push_back(*tick);
+      plan.last_due = *tick;
       if (due.size() > keep) {
         due.pop_front();
         ++plan.skipped;
       }
-    } else if (!plan.next) {
-      plan.next = *tick;  // its jitter puts it after now: it is not due yet
+    } else {
+      // Its jitter puts it after now: it is not due yet, nor (ticks being
+      // handled in order) is any after it.
+      plan.next = *tick;
+      break;
     }
     if (++walked == kMaxWalk) {
       // A cron schedule that ticks every second, down for weeks: count

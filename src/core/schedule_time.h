@@ -53,10 +53,13 @@ struct CatchupPlan {
   std::vector<TimeMs> fire;  // ticks to fire now, oldest first
   std::int64_t skipped = 0;  // missed ticks not fired (policy or bound)
   std::optional<TimeMs> next;  // the first tick after `now` (nominal)
+  // The newest tick due, fired or not: where the schedule has got to.
+  std::optional<TimeMs> last_due;
 };
 
-// The ticks after `last` (the last tick fired; 0: none yet, from the
-// schedule's start) whose fire time is at or before `now`, treated by
+// The ticks after `last` (the last tick handled; 0: none yet, from the
+// schedule's start) whose fire time is at or before `now`, in order up to
+// the first that is not due (its jitter ahead of `now`), treated by
 // `policy`. A tick late by no more than `grace_ms` is on time, not missed,
 // and fires under every policy. Missed ones: kAll fires up to `max_all`
 // (the newest, when there are more), kOnce fires the newest due tick alone

@@ -8,6 +8,7 @@
 #include <new>
 
 #include "core/time_format.h"
+#include "engine/schedule_live.h"
 
 namespace dray {
 
@@ -602,7 +603,10 @@ Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, Engi
   }
   // A slot under the queue's concurrency limit came free.
   if (was_running && !q->ready.empty()) out->made_ready = true;
-  if (terminal) out->finished.push_back(t.id);
+  if (terminal) {
+    out->finished.push_back(t.id);
+    if (!buffered_waits_.empty()) ScheduledRunEnded(t.id, in.now);
+  }
   auto snapshot = std::make_shared<const Task>(std::move(t));
   if (after) *after = *snapshot;
   const TaskState state = snapshot->state;
@@ -1259,6 +1263,7 @@ void Engine::Tick(TimeMs now, EngineOutput* out) {
     it = throttled_.erase(it);
   }
   PruneKeys(now);
+  FireSchedules(now, out);
 }
 
 std::optional<TimeMs> Engine::NextWakeup() const {
@@ -1268,6 +1273,7 @@ std::optional<TimeMs> Engine::NextWakeup() const {
     const TimeMs at = q->settings.rate > 0 ? TokenAt(*q) : 0;
     if (!next || at < *next) next = at;
   }
+  if (const ScheduleLive* s = schedule_heap_.top(); s && (!next || s->due < *next)) next = s->due;
   return next;
 }
 

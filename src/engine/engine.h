@@ -160,6 +160,31 @@ class Engine {
   std::optional<WorkflowStatus> FindWorkflow(const std::string& ns, const std::string& id) const;
   std::size_t live_workflows() const { return workflows_.size(); }
 
+  // --- Schedules (docs/schedules.md). The engine holds every schedule and
+  // fires each due tick in Tick: the tick's task and the schedule's new
+  // state (last_tick, last_task, counts) go out in the same output, so one
+  // commit records both and a restart neither repeats nor loses a tick.
+  // O(log schedules) per firing.
+  //
+  // After the tasks are restored (overlap looks at the last run's task).
+  void RestoreSchedule(Schedule s, TimeMs now);
+  // AlreadyExists if the id is taken; the first tick is the first after
+  // `now` (and after start_at). An empty id gets a UUIDv7.
+  StatusOr<Schedule> CreateSchedule(ScheduleSpec&& spec, TimeMs now, EngineOutput* out);
+  // Replaces a schedule's spec. A new timing (cron, zone, interval, start)
+  // counts from `now`; otherwise the ticks missed while paused are treated
+  // by the misfire policy when it resumes. NotFound if there is none.
+  StatusOr<Schedule> UpdateSchedule(ScheduleSpec&& spec, TimeMs now, EngineOutput* out);
+  // Its tasks already submitted stay. NotFound if there is none.
+  Status DeleteSchedule(const std::string& ns, const std::string& id, EngineOutput* out);
+  // With the next `next_n` fire times from `now`.
+  std::optional<Schedule> FindSchedule(const std::string& ns, const std::string& id,
+                                       std::size_t next_n, TimeMs now) const;
+  // Up to `limit` schedules of a namespace with ids after `after`, in id order.
+  std::vector<Schedule> ListSchedules(const std::string& ns, const std::string& after,
+                                      std::size_t limit, std::size_t next_n, TimeMs now) const;
+  std::size_t schedules() const { return schedules_.size(); }
+
   // --- Workers. A wrong or old token is Aborted and changes nothing.
   StatusOr<std::vector<LeasedTask>> Lease(const LeaseRequest& req, TimeMs now, EngineOutput* out);
   StatusOr<HeartbeatOutcome> Heartbeat(const std::string& ns, const std::string& id,
@@ -247,6 +272,14 @@ class Engine {
     std::shared_ptr<const std::string> result;
     std::vector<IdBytes> children;
   };
+  struct ScheduleLive;
+  struct ScheduleLess {
+    bool operator()(const ScheduleLive* a, const ScheduleLive* b) const;
+  };
+  struct SchedulePos {
+    HeapPos& operator()(ScheduleLive* s) const;
+  };
+  using ScheduleHeap = IndexedHeap<ScheduleLive, ScheduleLess, SchedulePos>;
   struct LiveDeleter {
     void operator()(Live* l) const;
   };
@@ -317,6 +350,18 @@ class Engine {
   void Emit(std::shared_ptr<const Task> snapshot, bool created, EngineOutput* out);
   Live* Insert(Task&& task, EngineOutput* out);
   void PruneKeys(TimeMs now);
+  // Schedules: fires what is due; handles one schedule's due ticks; puts
+  // it back in the heap at its next fire time (or leaves it out: paused,
+  // ended, or a buffered tick waiting for its previous run).
+  void FireSchedules(TimeMs now, EngineOutput* out);
+  void HandleSchedule(ScheduleLive* s, TimeMs now, EngineOutput* out);
+  void FireTick(ScheduleLive* s, TimeMs tick, TimeMs now, EngineOutput* out);
+  void ArmSchedule(ScheduleLive* s, TimeMs now);
+  bool RunGoing(const ScheduleLive* s) const;
+  Schedule ViewSchedule(const ScheduleLive& s, std::size_t next_n, TimeMs now) const;
+  void EmitSchedule(const ScheduleLive& s, EngineOutput* out);
+  // A task ended: a schedule whose buffered tick waited for it is due now.
+  void ScheduledRunEnded(const std::string& id, TimeMs now);
   std::int64_t LeaseMsFor(const Live* l, std::int64_t requested) const;
 
   const EngineOptions options_;
@@ -354,6 +399,11 @@ class Engine {
   bool draining_ = false;
   std::vector<Live*> restored_with_deps_;  // recovery: linked by FinishRecovery
   std::set<QueueState*> throttled_;  // out of tokens with ready work
+
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<ScheduleLive>> schedules_;
+  ScheduleHeap schedule_heap_;  // by due time
+  // The previous run's task id -> the schedule whose buffered tick waits for it.
+  std::unordered_map<std::string, ScheduleLive*> buffered_waits_;
 };
 
 }  // namespace dray

@@ -18,4 +18,7 @@ struct ApiOptions {
 // `service` must outlive the router.
 void RegisterApi(Router* router, TaskService* service, ApiOptions options);
 
+// The /v1/schedules routes (schedule_api.cc); RegisterApi adds them.
+void RegisterScheduleApi(Router* router, TaskService* service, ApiOptions options);
+
 }  // namespace dray

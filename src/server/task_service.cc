@@ -61,6 +61,10 @@ Status TaskService::Recover() {
     if (restored.ok()) restored = engine->RestoreTask(std::move(t));
   }));
   DRAY_RETURN_IF_ERROR(restored);
+  // Schedules after the tasks: overlap looks at each one's last run.
+  auto schedules = store_->LoadSchedules();
+  if (!schedules.ok()) return schedules.status();
+  for (Schedule& s : *schedules) engine_.RestoreSchedule(std::move(s), clock_->NowMs());
   {
     EngineOutput out;
     engine_.FinishRecovery(
@@ -163,6 +167,7 @@ ServiceStats TaskService::stats() const {
     MutexLock lock(&mu_);
     s.live_tasks = engine_.live_tasks();
     s.live_workflows = engine_.live_workflows();
+    s.schedules = engine_.schedules();
     s.lease_waiters = lease_waiters_.size();
     s.task_waiters = task_waiters_.size();
   }
@@ -760,6 +765,66 @@ StatusOr<QueueInfo> TaskService::GetQueue(const std::string& ns, const std::stri
   auto q = engine_.FindQueue(ns, name);
   if (!q) return NotFound("no queue '" + name + "' in namespace '" + ns + "'");
   return *q;
+}
+
+// ---------------------------------------------------------------- schedules
+
+void TaskService::CreateSchedule(ScheduleSpec spec, Callback<Schedule> done) {
+  MutexLock lock(&mu_);
+  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+  EngineOutput out;
+  auto r = engine_.CreateSchedule(std::move(spec), clock_->NowMs(), &out);
+  if (!r.ok()) return done(r.status());
+  CommitLocked(std::move(out), [this, done, schedule = std::move(*r)](const Status& s) {
+    if (!s.ok()) return done(s);
+    boost::asio::post(ioc_, [done, schedule] { done(schedule); });
+  });
+}
+
+void TaskService::PatchSchedule(const std::string& ns, const std::string& id, SchedulePatch patch,
+                                Callback<Schedule> done) {
+  MutexLock lock(&mu_);
+  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+  const TimeMs now = clock_->NowMs();
+  auto current = engine_.FindSchedule(ns, id, 0, now);
+  if (!current) return done(NotFound("no schedule '" + id + "' in namespace '" + ns + "'"));
+  auto spec = patch(current->spec);
+  if (!spec.ok()) return done(spec.status());
+  spec->ns = ns;
+  spec->id = id;
+  EngineOutput out;
+  auto r = engine_.UpdateSchedule(std::move(*spec), now, &out);
+  if (!r.ok()) return done(r.status());
+  CommitLocked(std::move(out), [this, done, schedule = std::move(*r)](const Status& s) {
+    if (!s.ok()) return done(s);
+    boost::asio::post(ioc_, [done, schedule] { done(schedule); });
+  });
+}
+
+void TaskService::DeleteSchedule(const std::string& ns, const std::string& id,
+                                 Callback<bool> done) {
+  MutexLock lock(&mu_);
+  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+  EngineOutput out;
+  if (Status s = engine_.DeleteSchedule(ns, id, &out); !s.ok()) return done(s);
+  CommitLocked(std::move(out), [this, done](const Status& s) {
+    if (!s.ok()) return done(s);
+    boost::asio::post(ioc_, [done] { done(true); });
+  });
+}
+
+StatusOr<Schedule> TaskService::GetSchedule(const std::string& ns, const std::string& id,
+                                            std::size_t next_n) {
+  MutexLock lock(&mu_);
+  auto s = engine_.FindSchedule(ns, id, next_n, clock_->NowMs());
+  if (!s) return NotFound("no schedule '" + id + "' in namespace '" + ns + "'");
+  return *s;
+}
+
+std::vector<Schedule> TaskService::ListSchedules(const std::string& ns, const std::string& after,
+                                                 std::size_t limit, std::size_t next_n) {
+  MutexLock lock(&mu_);
+  return engine_.ListSchedules(ns, after, limit, next_n, clock_->NowMs());
 }
 
 void TaskService::PatchQueue(const std::string& ns, const std::string& name,

@@ -58,6 +58,7 @@ struct WorkflowView {
 struct ServiceStats {
   std::size_t live_tasks = 0;
   std::size_t live_workflows = 0;
+  std::size_t schedules = 0;
   std::size_t lease_waiters = 0;
   std::size_t task_waiters = 0;
   CommitStats commits;
@@ -103,6 +104,20 @@ class TaskService {
   // Cancelling a cancelled workflow answers it as it is; any other
   // finished one is FailedPrecondition.
   void CancelWorkflow(const std::string& ns, const std::string& id, Callback<Workflow> done);
+
+  // Schedules (docs/schedules.md). Answers carry the next `next_n` fire
+  // times. `patch` makes the new spec from the current one; it runs under
+  // the service's lock, so two concurrent PATCHes do not lose each other's
+  // fields.
+  void CreateSchedule(ScheduleSpec spec, Callback<Schedule> done);
+  using SchedulePatch = std::function<StatusOr<ScheduleSpec>(const ScheduleSpec& current)>;
+  void PatchSchedule(const std::string& ns, const std::string& id, SchedulePatch patch,
+                     Callback<Schedule> done);
+  void DeleteSchedule(const std::string& ns, const std::string& id, Callback<bool> done);
+  StatusOr<Schedule> GetSchedule(const std::string& ns, const std::string& id,
+                                 std::size_t next_n);
+  std::vector<Schedule> ListSchedules(const std::string& ns, const std::string& after,
+                                      std::size_t limit, std::size_t next_n);
 
   // wait_ms > 0: when nothing is ready, holds the call until a task is or
   // wait_ms passes (then an empty list). `on_abandon`, if given, is handed

@@ -61,6 +61,7 @@ class FakeStore final : public Store {
       TimeMs, std::size_t) override {
     return std::vector<std::pair<std::string, std::string>>{};
   }
+  StatusOr<std::vector<Schedule>> LoadSchedules() override { return std::vector<Schedule>{}; }
 
   void Hold() {
     std::lock_guard<std::mutex> lock(mu_);

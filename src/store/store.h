@@ -48,13 +48,16 @@ struct Mutation {
     kUpdateTask,
     kPutWorkflow,     // insert or replace a workflow's row
     kDeleteWorkflow,  // remove a workflow's row (retention purge)
+    kPutSchedule,     // insert or replace a schedule (its spec and its ticks)
+    kDeleteSchedule,  // remove a schedule
   };
   Kind kind = Kind::kPutTask;
   std::shared_ptr<const Task> task;  // kPutTask, kUpdateTask
-  std::string ns;                    // kDeleteTask, kDeleteWorkflow
-  std::string id;                    // kDeleteTask, kDeleteWorkflow
+  std::string ns;                    // kDeleteTask, kDeleteWorkflow, kDeleteSchedule
+  std::string id;                    // kDeleteTask, kDeleteWorkflow, kDeleteSchedule
   QueueRecord queue;                 // kPutQueue
   std::shared_ptr<const Workflow> workflow;  // kPutWorkflow
+  std::shared_ptr<const Schedule> schedule;  // kPutSchedule
 
   static Mutation PutTask(std::shared_ptr<const Task> t) {
     Mutation m;
@@ -85,6 +88,19 @@ struct Mutation {
     Mutation m;
     m.kind = Kind::kPutWorkflow;
     m.workflow = std::move(w);
+    return m;
+  }
+  static Mutation PutSchedule(std::shared_ptr<const Schedule> s) {
+    Mutation m;
+    m.kind = Kind::kPutSchedule;
+    m.schedule = std::move(s);
+    return m;
+  }
+  static Mutation DeleteSchedule(std::string ns, std::string id) {
+    Mutation m;
+    m.kind = Kind::kDeleteSchedule;
+    m.ns = std::move(ns);
+    m.id = std::move(id);
     return m;
   }
   static Mutation DeleteWorkflow(std::string ns, std::string id) {
@@ -209,6 +225,10 @@ class Store {
   // Up to `limit` finished workflows (ns, id) finished before `cutoff`.
   virtual StatusOr<std::vector<std::pair<std::string, std::string>>> FindExpiredWorkflows(
       TimeMs cutoff, std::size_t limit) = 0;
+
+  // --- Schedules: the engine holds them all; the store gives them back at
+  // recovery (next_fire_times left empty).
+  virtual StatusOr<std::vector<Schedule>> LoadSchedules() = 0;
 };
 
 }  // namespace dray

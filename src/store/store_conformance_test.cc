@@ -557,6 +557,62 @@ TEST_P(StoreConformanceTest, WorkflowsAndTheirTasksRoundTrip) {
   EXPECT_TRUE(store_->WorkflowTasks("default", "w2")->empty());
 }
 
+TEST_P(StoreConformanceTest, SchedulesRoundTripWithEveryField) {
+  Schedule a;
+  a.spec.ns = a.spec.task.ns = "other";
+  a.spec.id = "nightly";
+  a.spec.name = "the nightly report";
+  a.spec.cron = "0 2 * * *";
+  a.spec.timezone = "Asia/Shanghai";
+  a.spec.task.type = "report";
+  a.spec.task.queue = "reports";
+  a.spec.task.payload = R"({"kind":"daily","n":[1,2]})";
+  a.spec.task.priority = -3;
+  a.spec.task.delay_ms = 500;
+  a.spec.task.max_attempts = 5;
+  a.spec.task.backoff = Backoff{200, 9000, 3.0, 0.5};
+  a.spec.task.timeout_ms = 60'000;
+  a.spec.task.lease_ms = 9000;
+  a.spec.task.labels = {{"team", "finance"}};
+  a.spec.task.concurrency_key = "reports";
+  a.spec.task.concurrency_limit = 2;
+  a.spec.misfire = MisfirePolicy::kAll;
+  a.spec.overlap = OverlapPolicy::kBufferOne;
+  a.spec.jitter_ms = 30'000;
+  a.spec.start_at = 1'767'225'600'000;
+  a.spec.end_at = 1'798'761'600'000;
+  a.spec.paused = true;
+  a.spec.max_catchup = 7;
+  a.created_at = 1'700'000'000'001;
+  a.updated_at = 1'700'000'000'002;
+  a.last_tick = 1'700'000'000'003;
+  a.last_fired_at = 1'700'000'000'004;
+  a.last_task = "0190f3a0-0000-7000-8000-000000000001";
+  a.buffered_tick = 1'700'000'000'005;
+  a.fired = 41;
+  a.skipped = 2;
+  Schedule b;
+  b.spec.id = "every-minute";
+  b.spec.interval_ms = 60'000;
+  b.spec.task.type = "ping";
+  ASSERT_TRUE(store_->Commit(std::vector<Mutation>{
+                                 Mutation::PutSchedule(std::make_shared<const Schedule>(a)),
+                                 Mutation::PutSchedule(std::make_shared<const Schedule>(b))})
+                  .ok());
+  Reopen();
+  auto loaded = store_->LoadSchedules();
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_EQ(loaded->size(), 2u);
+  EXPECT_EQ(loaded->at(0), b);  // ordered by (namespace, id)
+  EXPECT_EQ(loaded->at(1), a);
+  ASSERT_TRUE(
+      store_->Commit(std::vector<Mutation>{Mutation::DeleteSchedule("other", "nightly")}).ok());
+  loaded = store_->LoadSchedules();
+  ASSERT_TRUE(loaded.ok());
+  ASSERT_EQ(loaded->size(), 1u);
+  EXPECT_EQ(loaded->at(0).spec.id, "every-minute");
+}
+
 TEST_P(StoreConformanceTest, QueuesRoundTrip) {
   QueueSettings s;
   s.paused = true;
@@ -639,6 +695,7 @@ class StoreModel {
   std::map<Key, Task> tasks;
   std::map<Key, QueueSettings> queues;  // (ns, name)
   std::map<Key, Workflow> workflows;
+  std::map<Key, Schedule> schedules;
 
   void Apply(const Mutation& m) {
     switch (m.kind) {
@@ -676,6 +733,12 @@ class StoreModel {
       case Mutation::Kind::kDeleteWorkflow:
         workflows.erase({m.ns, m.id});
         break;
+      case Mutation::Kind::kPutSchedule:
+        schedules[{m.schedule->spec.ns, m.schedule->spec.id}] = *m.schedule;
+        break;
+      case Mutation::Kind::kDeleteSchedule:
+        schedules.erase({m.ns, m.id});
+        break;
     }
   }
   // Ids the store should list for `q`, across every page, in order.
@@ -708,6 +771,19 @@ class RandomOps {
 
   Mutation Next() {
     int what = Uniform(10);
+    if (Uniform(10) == 0) {
+      const std::string id = "s" + std::to_string(Uniform(6));
+      if (Uniform(3) == 0) return Mutation::DeleteSchedule(Ns(), id);
+      Schedule s;
+      s.spec.ns = s.spec.task.ns = Ns();
+      s.spec.id = id;
+      s.spec.interval_ms = 1000 * (1 + Uniform(100));
+      s.spec.task.type = "t" + std::to_string(Uniform(2));
+      s.fired = Uniform(1000);
+      s.last_tick = 1'700'000'000'000 + Uniform(1000) * 1000;
+      s.last_task = "id" + std::to_string(Uniform(50));
+      return Mutation::PutSchedule(std::make_shared<const Schedule>(std::move(s)));
+    }
     if (what < 2) return Mutation::DeleteTask(Ns(), "id" + std::to_string(Uniform(50)));
     if (what < 3) {
       QueueSettings s;
@@ -773,6 +849,11 @@ void ExpectStoreMatchesModel(Store* store, const StoreModel& model, RandomOps* o
   std::map<StoreModel::Key, QueueSettings> got;
   for (const QueueRecord& r : *queues) got[{r.ns, r.name}] = r.settings;
   ASSERT_EQ(got, model.queues);
+  auto schedules = store->LoadSchedules();
+  ASSERT_TRUE(schedules.ok()) << schedules.status().ToString();
+  std::map<StoreModel::Key, Schedule> got_schedules;
+  for (Schedule& s : *schedules) got_schedules[{s.spec.ns, s.spec.id}] = std::move(s);
+  ASSERT_EQ(got_schedules, model.schedules);
 }
 
 TEST_P(StoreConformanceTest, RandomizedAgainstAModel) {

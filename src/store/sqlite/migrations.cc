@@ -112,8 +112,20 @@ CREATE INDEX workflows_by_state ON workflows (ns, state, id);
 CREATE INDEX workflows_finished ON workflows (finished_at) WHERE state >= 2;
 )sql";
 
+// Schedules (issue 6): the engine holds them all and reads them only at
+// recovery, so a row is the schedule's JSON (EncodeSchedule), rewritten as
+// each tick is handled, in the transaction of the task the tick creates.
+constexpr std::string_view kV6 = R"sql(
+CREATE TABLE schedules (
+  ns    TEXT NOT NULL,
+  id    TEXT NOT NULL,
+  body  TEXT NOT NULL,
+  PRIMARY KEY (ns, id)
+) WITHOUT ROWID;
+)sql";
+
 // Append only: migration i (1-based) is kMigrations[i - 1].
-constexpr std::array<std::string_view, 5> kMigrations = {kV1, kV2, kV3, kV4, kV5};
+constexpr std::array<std::string_view, 6> kMigrations = {kV1, kV2, kV3, kV4, kV5, kV6};
 
 }  // namespace
 

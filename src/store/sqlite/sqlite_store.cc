@@ -425,6 +425,7 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<RunningWorkflow>> LoadRunningWorkflows() override;
   StatusOr<std::vector<std::pair<std::string, std::string>>> FindExpiredWorkflows(
       TimeMs cutoff, std::size_t limit) override;
+  StatusOr<std::vector<Schedule>> LoadSchedules() override;
 
  private:
   static Status Exec(sqlite3* db, const std::string& sql);
@@ -456,6 +457,8 @@ class SqliteStore final : public Store {
   Stmt put_queue_ DRAY_GUARDED_BY(wmu_);
   Stmt put_workflow_ DRAY_GUARDED_BY(wmu_);
   Stmt delete_workflow_ DRAY_GUARDED_BY(wmu_);
+  Stmt put_schedule_ DRAY_GUARDED_BY(wmu_);
+  Stmt delete_schedule_ DRAY_GUARDED_BY(wmu_);
   // WAL size in pages, set by OnWalCommit inside COMMIT, so under wmu_ (not
   // annotated: the analysis cannot follow SQLite's callback).
   int wal_pages_ = 0;
@@ -567,6 +570,10 @@ Status SqliteStore::OpenWriter(const SqliteOptions& o) {
                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   DRAY_RETURN_IF_ERROR(
       delete_workflow_.Prepare(writer_, "DELETE FROM workflows WHERE ns = ? AND id = ?"));
+  DRAY_RETURN_IF_ERROR(put_schedule_.Prepare(
+      writer_, "INSERT OR REPLACE INTO schedules (ns, id, body) VALUES (?, ?, ?)"));
+  DRAY_RETURN_IF_ERROR(
+      delete_schedule_.Prepare(writer_, "DELETE FROM schedules WHERE ns = ? AND id = ?"));
   return put_queue_.Prepare(writer_,
                             "INSERT OR REPLACE INTO queues (ns, name, settings) VALUES (?, ?, ?)");
 }
@@ -790,6 +797,22 @@ Status SqliteStore::ApplyLocked(const Mutation& m) {
       delete_workflow_.Bind(1, m.ns);
       delete_workflow_.Bind(2, m.id);
       return StepWriteLocked(&delete_workflow_, "deleting a workflow");
+    case Mutation::Kind::kPutSchedule: {
+      if (!m.schedule) return InvalidArgument("a kPutSchedule mutation without a schedule");
+      Schedule stored = *m.schedule;
+      stored.next_fire_times.clear();
+      const std::string body = json::serialize(EncodeSchedule(stored));
+      put_schedule_.Reset();
+      put_schedule_.Bind(1, stored.spec.ns);
+      put_schedule_.Bind(2, stored.spec.id);
+      put_schedule_.Bind(3, body);
+      return StepWriteLocked(&put_schedule_, "writing a schedule");
+    }
+    case Mutation::Kind::kDeleteSchedule:
+      delete_schedule_.Reset();
+      delete_schedule_.Bind(1, m.ns);
+      delete_schedule_.Bind(2, m.id);
+      return StepWriteLocked(&delete_schedule_, "deleting a schedule");
     case Mutation::Kind::kPutQueue: {
       std::string settings = json::serialize(EncodeQueueSettings(m.queue.settings));
       put_queue_.Reset();
@@ -1072,6 +1095,30 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> SqliteStore::FindExpi
                                  out.emplace_back(Text(s, 0), Text(s, 1));
                                  return Status::Ok();
                                }));
+  return out;
+}
+
+StatusOr<std::vector<Schedule>> SqliteStore::LoadSchedules() {
+  std::vector<Schedule> out;
+  MutexLock lock(&rmu_);
+  Stmt st;
+  DRAY_RETURN_IF_ERROR(PrepareReader(&st, "SELECT ns, id, body FROM schedules ORDER BY ns, id"));
+  DRAY_RETURN_IF_ERROR(ReadAll(&st, "loading schedules", [&](sqlite3_stmt* s) -> Status {
+    const std::string body = Text(s, 2);
+    boost::system::error_code ec;
+    json::value v = json::parse(body, ec);
+    if (ec) return DataLoss("schedule '" + Text(s, 1) + "' is unreadable: " + ec.message());
+    auto schedule = DecodeSchedule(v);
+    if (!schedule.ok()) {
+      return DataLoss("schedule '" + Text(s, 1) + "' is unreadable: " +
+                      schedule.status().message());
+    }
+    schedule->spec.ns = Text(s, 0);
+    schedule->spec.task.ns = schedule->spec.ns;
+    schedule->spec.id = Text(s, 1);
+    out.push_back(std::move(*schedule));
+    return Status::Ok();
+  }));
   return out;
 }
 

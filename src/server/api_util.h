@@ -1,0 +1,43 @@
+// Helpers the HTTP API's handlers share (api.cc, schedule_api.cc): answers,
+// query parameters and the checked reading of JSON bodies. Every error names
+// the parameter or field at fault.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+#include "core/limits.h"
+#include "dray/status.h"
+#include "server/http/http_types.h"
+
+namespace dray {
+
+HttpResponse JsonResponse(int status, const boost::json::value& v);
+// {"error": {...}} with the status for s; 429, 503 and 507 say Retry-After.
+HttpResponse ErrorResponse(const Status& s);
+
+// "" when absent.
+std::string QueryParam(const HttpRequest& req, const std::string& name);
+// ?namespace=, checked; "default" when absent.
+StatusOr<std::string> Namespace(const HttpRequest& req, const Limits& limits);
+StatusOr<std::int64_t> IntParam(const HttpRequest& req, const std::string& name, std::int64_t def,
+                                std::int64_t lo, std::int64_t hi);
+
+// A JSON object body, or an empty one for an empty body.
+StatusOr<boost::json::object> ObjectBody(const HttpRequest& req);
+// InvalidArgument naming the first field of `o` not in `known`.
+Status UnknownFields(const boost::json::object& o, std::initializer_list<std::string_view> known,
+                     std::string_view where = "");
+StatusOr<std::string> StringField(const boost::json::object& o, std::string_view name,
+                                  bool required, std::size_t max_bytes,
+                                  std::string_view where = "");
+StatusOr<std::int64_t> IntField(const boost::json::object& o, std::string_view name,
+                                std::int64_t def, std::int64_t lo, std::int64_t hi);
+StatusOr<bool> BoolField(const boost::json::object& o, std::string_view name, bool def,
+                         std::string_view where = "");
+
+}  // namespace dray
