@@ -5,9 +5,9 @@
 // or ClientOptions::request_timeout passes (long-poll calls add their wait).
 //
 // Errors: the server's errors come back as Status with the server's message:
-// 400 → kMalformed, 404 → kNotFound, 409 stale lease → kAborted, 409 wrong
-// state → kFailedPrecondition, 413 → kOutOfRange, 422 → kInvalidArgument,
-// 429 → kResourceExhausted (the message ends "(retry after N s)" when the
+// 400 → kMalformed, 404 → kNotFound, 409 stale lease → kAborted, 409 taken
+// id → kAlreadyExists, 409 wrong state → kFailedPrecondition, 413 →
+// kOutOfRange, 422 → kInvalidArgument, 429 → kResourceExhausted (the message ends "(retry after N s)" when the
 // server said so), 503 → kUnavailable. A server that cannot be reached, or a
 // call cut by Interrupt(), gives kUnavailable; one that does not answer in
 // time, kDeadlineExceeded; an answer of the wrong shape, kInternal. No call
@@ -121,6 +121,11 @@ struct WorkflowList {
   std::string next_cursor;  // empty: no more pages
 };
 
+struct ScheduleList {
+  std::vector<Schedule> schedules;
+  std::string next_cursor;  // empty: no more pages
+};
+
 class Client {
  public:
   // Fails only on a malformed server address.
@@ -144,6 +149,18 @@ class Client {
   StatusOr<WorkflowInfo> WaitWorkflow(const std::string& id, std::chrono::milliseconds timeout);
   StatusOr<WorkflowList> ListWorkflows(const WorkflowFilter& filter);
   StatusOr<Workflow> CancelWorkflow(const std::string& id);
+
+  // Schedules (docs/schedules.md). The spec's namespace is the client's.
+  // Answers carry the next fire times (`next` of them for a get).
+  StatusOr<Schedule> CreateSchedule(const ScheduleSpec& spec);
+  StatusOr<Schedule> GetSchedule(const std::string& id, std::size_t next = 5);
+  StatusOr<ScheduleList> ListSchedules(std::size_t limit = 100, const std::string& cursor = "");
+  // `patch_json`: an object of the fields to change (see PATCH
+  // /v1/schedules/{id} in docs/http-api.md).
+  StatusOr<Schedule> PatchSchedule(const std::string& id, const std::string& patch_json);
+  StatusOr<Schedule> PauseSchedule(const std::string& id);
+  StatusOr<Schedule> ResumeSchedule(const std::string& id);
+  Status DeleteSchedule(const std::string& id);
 
   // Worker calls. `wait`: how long the server may hold the call when no task
   // is ready. `lease_ms` 0: the task's or queue's default.

@@ -14,7 +14,9 @@
 #include <optional>
 #include <thread>
 
+#include "cli/cli_common.h"
 #include "cli/exec_worker.h"
+#include "cli/schedule_command.h"
 #include "cli/server_command.h"
 #include "cli/yaml_json.h"
 #include "core/json_codec.h"
@@ -25,31 +27,6 @@ namespace json = boost::json;
 
 namespace dray {
 namespace {
-
-struct Common {
-  std::string server = "http://127.0.0.1:7070";
-  std::string ns = "default";
-  bool json_out = false;
-};
-
-std::unique_ptr<Client> Connect(const Common& c) {
-  ClientOptions o;
-  o.server = c.server;
-  o.ns = c.ns;
-  auto client = Client::Create(o);
-  if (!client.ok()) {
-    std::fprintf(stderr, "dray: %s\n", client.status().message().c_str());
-    std::exit(2);
-  }
-  return std::move(*client);
-}
-
-int Fail(const Status& s) {
-  std::fprintf(stderr, "dray: %s\n", s.ToString().c_str());
-  return 2;
-}
-
-std::string Time(TimeMs t) { return t ? FormatRfc3339(t) : "-"; }
 
 std::string FormatRate(double rate) {
   char buf[32];
@@ -69,8 +46,8 @@ void PrintWorkflow(const WorkflowInfo& info) {
     counts += (counts.empty() ? "" : ", ") + std::string(TaskStateName(st)) + " " + std::to_string(n);
   }
   std::printf("tasks:      %d (%s)\n", w.tasks, counts.c_str());
-  std::printf("created:    %s\n", Time(w.created_at).c_str());
-  if (w.finished_at) std::printf("finished:   %s\n", Time(w.finished_at).c_str());
+  std::printf("created:    %s\n", CliTime(w.created_at).c_str());
+  if (w.finished_at) std::printf("finished:   %s\n", CliTime(w.finished_at).c_str());
   std::printf("\n%-20s  %-10s  %-8s  %-24s  %s\n", "TASK", "STATE", "ATTEMPTS", "DEPENDS ON",
               "RESULT / WAITING FOR");
   for (const WorkflowTaskInfo& t : info.tasks) {
@@ -104,12 +81,12 @@ void PrintTask(const Task& t, bool as_json) {
   std::printf("payload:    %s\n", t.payload.c_str());
   if (!t.result.empty()) std::printf("result:     %s\n", t.result.c_str());
   if (!t.error.empty()) std::printf("error:      %s\n", t.error.c_str());
-  std::printf("created:    %s\n", Time(t.created_at).c_str());
-  if (t.finished_at) std::printf("finished:   %s\n", Time(t.finished_at).c_str());
+  std::printf("created:    %s\n", CliTime(t.created_at).c_str());
+  if (t.finished_at) std::printf("finished:   %s\n", CliTime(t.finished_at).c_str());
   for (const Attempt& a : t.history) {
     std::printf("attempt %d:  %s on %s, %s .. %s%s%s\n", a.number,
                 std::string(AttemptOutcomeName(a.outcome)).c_str(), a.worker.c_str(),
-                Time(a.started_at).c_str(), Time(a.ended_at).c_str(), a.error.empty() ? "" : ": ",
+                CliTime(a.started_at).c_str(), CliTime(a.ended_at).c_str(), a.error.empty() ? "" : ": ",
                 a.error.c_str());
   }
 }
@@ -124,13 +101,9 @@ int RunCli(int argc, char** argv) {
   spdlog::set_level(spdlog::level::info);
   CLI::App app{"dray: a durable task scheduler and job server"};
   app.require_subcommand(1);
-  Common common;
+  CliCommon common;
   if (const char* env = std::getenv("DRAY_SERVER")) common.server = env;
-  auto add_common = [&](CLI::App* cmd) {
-    cmd->add_option("--server", common.server, "server URL (env DRAY_SERVER)")->capture_default_str();
-    cmd->add_option("--namespace", common.ns, "namespace")->capture_default_str();
-    cmd->add_flag("--json", common.json_out, "print JSON");
-  };
+  auto add_common = [&](CLI::App* cmd) { AddCommonFlags(cmd, &common); };
   std::function<int()> run;
   std::vector<std::function<int()>> runs;
 
@@ -274,7 +247,7 @@ int RunCli(int argc, char** argv) {
       std::printf("%-36s  %-10s  %-12s  %-16s  %-8s  %s\n", t.id.c_str(),
                   std::string(TaskStateName(t.state)).c_str(), t.queue.c_str(), t.type.c_str(),
                   (std::to_string(t.attempts) + "/" + std::to_string(t.max_attempts)).c_str(),
-                  Time(t.created_at).c_str());
+                  CliTime(t.created_at).c_str());
     }
     if (!r->next_cursor.empty()) std::printf("more: --cursor %s\n", r->next_cursor.c_str());
     return 0;
@@ -409,26 +382,9 @@ int RunCli(int argc, char** argv) {
       return info->workflow.state == WorkflowState::kSucceeded ? 0 : 1;
     };
     if (wsubmit->parsed()) {
-      std::string text;
-      if (wf_file == "-") {
-        text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-      } else {
-        std::ifstream in(wf_file, std::ios::binary);
-        if (!in) return Fail(NotFound("cannot read " + wf_file));
-        text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-      }
-      const auto ends_with = [&](std::string_view suffix) {
-        return wf_file.size() >= suffix.size() &&
-               wf_file.compare(wf_file.size() - suffix.size(), suffix.size(), suffix) == 0;
-      };
-      if (wf_yaml || ends_with(".yaml") || ends_with(".yml")) {
-        auto converted = YamlToJson(text);
-        if (!converted.ok()) return Fail(InvalidArgument(wf_file + ": " + converted.status().message()));
-        text = std::move(*converted);
-      }
-      auto parsed = ParseJson(text);
-      if (!parsed.ok()) return Fail(InvalidArgument(wf_file + ": " + parsed.status().message()));
-      auto body = client->Call("POST", "/v1/workflows", text);
+      auto text = ReadJsonBody(wf_file, wf_yaml);
+      if (!text.ok()) return Fail(text.status());
+      auto body = client->Call("POST", "/v1/workflows", *text);
       if (!body.ok()) return Fail(body.status());
       if (!wf_wait) {
         if (common.json_out) {
@@ -463,11 +419,13 @@ int RunCli(int argc, char** argv) {
     for (const Workflow& w : page->workflows) {
       std::printf("%-36s  %-10s  %6d  %-24s  %s\n", w.id.c_str(),
                   std::string(WorkflowStateName(w.state)).c_str(), w.tasks,
-                  Time(w.created_at).c_str(), w.name.c_str());
+                  CliTime(w.created_at).c_str(), w.name.c_str());
     }
     if (!page->next_cursor.empty()) std::printf("more: --cursor %s\n", page->next_cursor.c_str());
     return 0;
   });
+
+  runs.push_back(AddScheduleCommand(&app, &common));
 
   // worker
   ExecWorkerOptions wo;

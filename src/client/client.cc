@@ -62,7 +62,9 @@ Status FromReply(const HttpReply& r) {
     case 400: return Malformed(message);
     case 404: return NotFound(message);
     case 409:
-      return code == "aborted" ? Aborted(message) : FailedPrecondition(message);
+      if (code == "aborted") return Aborted(message);
+      if (code == "already_exists") return AlreadyExists(message);
+      return FailedPrecondition(message);
     case 413: return OutOfRange(message);
     case 422: return InvalidArgument(message);
     case 429: return ResourceExhausted(message);
@@ -349,6 +351,54 @@ StatusOr<Workflow> Client::CancelWorkflow(const std::string& id) {
                           [](const json::value& v) -> StatusOr<Workflow> {
                             return DecodeWorkflow(v.as_object());
                           });
+}
+
+namespace {
+StatusOr<Schedule> ScheduleFrom(const StatusOr<std::string>& body) {
+  return Decode<Schedule>(body, [](const json::value& v) { return DecodeSchedule(v); });
+}
+}  // namespace
+
+StatusOr<Schedule> Client::CreateSchedule(const ScheduleSpec& spec) {
+  return ScheduleFrom(Call("POST", "/v1/schedules", json::serialize(EncodeScheduleSpec(spec))));
+}
+
+StatusOr<Schedule> Client::GetSchedule(const std::string& id, std::size_t next) {
+  return ScheduleFrom(
+      Call("GET", "/v1/schedules/" + UrlEncode(id) + "?next=" + std::to_string(next)));
+}
+
+StatusOr<ScheduleList> Client::ListSchedules(std::size_t limit, const std::string& cursor) {
+  std::string q = "limit=" + std::to_string(limit);
+  if (!cursor.empty()) q += "&cursor=" + UrlEncode(cursor);
+  return Decode<ScheduleList>(
+      Call("GET", "/v1/schedules?" + q), [](const json::value& v) -> StatusOr<ScheduleList> {
+        ScheduleList list;
+        for (const json::value& s : v.at("schedules").as_array()) {
+          auto d = DecodeSchedule(s);
+          if (!d.ok()) return d.status();
+          list.schedules.push_back(std::move(*d));
+        }
+        if (v.at("next_cursor").is_string()) list.next_cursor = v.at("next_cursor").as_string();
+        return list;
+      });
+}
+
+StatusOr<Schedule> Client::PatchSchedule(const std::string& id, const std::string& patch_json) {
+  return ScheduleFrom(Call("PATCH", "/v1/schedules/" + UrlEncode(id), patch_json));
+}
+
+StatusOr<Schedule> Client::PauseSchedule(const std::string& id) {
+  return ScheduleFrom(Call("POST", "/v1/schedules/" + UrlEncode(id) + "/pause", "{}"));
+}
+
+StatusOr<Schedule> Client::ResumeSchedule(const std::string& id) {
+  return ScheduleFrom(Call("POST", "/v1/schedules/" + UrlEncode(id) + "/resume", "{}"));
+}
+
+Status Client::DeleteSchedule(const std::string& id) {
+  auto body = Call("DELETE", "/v1/schedules/" + UrlEncode(id));
+  return body.ok() ? Status::Ok() : body.status();
 }
 
 StatusOr<Task> Client::Cancel(const std::string& id) {

@@ -222,6 +222,17 @@ TEST_F(OpenApiTest, EveryOperationAnswersAsDocumented) {
   Call("GET", "/v1/workflows", "/v1/workflows?state=running");
   Call("POST", "/v1/workflows/{id}/cancel", "/v1/workflows/" + wid + "/cancel");
   Call("GET", "/v1/tasks/{id}", "/v1/tasks/" + std::string(wf.at("tasks").at("b").as_string()));
+  Call("POST", "/v1/schedules", "/v1/schedules",
+       R"({"id":"oas","cron":"0 2 * * *","timezone":"Europe/Berlin","overlap":"buffer_one",)"
+       R"("start_at":"2030-01-01T00:00:00Z","task":{"type":"t","queue":"oas","payload":{"a":1}}})");
+  Call("POST", "/v1/schedules", "/v1/schedules", R"({"cron":"*/0 * * * *","task":{"type":"t"}})");
+  Call("GET", "/v1/schedules", "/v1/schedules?limit=1");
+  Call("GET", "/v1/schedules/{id}", "/v1/schedules/oas?next=3");
+  Call("PATCH", "/v1/schedules/{id}", "/v1/schedules/oas", R"({"interval_ms":60000,"start_at":null})");
+  Call("POST", "/v1/schedules/{id}/pause", "/v1/schedules/oas/pause");
+  Call("POST", "/v1/schedules/{id}/resume", "/v1/schedules/oas/resume");
+  Call("DELETE", "/v1/schedules/{id}", "/v1/schedules/oas");
+  Call("GET", "/v1/schedules/{id}", "/v1/schedules/oas");
   Call("GET", "/healthz", "/healthz");
   Call("GET", "/readyz", "/readyz");
   Call("GET", "/metrics", "/metrics");

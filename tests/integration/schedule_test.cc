@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <string>
 #include <thread>
 
+#include "cli/schedule_command.h"
+#include "dray/client.h"
 #include "integration/server_util.h"
 
 namespace dray::testing {
@@ -181,6 +184,112 @@ TEST_F(ScheduleHttpTest, EachTickFiresExactlyOnceAcrossAKillAndARestart) {
   std::int64_t span = ms(*seen.rbegin()) - ms(*seen.begin());
   if (span < 0) span += 86'400'000;  // crossed midnight
   EXPECT_EQ(span / 1000 + 1, static_cast<std::int64_t>(ticks.size()));
+}
+
+TEST_F(ScheduleHttpTest, TheSdkDrivesEveryScheduleCall) {
+  ClientOptions o;
+  o.server = "http://127.0.0.1:" + std::to_string(server_.port());
+  o.ns = "sdk";
+  auto client = Client::Create(o);
+  ASSERT_TRUE(client.ok());
+  ScheduleSpec spec;
+  spec.id = "hourly";
+  spec.cron = "15 * * * *";
+  spec.timezone = "America/New_York";
+  spec.misfire = MisfirePolicy::kSkip;
+  spec.overlap = OverlapPolicy::kCancelPrevious;
+  spec.jitter_ms = 5000;
+  spec.task.type = "sync";
+  spec.task.queue = "sync";
+  spec.task.payload = R"({"full":false})";
+  spec.task.max_attempts = 2;
+  auto made = (*client)->CreateSchedule(spec);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  spec.ns = spec.task.ns = "sdk";
+  EXPECT_EQ(made->spec, spec);
+  ASSERT_EQ(made->next_fire_times.size(), 5u);
+  for (std::size_t i = 1; i < 5; ++i) {
+    // Hourly at :15, each moved by less than the 5 s jitter.
+    const TimeMs gap = made->next_fire_times[i] - made->next_fire_times[i - 1];
+    EXPECT_GT(gap, 3'600'000 - 5'000);
+    EXPECT_LT(gap, 3'600'000 + 5'000);
+  }
+  EXPECT_EQ((*client)->CreateSchedule(spec).status().code(), StatusCode::kAlreadyExists);
+  auto got = (*client)->GetSchedule("hourly", 2);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->next_fire_times.size(), 2u);
+  auto paused = (*client)->PauseSchedule("hourly");
+  ASSERT_TRUE(paused.ok());
+  EXPECT_TRUE(paused->spec.paused);
+  auto resumed = (*client)->ResumeSchedule("hourly");
+  ASSERT_TRUE(resumed.ok());
+  EXPECT_FALSE(resumed->spec.paused);
+  auto patched = (*client)->PatchSchedule("hourly", R"({"overlap":"skip","name":"sync"})");
+  ASSERT_TRUE(patched.ok()) << patched.status().ToString();
+  EXPECT_EQ(patched->spec.overlap, OverlapPolicy::kSkip);
+  EXPECT_EQ(patched->spec.name, "sync");
+  auto list = (*client)->ListSchedules();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->schedules.size(), 1u);
+  EXPECT_EQ(list->schedules[0].spec.id, "hourly");
+  ASSERT_TRUE((*client)->DeleteSchedule("hourly").ok());
+  EXPECT_EQ((*client)->GetSchedule("hourly").status().code(), StatusCode::kNotFound);
+}
+
+// Runs `dray <args>`; returns (exit code, stdout).
+std::pair<int, std::string> Dray(const std::string& args) {
+  std::string out;
+  FILE* p = popen((BinaryPath() + " " + args + " 2>&1").c_str(), "r");
+  if (!p) return {-1, ""};
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST_F(ScheduleHttpTest, TheCliAddsListsShowsPausesAndRemoves) {
+  const std::string at = "--server http://127.0.0.1:" + std::to_string(server_.port());
+  auto [rc, out] = Dray("schedule add " + at +
+                        " --id nightly --cron '0 2 * * *' --tz Asia/Shanghai --type report"
+                        " --queue reports --payload '{\"kind\":\"daily\"}' --misfire skip"
+                        " --overlap buffer_one --jitter 30s");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("cron:       0 2 * * * (Asia/Shanghai)"), std::string::npos) << out;
+  EXPECT_NE(out.find("misfire skip, overlap buffer_one, jitter 30000 ms"), std::string::npos) << out;
+  EXPECT_NE(out.find("next:       "), std::string::npos) << out;
+  std::tie(rc, out) = Dray("schedule add " + at + " --id bad --cron '*/0 * * * *' --type t");
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("field 'cron'"), std::string::npos) << out;
+  std::tie(rc, out) = Dray("schedule add " + at + " --id beat --every 90s --type ping");
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Dray("schedule list " + at);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("every 90000 ms"), std::string::npos) << out;
+  EXPECT_NE(out.find("0 2 * * * Asia/Shanghai"), std::string::npos) << out;
+  std::tie(rc, out) = Dray("schedule pause " + at + " beat");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("state:      paused"), std::string::npos) << out;
+  std::tie(rc, out) = Dray("schedule get " + at + " --json beat");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(json::parse(out).at("paused"), true);
+  std::tie(rc, out) = Dray("schedule patch " + at + " beat '{\"interval_ms\":120000}'");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("every:      120000 ms"), std::string::npos) << out;
+  std::tie(rc, out) = Dray("schedule rm " + at + " beat");
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Dray("schedule get " + at + " beat");
+  EXPECT_EQ(rc, 2) << out;
+}
+
+TEST(ParseDurationTest, ReadsUnitsAndRefusesNonsense) {
+  EXPECT_EQ(*ParseDuration("250ms"), 250);
+  EXPECT_EQ(*ParseDuration("30s"), 30'000);
+  EXPECT_EQ(*ParseDuration("1h30m"), 5'400'000);
+  EXPECT_EQ(*ParseDuration("2d"), 172'800'000);
+  EXPECT_EQ(*ParseDuration("1500"), 1500);
+  for (const char* bad : {"", "s", "1x", "1h30", "-5s", "99999999999999999999d"}) {
+    EXPECT_FALSE(ParseDuration(bad).ok()) << bad;
+  }
 }
 
 }  // namespace
