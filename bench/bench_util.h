@@ -23,8 +23,15 @@ class SyncConn {
 
   // The answer's body; its status in *status. Throws on a broken connection.
   std::string Post(const std::string& target, const std::string& body, int* status) {
+    return Call(boost::beast::http::verb::post, target, body, status);
+  }
+  std::string Get(const std::string& target, int* status) {
+    return Call(boost::beast::http::verb::get, target, "", status);
+  }
+  std::string Call(boost::beast::http::verb verb, const std::string& target,
+                   const std::string& body, int* status) {
     namespace http = boost::beast::http;
-    http::request<http::string_body> req{http::verb::post, target, 11};
+    http::request<http::string_body> req{verb, target, 11};
     req.set(http::field::host, host_);
     req.set(http::field::content_type, "application/json");
     req.keep_alive(true);

@@ -16,6 +16,9 @@ namespace {
 constexpr const char* kScheduleLabel = "dray.schedule";
 constexpr const char* kTickLabel = "dray.tick";
 
+// Schedules one Tick handles at most (see FireSchedules).
+constexpr std::size_t kSchedulesPerTick = 2048;
+
 StatusOr<ScheduleTiming> TimingOf(const Schedule& s) {
   ScheduleTiming t;
   const ScheduleSpec& spec = s.spec;
@@ -87,6 +90,7 @@ void Engine::ScheduledRunEnded(const std::string& id, TimeMs now) {
 void Engine::FireTick(ScheduleLive* s, TimeMs tick, TimeMs now, EngineOutput* out) {
   if (live_.size() >= options_.max_live_tasks) {
     ++s->s.skipped;  // full: the tick is let go rather than the limit broken
+    ++ticks_skipped_;
     return;
   }
   TaskSpec spec = s->s.spec.task;
@@ -97,6 +101,7 @@ void Engine::FireTick(ScheduleLive* s, TimeMs tick, TimeMs now, EngineOutput* ou
   s->s.last_task = t.id;
   s->s.last_fired_at = now;
   ++s->s.fired;
+  ++ticks_fired_;
   Insert(std::move(t), out);
 }
 
@@ -120,6 +125,7 @@ void Engine::HandleSchedule(ScheduleLive* s, TimeMs now, EngineOutput* out) {
         break;
       case OverlapAction::kDrop:
         ++r.skipped;
+        ++ticks_skipped_;
         break;
       case OverlapAction::kBuffer:
         r.buffered_tick = tick;
@@ -137,6 +143,7 @@ void Engine::HandleSchedule(ScheduleLive* s, TimeMs now, EngineOutput* out) {
     }
   }
   r.skipped += plan.skipped;
+  ticks_skipped_ += static_cast<std::uint64_t>(plan.skipped);
   if (plan.last_due && *plan.last_due > r.last_tick) r.last_tick = *plan.last_due;
   changed = changed || plan.last_due || plan.skipped;
   if (changed) {
@@ -146,8 +153,11 @@ void Engine::HandleSchedule(ScheduleLive* s, TimeMs now, EngineOutput* out) {
 }
 
 void Engine::FireSchedules(TimeMs now, EngineOutput* out) {
+  // A bounded share per call: the caller holds a lock others wait on, and
+  // the rest stays due (NextWakeup says now), so the next call goes on.
+  std::size_t handled = 0;
   while (ScheduleLive* s = schedule_heap_.top()) {
-    if (s->due > now) break;
+    if (s->due > now || handled++ == kSchedulesPerTick) break;
     schedule_heap_.pop();
     HandleSchedule(s, now, out);
     ArmSchedule(s, now);

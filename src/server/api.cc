@@ -602,6 +602,11 @@ class Api {
     metric("dray_live_tasks", "gauge", "Tasks not yet terminal.", static_cast<std::uint64_t>(s.live_tasks));
     metric("dray_schedules", "gauge", "Schedules, paused ones included.",
            static_cast<std::uint64_t>(s.schedules));
+    metric("dray_schedule_ticks_fired_total", "counter",
+           "Schedule ticks that submitted a task, since the server started.", s.ticks_fired);
+    metric("dray_schedule_ticks_skipped_total", "counter",
+           "Schedule ticks let go by a misfire or overlap policy, since the server started.",
+           s.ticks_skipped);
     metric("dray_lease_waiters", "gauge", "Long-poll lease requests waiting.",
            static_cast<std::uint64_t>(s.lease_waiters));
     metric("dray_task_waiters", "gauge", "Requests waiting for a task to finish.",

@@ -168,6 +168,8 @@ ServiceStats TaskService::stats() const {
     s.live_tasks = engine_.live_tasks();
     s.live_workflows = engine_.live_workflows();
     s.schedules = engine_.schedules();
+    s.ticks_fired = engine_.ticks_fired();
+    s.ticks_skipped = engine_.ticks_skipped();
     s.lease_waiters = lease_waiters_.size();
     s.task_waiters = task_waiters_.size();
   }

@@ -59,6 +59,8 @@ struct ServiceStats {
   std::size_t live_tasks = 0;
   std::size_t live_workflows = 0;
   std::size_t schedules = 0;
+  std::uint64_t ticks_fired = 0;    // since start
+  std::uint64_t ticks_skipped = 0;  // since start
   std::size_t lease_waiters = 0;
   std::size_t task_waiters = 0;
   CommitStats commits;
