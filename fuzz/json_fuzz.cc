@@ -106,6 +106,41 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Require(!sched.status().message().empty());
   }
 
+  // A schedule written as stored reads back the same.
+  if (auto sched = DecodeScheduleSpec(v, limits); sched.ok()) {
+    Schedule s;
+    s.spec = std::move(*sched);
+    s.spec.task.ns = s.spec.ns;
+    auto back = DecodeSchedule(EncodeSchedule(s));
+    Require(back.ok() && *back == s);
+  }
+
+  if (auto event = DecodeEventSpec(v, limits); event.ok()) {
+    Require(!event->name.empty());
+    Require(ParseJson(event->payload).ok());
+  } else {
+    Require(!event.status().message().empty());
+  }
+
+  // A trigger: never its own source, and read back the same as stored; its
+  // match is evaluated against the document itself without harm.
+  if (auto trig = DecodeTriggerSpec(v, limits); trig.ok()) {
+    Require(trig->on_task != !trig->event.empty());
+    if (trig->on_task) {
+      Require(!trig->task_states.empty());
+      Require(!((trig->task_queue.empty() || trig->task_queue == trig->task.queue) &&
+                (trig->task_type.empty() || trig->task_type == trig->task.type)));
+    }
+    Trigger t;
+    t.spec = std::move(*trig);
+    t.spec.task.ns = t.spec.ns;
+    auto back = DecodeTrigger(EncodeTrigger(t));
+    Require(back.ok() && *back == t);
+    (void)MatchPayload(v, t.spec.match);
+  } else {
+    Require(!trig.status().message().empty());
+  }
+
   QueueSettings settings;
   if (Status s = ApplyQueuePatch(v, &settings); !s.ok()) {
     Require(!s.message().empty());

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace dray {
@@ -238,6 +239,58 @@ struct Schedule {
   // while paused or past the end.
   std::vector<TimeMs> next_fire_times;
   friend bool operator==(const Schedule&, const Schedule&) = default;
+};
+
+// ---------------------------------------------------------------- events
+
+// A named fact from outside (an order was paid, a file landed), recorded
+// durably; triggers on its name submit tasks in the same commit.
+struct EventSpec {
+  std::string ns = "default";
+  std::string id;    // de-duplication: an id seen within the window is not fired again; empty = a UUIDv7
+  std::string name;  // what triggers match
+  std::string payload = "null";  // JSON text
+};
+
+struct Event {
+  std::string ns = "default";
+  std::string id;
+  std::string name;
+  std::string payload = "null";  // JSON text
+  TimeMs created_at = 0;
+  std::vector<std::string> tasks;  // the tasks its triggers submitted
+  friend bool operator==(const Event&, const Event&) = default;
+};
+
+// A trigger submits a task from its template when an event of its name
+// arrives (and its payload matches), or when a task of its queue and type
+// ends in one of its states. The task's payload is {"input": <template
+// payload>, "event": {...}} or {"input": ..., "source": {<the task>}}.
+struct TriggerSpec {
+  std::string ns = "default";
+  std::string id;    // 1..128 of [A-Za-z0-9_.:-]; empty on create: a UUIDv7
+  std::string name;  // free text
+  // On an event: its name, and fields its payload must hold, as
+  // (dotted path, JSON text of the value) pairs compared for equality.
+  std::string event;
+  std::vector<std::pair<std::string, std::string>> match;
+  // Or on a task's outcome: of this queue and type (empty: any), ending in
+  // one of `states` (terminal ones).
+  bool on_task = false;
+  std::string task_queue;
+  std::string task_type;
+  std::vector<TaskState> task_states;
+  TaskSpec task;  // what it submits (no run_at, no key, no namespace)
+  bool paused = false;
+  friend bool operator==(const TriggerSpec&, const TriggerSpec&) = default;
+};
+
+struct Trigger {
+  TriggerSpec spec;
+  TimeMs created_at = 0;
+  TimeMs updated_at = 0;
+  std::int64_t fired = 0;  // not stored: since the server started
+  friend bool operator==(const Trigger&, const Trigger&) = default;
 };
 
 // ---------------------------------------------------------------- workflows

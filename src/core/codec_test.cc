@@ -233,5 +233,51 @@ TEST(ScheduleSpecTest, RefusesWhatCannotRunNamingIt) {
   }
 }
 
+namespace json = boost::json;
+
+TEST(TriggerCodecTest, MatchPayloadComparesPathsByValue) {
+  const json::value p = json::parse(
+      R"({"currency":"EUR","n":2,"customer":{"tier":2.0,"tags":["a"]},"flag":true,"none":null})");
+  using Match = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_TRUE(MatchPayload(p, Match{}));
+  EXPECT_TRUE(MatchPayload(p, Match{{"currency", R"("EUR")"}, {"customer.tier", "2"}}));
+  EXPECT_TRUE(MatchPayload(p, Match{{"n", "2.0"}, {"flag", "true"}, {"none", "null"}}));
+  EXPECT_TRUE(MatchPayload(p, Match{{"customer.tags", R"(["a"])"}}));
+  EXPECT_FALSE(MatchPayload(p, Match{{"currency", R"("USD")"}}));
+  EXPECT_FALSE(MatchPayload(p, Match{{"currency", R"("EUR")"}, {"n", "3"}}));
+  EXPECT_FALSE(MatchPayload(p, Match{{"customer.missing", "1"}}));
+  EXPECT_FALSE(MatchPayload(p, Match{{"currency.deeper", "1"}}));
+  EXPECT_FALSE(MatchPayload(p, Match{{"n", R"("2")"}}));  // a string is not a number
+  EXPECT_FALSE(MatchPayload(json::parse("[1]"), Match{{"0", "1"}}));
+}
+
+TEST(TriggerCodecTest, ATriggerRoundTripsAndALoopIsRefused) {
+  Limits limits;
+  auto spec = DecodeTriggerSpec(
+      json::parse(R"({"id":"t1","name":"n","on":{"task":{"queue":"payments","type":"charge",)"
+                  R"("states":["failed","cancelled"]}},"task":{"type":"alert","queue":"alerts"},)"
+                  R"("paused":true})"),
+      limits);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  Trigger t;
+  t.spec = *spec;
+  t.created_at = 1'700'000'000'000;
+  t.updated_at = 1'700'000'000'001;
+  auto back = DecodeTrigger(EncodeTrigger(t));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, t);
+  // The same queue as the trigger's filter, and any type: it would fire itself.
+  auto loop = DecodeTriggerSpec(
+      json::parse(R"({"on":{"task":{"queue":"q","states":["succeeded"]}},"task":{"type":"t","queue":"q"}})"),
+      limits);
+  EXPECT_EQ(loop.status().code(), StatusCode::kInvalidArgument);
+  // Another type on the same queue is no loop.
+  EXPECT_TRUE(DecodeTriggerSpec(
+                  json::parse(R"({"on":{"task":{"queue":"q","type":"a","states":["succeeded"]}},)"
+                              R"("task":{"type":"b","queue":"q"}})"),
+                  limits)
+                  .ok());
+}
+
 }  // namespace
 }  // namespace dray

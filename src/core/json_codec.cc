@@ -384,6 +384,28 @@ StatusOr<WorkflowSpec> DecodeWorkflowSpec(const json::value& body, const Limits&
   return spec;
 }
 
+namespace {
+// The task template of a schedule or a trigger: a task spec that each
+// firing submits, so without a namespace (the owner's), a run_at or a key.
+StatusOr<TaskSpec> DecodeTemplate(const json::value& x, const Limits& limits,
+                                  std::string_view whose) {
+  auto t = DecodeTaskSpec(x, limits, "task");
+  if (!t.ok()) return t.status();
+  if (x.get_object().contains("namespace")) {
+    return InvalidArgument("field 'task.namespace': " + std::string(whose) +
+                           " tasks are in its namespace");
+  }
+  if (t->run_at) {
+    return InvalidArgument("field 'task.run_at': each firing submits its task then "
+                           "(delay_ms may put it later)");
+  }
+  if (!t->key.empty()) {
+    return InvalidArgument("field 'task.key': every firing would find the first one's task");
+  }
+  return t;
+}
+}  // namespace
+
 StatusOr<ScheduleSpec> DecodeScheduleSpec(const json::value& body, const Limits& limits) {
   if (!body.is_object()) return WrongType("body", "an object");
   ScheduleSpec spec;
@@ -418,18 +440,8 @@ StatusOr<ScheduleSpec> DecodeScheduleSpec(const json::value& body, const Limits&
       if (!r.ok()) return r.status();
       spec.interval_ms = *r;
     } else if (k == "task") {
-      auto t = DecodeTaskSpec(x, limits, "task");
+      auto t = DecodeTemplate(x, limits, "a schedule's");
       if (!t.ok()) return t.status();
-      if (x.get_object().contains("namespace")) {
-        return InvalidArgument("field 'task.namespace': a schedule's tasks are in its namespace");
-      }
-      if (t->run_at) {
-        return InvalidArgument("field 'task.run_at': a tick submits its task at the tick "
-                               "(delay_ms may put it later)");
-      }
-      if (!t->key.empty()) {
-        return InvalidArgument("field 'task.key': every tick would find the first tick's task");
-      }
       spec.task = std::move(*t);
       has_task = true;
     } else if (k == "misfire") {
@@ -578,6 +590,20 @@ json::value TimeOrNull(TimeMs t) {
 }
 }  // namespace
 
+namespace {
+// For what Dray wrote itself: it accepted it once, and a limit may have
+// shrunk since.
+Limits WideLimits() {
+  Limits wide;
+  wide.max_payload_bytes = wide.max_body_bytes;
+  wide.max_labels = 1 << 20;
+  wide.max_name_bytes = wide.max_key_bytes = wide.max_label_bytes = 1 << 20;
+  wide.max_attempts_cap = 1 << 30;
+  wide.max_delay_ms = std::numeric_limits<std::int64_t>::max() / 4;
+  return wide;
+}
+}  // namespace
+
 json::object EncodeSchedule(const Schedule& s) {
   json::object o = EncodeScheduleSpec(s.spec);
   o["namespace"] = s.spec.ns;
@@ -602,13 +628,7 @@ StatusOr<Schedule> DecodeSchedule(const json::value& v) {
   json::object spec = v.get_object();
   const json::object& o = v.get_object();
   for (std::string_view k : kScheduleStateFields) spec.erase(k);
-  Limits wide;  // what Dray wrote, it accepted once; limits may have shrunk since
-  wide.max_payload_bytes = wide.max_body_bytes;
-  wide.max_labels = 1 << 20;
-  wide.max_name_bytes = wide.max_key_bytes = wide.max_label_bytes = 1 << 20;
-  wide.max_attempts_cap = 1 << 30;
-  wide.max_delay_ms = std::numeric_limits<std::int64_t>::max() / 4;
-  auto decoded = DecodeScheduleSpec(spec, wide);
+  auto decoded = DecodeScheduleSpec(spec, WideLimits());
   if (!decoded.ok()) return decoded.status();
   Schedule s;
   s.spec = std::move(*decoded);
@@ -788,6 +808,263 @@ Status ApplyQueuePatch(const json::value& body, QueueSettings* settings) {
 std::string ErrorJson(const Status& s) {
   json::object e{{"code", StatusCodeName(s.code())}, {"message", s.message()}};
   return json::serialize(json::object{{"error", std::move(e)}});
+}
+
+// ---------------------------------------------------------------- events
+
+StatusOr<EventSpec> DecodeEventSpec(const json::value& body, const Limits& limits) {
+  if (!body.is_object()) return WrongType("body", "an object");
+  EventSpec e;
+  bool has_name = false;
+  for (const auto& [k, x] : body.get_object()) {
+    const std::string f(k);
+    if (k == "name") {
+      auto r = GetString(x, f, limits.max_name_bytes);
+      if (!r.ok()) return r.status();
+      DRAY_RETURN_IF_ERROR(CheckPrintable(f, *r));
+      e.name = std::move(*r);
+      has_name = true;
+    } else if (k == "id") {
+      if (x.is_null()) continue;
+      auto r = GetString(x, f, limits.max_key_bytes);
+      if (!r.ok()) return r.status();
+      DRAY_RETURN_IF_ERROR(CheckPrintable(f, *r));
+      e.id = std::move(*r);
+    } else if (k == "payload") {
+      DRAY_RETURN_IF_ERROR(CheckFinite(x, f));
+      e.payload = json::serialize(x);
+      if (e.payload.size() > limits.max_payload_bytes) {
+        return OutOfRange("field 'payload' is " + std::to_string(e.payload.size()) +
+                          " bytes; the limit is " + std::to_string(limits.max_payload_bytes));
+      }
+    } else {
+      return InvalidArgument("unknown field '" + f + "'");
+    }
+  }
+  if (!has_name) return InvalidArgument("field 'name' is required");
+  return e;
+}
+
+json::object EncodeEvent(const Event& e) {
+  json::array tasks;
+  for (const std::string& t : e.tasks) tasks.push_back(json::value(t));
+  return {{"namespace", e.ns},
+          {"id", e.id},
+          {"name", e.name},
+          {"payload", JsonOrNull(e.payload)},
+          {"created_at", FormatRfc3339(e.created_at)},
+          {"tasks", std::move(tasks)}};
+}
+
+StatusOr<Event> DecodeEvent(const json::value& v) {
+  if (!v.is_object()) return WrongType("event", "an object");
+  const json::object& o = v.get_object();
+  Event e;
+  e.ns = JsonString(o, "namespace");
+  e.id = JsonString(o, "id");
+  e.name = JsonString(o, "name");
+  if (e.id.empty() || e.name.empty()) return InvalidArgument("an event needs an id and a name");
+  if (const json::value* p = o.if_contains("payload")) e.payload = json::serialize(*p);
+  e.created_at = Time(o, "created_at");
+  if (const json::value* t = o.if_contains("tasks"); t && t->is_array()) {
+    for (const json::value& id : t->get_array()) {
+      if (id.is_string()) e.tasks.emplace_back(id.get_string());
+    }
+  }
+  return e;
+}
+
+// ---------------------------------------------------------------- triggers
+
+namespace {
+
+Status DecodeTriggerOn(const json::value& on, const Limits& limits, TriggerSpec* spec) {
+  if (!on.is_object()) return WrongType("on", "an object");
+  const json::object& o = on.get_object();
+  const json::value* event = o.if_contains("event");
+  const json::value* task = o.if_contains("task");
+  if ((event != nullptr) == (task != nullptr)) {
+    return InvalidArgument("field 'on' takes either 'event' (with 'match') or 'task'");
+  }
+  for (const auto& [k, x] : o) {
+    if (k != "event" && k != "match" && k != "task") {
+      return InvalidArgument("unknown field 'on." + std::string(k) + "'");
+    }
+  }
+  if (event) {
+    auto name = GetString(*event, "on.event", limits.max_name_bytes);
+    if (!name.ok()) return name.status();
+    DRAY_RETURN_IF_ERROR(CheckPrintable("on.event", *name));
+    spec->event = std::move(*name);
+    if (const json::value* match = o.if_contains("match")) {
+      if (!match->is_object()) return WrongType("on.match", "an object of field paths to values");
+      if (match->get_object().size() > 32) {
+        return InvalidArgument("field 'on.match' holds more than 32 fields");
+      }
+      for (const auto& [path, value] : match->get_object()) {
+        if (path.empty() || path.size() > 256) {
+          return InvalidArgument("field 'on.match' keys are 1..256-byte paths such as 'order.currency'");
+        }
+        DRAY_RETURN_IF_ERROR(CheckFinite(value, "on.match." + std::string(path)));
+        spec->match.emplace_back(std::string(path), json::serialize(value));
+      }
+    }
+    return Status::Ok();
+  }
+  if (o.contains("match")) return InvalidArgument("field 'on.match' applies to 'on.event' only");
+  if (!task->is_object()) return WrongType("on.task", "an object");
+  spec->on_task = true;
+  bool has_states = false;
+  for (const auto& [k, x] : task->get_object()) {
+    const std::string f = "on.task." + std::string(k);
+    if (k == "queue" || k == "type") {
+      auto r = GetString(x, f, limits.max_name_bytes);
+      if (!r.ok()) return r.status();
+      if (k == "queue") DRAY_RETURN_IF_ERROR(ValidateName(f, *r, limits));
+      (k == "queue" ? spec->task_queue : spec->task_type) = std::move(*r);
+    } else if (k == "states") {
+      if (!x.is_array() || x.get_array().empty()) {
+        return WrongType(f, "a list of \"succeeded\", \"failed\" or \"cancelled\"");
+      }
+      for (const json::value& st : x.get_array()) {
+        auto state = st.is_string() ? ParseTaskState(st.get_string()) : std::nullopt;
+        if (!state || !IsTerminal(*state)) {
+          return InvalidArgument("field '" + f + "' takes \"succeeded\", \"failed\" or \"cancelled\"");
+        }
+        spec->task_states.push_back(*state);
+      }
+      has_states = true;
+    } else {
+      return InvalidArgument("unknown field '" + f + "'");
+    }
+  }
+  if (!has_states) return InvalidArgument("field 'on.task.states' is required");
+  if (spec->task_queue.empty() && spec->task_type.empty()) {
+    return InvalidArgument("field 'on.task' needs a 'queue' or a 'type' (or both)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<TriggerSpec> DecodeTriggerSpec(const json::value& body, const Limits& limits) {
+  if (!body.is_object()) return WrongType("body", "an object");
+  TriggerSpec spec;
+  bool has_on = false, has_task = false;
+  for (const auto& [k, x] : body.get_object()) {
+    const std::string f(k);
+    if (k == "id") {
+      auto r = GetString(x, f, limits.max_name_bytes);
+      if (!r.ok()) return r.status();
+      DRAY_RETURN_IF_ERROR(ValidateName(f, *r, limits));
+      spec.id = std::move(*r);
+    } else if (k == "name") {
+      auto r = GetString(x, f, limits.max_name_bytes);
+      if (!r.ok()) return r.status();
+      DRAY_RETURN_IF_ERROR(CheckPrintable(f, *r));
+      spec.name = std::move(*r);
+    } else if (k == "on") {
+      DRAY_RETURN_IF_ERROR(DecodeTriggerOn(x, limits, &spec));
+      has_on = true;
+    } else if (k == "task") {
+      auto t = DecodeTemplate(x, limits, "a trigger's");
+      if (!t.ok()) return t.status();
+      spec.task = std::move(*t);
+      has_task = true;
+    } else if (k == "paused") {
+      if (!x.is_bool()) return WrongType(f, "true or false");
+      spec.paused = x.get_bool();
+    } else {
+      return InvalidArgument("unknown field '" + f + "'");
+    }
+  }
+  if (!has_on) return InvalidArgument("field 'on' is required");
+  if (!has_task) return InvalidArgument("field 'task' is required");
+  if (spec.on_task && (spec.task_queue.empty() || spec.task_queue == spec.task.queue) &&
+      (spec.task_type.empty() || spec.task_type == spec.task.type)) {
+    return InvalidArgument("field 'task': the task this trigger submits would itself fire it "
+                           "(a loop); give it another queue or type");
+  }
+  return spec;
+}
+
+json::object EncodeTrigger(const Trigger& t) {
+  const TriggerSpec& s = t.spec;
+  json::object o;
+  o["id"] = s.id;
+  o["namespace"] = s.ns;
+  if (!s.name.empty()) o["name"] = s.name;
+  json::object on;
+  if (s.on_task) {
+    json::object task;
+    if (!s.task_queue.empty()) task["queue"] = s.task_queue;
+    if (!s.task_type.empty()) task["type"] = s.task_type;
+    json::array states;
+    for (TaskState st : s.task_states) states.push_back(json::value(TaskStateName(st)));
+    task["states"] = std::move(states);
+    on["task"] = std::move(task);
+  } else {
+    on["event"] = s.event;
+    if (!s.match.empty()) {
+      json::object match;
+      for (const auto& [path, value] : s.match) match[path] = JsonOrNull(value);
+      on["match"] = std::move(match);
+    }
+  }
+  o["on"] = std::move(on);
+  json::object task = EncodeTaskSpec(s.task);
+  task.erase("namespace");
+  o["task"] = std::move(task);
+  o["paused"] = s.paused;
+  o["created_at"] = FormatRfc3339(t.created_at);
+  o["updated_at"] = FormatRfc3339(t.updated_at);
+  o["fired"] = t.fired;
+  return o;
+}
+
+StatusOr<Trigger> DecodeTrigger(const json::value& v) {
+  if (!v.is_object()) return WrongType("trigger", "an object");
+  json::object spec = v.get_object();
+  const json::object& o = v.get_object();
+  for (std::string_view k : {"namespace", "created_at", "updated_at", "fired"}) spec.erase(k);
+  auto decoded = DecodeTriggerSpec(spec, WideLimits());
+  if (!decoded.ok()) return decoded.status();
+  Trigger t;
+  t.spec = std::move(*decoded);
+  t.spec.ns = JsonString(o, "namespace");
+  if (t.spec.ns.empty()) t.spec.ns = "default";
+  t.spec.task.ns = t.spec.ns;
+  t.created_at = Time(o, "created_at");
+  t.updated_at = Time(o, "updated_at");
+  t.fired = JsonInt(o, "fired");
+  return t;
+}
+
+namespace {
+bool SameValue(const json::value& a, const json::value& b) {
+  if (a.is_number() && b.is_number()) return a.to_number<double>() == b.to_number<double>();
+  return a == b;
+}
+}  // namespace
+
+bool MatchPayload(const json::value& payload,
+                  const std::vector<std::pair<std::string, std::string>>& match) {
+  for (const auto& [path, text] : match) {
+    const json::value* at = &payload;
+    std::size_t from = 0;
+    while (at && from <= path.size()) {
+      std::size_t dot = path.find('.', from);
+      if (dot == std::string::npos) dot = path.size();
+      const std::string_view key(path.data() + from, dot - from);
+      at = at->is_object() ? at->get_object().if_contains(key) : nullptr;
+      from = dot + 1;
+    }
+    if (!at) return false;
+    boost::system::error_code ec;
+    const json::value want = json::parse(text, ec);
+    if (ec || !SameValue(*at, want)) return false;
+  }
+  return true;
 }
 
 }  // namespace dray

@@ -50,6 +50,24 @@ boost::json::object EncodeSchedule(const Schedule& s);
 // as on POST, but against no size limits (a limit may have shrunk since).
 StatusOr<Schedule> DecodeSchedule(const boost::json::value& v);
 
+// A body of POST /v1/events: {"name", "id", "payload"}.
+StatusOr<EventSpec> DecodeEventSpec(const boost::json::value& body, const Limits& limits);
+// {"namespace", "id", "name", "payload", "created_at", "tasks"}.
+boost::json::object EncodeEvent(const Event& e);
+StatusOr<Event> DecodeEvent(const boost::json::value& v);
+
+// A body of POST /v1/triggers: {"id", "name", "on": {"event": name,
+// "match": {path: value}} or {"task": {"queue", "type", "states"}},
+// "task": template, "paused"}.
+StatusOr<TriggerSpec> DecodeTriggerSpec(const boost::json::value& body, const Limits& limits);
+// The spec with "namespace", created_at, updated_at and fired.
+boost::json::object EncodeTrigger(const Trigger& t);
+StatusOr<Trigger> DecodeTrigger(const boost::json::value& v);
+// Whether `payload` holds each (dotted path, JSON value) of `match`
+// (numbers compare by value: 1 matches 1.0).
+bool MatchPayload(const boost::json::value& payload,
+                  const std::vector<std::pair<std::string, std::string>>& match);
+
 // InvalidArgument naming `field` if `v` holds a number outside a double's
 // range anywhere: Boost.JSON 1.81 reads 1e400 as infinity and writes it back
 // as `Infinity`, which is not JSON, so such a payload or result would make

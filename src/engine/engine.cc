@@ -606,18 +606,25 @@ Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, Engi
   if (terminal) {
     out->finished.push_back(t.id);
     if (!buffered_waits_.empty()) ScheduledRunEnded(t.id, in.now);
+    if (!task_triggers_.empty()) QueueOutcomeTriggers(t);
   }
   auto snapshot = std::make_shared<const Task>(std::move(t));
   if (after) *after = *snapshot;
   const TaskState state = snapshot->state;
   Emit(std::move(snapshot), /*created=*/false, out);
   if (workflow) TaskOfWorkflowFinished(workflow, state, in.now, out);
-  if (!draining_ && !cascade_.empty()) {
+  if (!draining_ && (!cascade_.empty() || !pending_fires_.empty())) {
     draining_ = true;
-    while (!cascade_.empty()) {
-      Finished f = std::move(cascade_.front());
-      cascade_.pop_front();
-      Release(f, in.now, out);
+    while (!cascade_.empty() || !pending_fires_.empty()) {
+      if (!cascade_.empty()) {
+        Finished f = std::move(cascade_.front());
+        cascade_.pop_front();
+        Release(f, in.now, out);
+        continue;
+      }
+      PendingFire p = std::move(pending_fires_.front());
+      pending_fires_.pop_front();
+      FireTrigger(p.trigger, std::move(p.payload), "dray.source", p.source, in.now, out);
     }
     draining_ = false;
   }
@@ -1263,6 +1270,7 @@ void Engine::Tick(TimeMs now, EngineOutput* out) {
     it = throttled_.erase(it);
   }
   PruneKeys(now);
+  PruneEventIds(now);
   FireSchedules(now, out);
 }
 

@@ -188,6 +188,34 @@ class Engine {
   std::uint64_t ticks_fired() const { return ticks_fired_; }
   std::uint64_t ticks_skipped() const { return ticks_skipped_; }
 
+  // --- Events and triggers (docs/events.md). A trigger on an event name
+  // submits its task in the output that records the event; a trigger on
+  // task outcomes submits in the output of the transition that ended the
+  // task. Either way one commit holds both: a recorded event or outcome
+  // never loses its tasks, and never gets them twice.
+  void RestoreTrigger(Trigger t);
+  // An event id seen within the de-duplication window (recovery).
+  void RestoreEventId(const std::string& ns, const std::string& id, TimeMs created_at);
+  // AlreadyExists if the id is taken; an empty id gets a UUIDv7.
+  StatusOr<Trigger> CreateTrigger(TriggerSpec&& spec, TimeMs now, EngineOutput* out);
+  StatusOr<Trigger> SetTriggerPaused(const std::string& ns, const std::string& id, bool paused,
+                                     TimeMs now, EngineOutput* out);
+  Status DeleteTrigger(const std::string& ns, const std::string& id, EngineOutput* out);
+  std::optional<Trigger> FindTrigger(const std::string& ns, const std::string& id) const;
+  std::vector<Trigger> ListTriggers(const std::string& ns, const std::string& after,
+                                    std::size_t limit) const;
+  struct EventOutcome {
+    Event event;             // as recorded (for a duplicate: ns and id only)
+    bool duplicate = false;  // its id was seen within the window: nothing done
+  };
+  // Records an event and submits a task for each trigger on its name that
+  // is not paused and for which `matches` (the caller reads the payload)
+  // holds. ResourceExhausted, doing nothing, past max_live_tasks.
+  StatusOr<EventOutcome> EmitEvent(EventSpec&& spec,
+                                   const std::function<bool(const TriggerSpec&)>& matches,
+                                   TimeMs now, EngineOutput* out);
+  std::size_t triggers() const { return triggers_.size(); }
+
   // --- Workers. A wrong or old token is Aborted and changes nothing.
   StatusOr<std::vector<LeasedTask>> Lease(const LeaseRequest& req, TimeMs now, EngineOutput* out);
   StatusOr<HeartbeatOutcome> Heartbeat(const std::string& ns, const std::string& id,
@@ -285,6 +313,13 @@ class Engine {
     HeapPos& operator()(ScheduleLive* s) const;
   };
   using ScheduleHeap = IndexedHeap<ScheduleLive, ScheduleLess, SchedulePos>;
+  struct TriggerLive;
+  // A trigger's task to submit once the current transition is done.
+  struct PendingFire {
+    TriggerLive* trigger;
+    std::string payload;  // the fired task's payload
+    std::string source;   // the source task's id
+  };
   struct LiveDeleter {
     void operator()(Live* l) const;
   };
@@ -367,6 +402,15 @@ class Engine {
   void EmitSchedule(const ScheduleLive& s, EngineOutput* out);
   // A task ended: a schedule whose buffered tick waited for it is due now.
   void ScheduledRunEnded(const std::string& id, TimeMs now);
+  // Triggers: queues the fires of the task triggers matching a task that
+  // ended; submits a trigger's task (returns its id; empty when the live
+  // task limit is reached).
+  void QueueOutcomeTriggers(const Task& t);
+  std::string FireTrigger(TriggerLive* tr, std::string payload, const char* source_label,
+                          const std::string& source, TimeMs now, EngineOutput* out);
+  void IndexTrigger(TriggerLive* tr);
+  void UnindexTrigger(TriggerLive* tr);
+  void PruneEventIds(TimeMs now);
   std::int64_t LeaseMsFor(const Live* l, std::int64_t requested) const;
 
   const EngineOptions options_;
@@ -411,6 +455,15 @@ class Engine {
   std::unordered_map<std::string, ScheduleLive*> buffered_waits_;
   std::uint64_t ticks_fired_ = 0;
   std::uint64_t ticks_skipped_ = 0;
+
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<TriggerLive>> triggers_;
+  // Event triggers by (namespace, event name); task triggers by namespace.
+  std::map<std::pair<std::string, std::string>, std::vector<TriggerLive*>> event_triggers_;
+  std::map<std::string, std::vector<TriggerLive*>> task_triggers_;
+  std::deque<PendingFire> pending_fires_;  // drained by the outermost Step
+  // Event ids (ns + '\0' + id) seen within the window, and their order.
+  std::unordered_map<std::string, TimeMs> event_ids_;
+  std::deque<std::pair<TimeMs, std::string>> event_order_;
 };
 
 }  // namespace dray

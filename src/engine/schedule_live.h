@@ -1,5 +1,5 @@
-// Engine-internal: a schedule as the engine holds it (engine.cc and
-// schedules.cc both need the whole type).
+// Engine-internal: a schedule and a trigger as the engine holds them
+// (engine.cc, schedules.cc and triggers.cc need the whole types).
 #pragma once
 
 #include "core/schedule_time.h"
@@ -12,6 +12,10 @@ struct Engine::ScheduleLive {
   ScheduleTiming timing;  // built from s.spec
   TimeMs due = 0;         // when Tick looks at it next
   HeapPos heap_pos = kNotInHeap;
+};
+
+struct Engine::TriggerLive {
+  Trigger t;
 };
 
 }  // namespace dray

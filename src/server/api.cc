@@ -602,6 +602,8 @@ class Api {
     metric("dray_live_tasks", "gauge", "Tasks not yet terminal.", static_cast<std::uint64_t>(s.live_tasks));
     metric("dray_schedules", "gauge", "Schedules, paused ones included.",
            static_cast<std::uint64_t>(s.schedules));
+    metric("dray_triggers", "gauge", "Triggers, paused ones included.",
+           static_cast<std::uint64_t>(s.triggers));
     metric("dray_schedule_ticks_fired_total", "counter",
            "Schedule ticks that submitted a task, since the server started.", s.ticks_fired);
     metric("dray_schedule_ticks_skipped_total", "counter",
@@ -644,6 +646,7 @@ class Api {
 void RegisterApi(Router* router, TaskService* service, ApiOptions options) {
   using boost::beast::http::verb;
   RegisterScheduleApi(router, service, options);
+  RegisterEventApi(router, service, options);
   auto api = std::make_shared<Api>(service, options);
   auto bind = [api](void (Api::*fn)(HttpRequest&&, Responder)) {
     return [api, fn](HttpRequest&& req, Responder respond) {

@@ -20,5 +20,7 @@ void RegisterApi(Router* router, TaskService* service, ApiOptions options);
 
 // The /v1/schedules routes (schedule_api.cc); RegisterApi adds them.
 void RegisterScheduleApi(Router* router, TaskService* service, ApiOptions options);
+// The /v1/events and /v1/triggers routes (event_api.cc); RegisterApi adds them.
+void RegisterEventApi(Router* router, TaskService* service, ApiOptions options);
 
 }  // namespace dray

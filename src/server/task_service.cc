@@ -65,6 +65,9 @@ Status TaskService::Recover() {
   auto schedules = store_->LoadSchedules();
   if (!schedules.ok()) return schedules.status();
   for (Schedule& s : *schedules) engine_.RestoreSchedule(std::move(s), clock_->NowMs());
+  auto triggers = store_->LoadTriggers();
+  if (!triggers.ok()) return triggers.status();
+  for (Trigger& t : *triggers) engine_.RestoreTrigger(std::move(t));
   {
     EngineOutput out;
     engine_.FinishRecovery(
@@ -74,6 +77,10 @@ Status TaskService::Recover() {
     if (!out.mutations.empty()) DRAY_RETURN_IF_ERROR(store_->Commit(out.mutations));
   }
   const TimeMs since = clock_->NowMs() - config_.idempotency_window_ms;
+  DRAY_RETURN_IF_ERROR(store_->ScanEventIds(
+      since, [engine](const std::string& ns, const std::string& id, TimeMs created_at) {
+        engine->RestoreEventId(ns, id, created_at);
+      }));
   return store_->ScanKeys(since, [engine](const std::string& ns, const std::string& key,
                                          const std::string& id, TimeMs created_at) {
     engine->RestoreKey(ns, key, id, created_at);
@@ -168,6 +175,7 @@ ServiceStats TaskService::stats() const {
     s.live_tasks = engine_.live_tasks();
     s.live_workflows = engine_.live_workflows();
     s.schedules = engine_.schedules();
+    s.triggers = engine_.triggers();
     s.ticks_fired = engine_.ticks_fired();
     s.ticks_skipped = engine_.ticks_skipped();
     s.lease_waiters = lease_waiters_.size();
@@ -290,6 +298,10 @@ void TaskService::OnTick() {
 void TaskService::Purge() {
   const TimeMs now = clock_->NowMs();
   PurgeWorkflows(now - config_.retention_ms);
+  if (auto old = store_->HasEventsBefore(now - config_.retention_ms); old.ok() && *old) {
+    pipeline_.Submit({Mutation::DeleteEventsBefore(now - config_.retention_ms)},
+                     [](const Status&) {});
+  }
   auto expired = store_->FindExpired(now - config_.retention_ms, 1000);
   MutexLock lock(&mu_);
   if (stopped_) return;

@@ -59,6 +59,7 @@ struct ServiceStats {
   std::size_t live_tasks = 0;
   std::size_t live_workflows = 0;
   std::size_t schedules = 0;
+  std::size_t triggers = 0;
   std::uint64_t ticks_fired = 0;    // since start
   std::uint64_t ticks_skipped = 0;  // since start
   std::size_t lease_waiters = 0;
@@ -120,6 +121,24 @@ class TaskService {
                                  std::size_t next_n);
   std::vector<Schedule> ListSchedules(const std::string& ns, const std::string& after,
                                       std::size_t limit, std::size_t next_n);
+
+  // Events and triggers (docs/events.md). An event is recorded with the
+  // tasks its triggers submit in one commit; a duplicate id (within the
+  // idempotency window) answers the event as first recorded, with
+  // `duplicate` set, and does nothing.
+  struct EventAnswer {
+    Event event;
+    bool duplicate = false;
+  };
+  void EmitEvent(EventSpec spec, Callback<EventAnswer> done);
+  StatusOr<Event> GetEvent(const std::string& ns, const std::string& id);
+  void CreateTrigger(TriggerSpec spec, Callback<Trigger> done);
+  void SetTriggerPaused(const std::string& ns, const std::string& id, bool paused,
+                        Callback<Trigger> done);
+  void DeleteTrigger(const std::string& ns, const std::string& id, Callback<bool> done);
+  StatusOr<Trigger> GetTrigger(const std::string& ns, const std::string& id);
+  std::vector<Trigger> ListTriggers(const std::string& ns, const std::string& after,
+                                    std::size_t limit);
 
   // wait_ms > 0: when nothing is ready, holds the call until a task is or
   // wait_ms passes (then an empty list). `on_abandon`, if given, is handed

@@ -62,6 +62,15 @@ class FakeStore final : public Store {
     return std::vector<std::pair<std::string, std::string>>{};
   }
   StatusOr<std::vector<Schedule>> LoadSchedules() override { return std::vector<Schedule>{}; }
+  StatusOr<Event> GetEvent(const std::string&, const std::string&) override {
+    return NotFound("none");
+  }
+  Status ScanEventIds(TimeMs, const std::function<void(const std::string&, const std::string&,
+                                                        TimeMs)>&) override {
+    return Status::Ok();
+  }
+  StatusOr<bool> HasEventsBefore(TimeMs) override { return false; }
+  StatusOr<std::vector<Trigger>> LoadTriggers() override { return std::vector<Trigger>{}; }
 
   void Hold() {
     std::lock_guard<std::mutex> lock(mu_);

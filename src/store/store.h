@@ -50,14 +50,21 @@ struct Mutation {
     kDeleteWorkflow,  // remove a workflow's row (retention purge)
     kPutSchedule,     // insert or replace a schedule (its spec and its ticks)
     kDeleteSchedule,  // remove a schedule
+    kPutEvent,        // record an event (with the tasks it fired)
+    kDeleteEventsBefore,  // retention: up to 10,000 events created before `at`
+    kPutTrigger,      // insert or replace a trigger
+    kDeleteTrigger,   // remove a trigger
   };
   Kind kind = Kind::kPutTask;
   std::shared_ptr<const Task> task;  // kPutTask, kUpdateTask
-  std::string ns;                    // kDeleteTask, kDeleteWorkflow, kDeleteSchedule
-  std::string id;                    // kDeleteTask, kDeleteWorkflow, kDeleteSchedule
+  std::string ns;                    // kDelete{Task,Workflow,Schedule,Trigger}
+  std::string id;                    // kDelete{Task,Workflow,Schedule,Trigger}
   QueueRecord queue;                 // kPutQueue
   std::shared_ptr<const Workflow> workflow;  // kPutWorkflow
   std::shared_ptr<const Schedule> schedule;  // kPutSchedule
+  std::shared_ptr<const Event> event;        // kPutEvent
+  std::shared_ptr<const Trigger> trigger;    // kPutTrigger
+  TimeMs at = 0;                             // kDeleteEventsBefore
 
   static Mutation PutTask(std::shared_ptr<const Task> t) {
     Mutation m;
@@ -99,6 +106,31 @@ struct Mutation {
   static Mutation DeleteSchedule(std::string ns, std::string id) {
     Mutation m;
     m.kind = Kind::kDeleteSchedule;
+    m.ns = std::move(ns);
+    m.id = std::move(id);
+    return m;
+  }
+  static Mutation PutEvent(std::shared_ptr<const Event> e) {
+    Mutation m;
+    m.kind = Kind::kPutEvent;
+    m.event = std::move(e);
+    return m;
+  }
+  static Mutation DeleteEventsBefore(TimeMs cutoff) {
+    Mutation m;
+    m.kind = Kind::kDeleteEventsBefore;
+    m.at = cutoff;
+    return m;
+  }
+  static Mutation PutTrigger(std::shared_ptr<const Trigger> t) {
+    Mutation m;
+    m.kind = Kind::kPutTrigger;
+    m.trigger = std::move(t);
+    return m;
+  }
+  static Mutation DeleteTrigger(std::string ns, std::string id) {
+    Mutation m;
+    m.kind = Kind::kDeleteTrigger;
     m.ns = std::move(ns);
     m.id = std::move(id);
     return m;
@@ -229,6 +261,18 @@ class Store {
   // --- Schedules: the engine holds them all; the store gives them back at
   // recovery (next_fire_times left empty).
   virtual StatusOr<std::vector<Schedule>> LoadSchedules() = 0;
+
+  // --- Events and triggers.
+  virtual StatusOr<Event> GetEvent(const std::string& ns, const std::string& id) = 0;
+  // Calls `fn(ns, id, created_at)` for every event created at or after
+  // `since` (recovery of the de-duplication window).
+  virtual Status ScanEventIds(
+      TimeMs since,
+      const std::function<void(const std::string& ns, const std::string& id, TimeMs created_at)>&
+          fn) = 0;
+  // Whether an event was created before `cutoff` (retention has work).
+  virtual StatusOr<bool> HasEventsBefore(TimeMs cutoff) = 0;
+  virtual StatusOr<std::vector<Trigger>> LoadTriggers() = 0;
 };
 
 }  // namespace dray

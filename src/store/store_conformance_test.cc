@@ -613,6 +613,64 @@ TEST_P(StoreConformanceTest, SchedulesRoundTripWithEveryField) {
   EXPECT_EQ(loaded->at(0).spec.id, "every-minute");
 }
 
+TEST_P(StoreConformanceTest, EventsAndTriggersRoundTripAndOldEventsGo) {
+  Event e;
+  e.ns = "shop";
+  e.id = "order-1234-paid";
+  e.name = "order.paid";
+  e.payload = R"({"order":1234,"currency":"EUR"})";
+  e.created_at = 5000;
+  e.tasks = {"t1", "t2"};
+  Event old = e;
+  old.id = "older";
+  old.created_at = 10;
+  old.tasks.clear();
+  Trigger t;
+  t.spec.ns = t.spec.task.ns = "shop";
+  t.spec.id = "ship";
+  t.spec.name = "ship paid orders";
+  t.spec.event = "order.paid";
+  t.spec.match = {{"currency", "\"EUR\""}, {"customer.tier", "2"}};
+  t.spec.task.type = "ship";
+  t.spec.task.queue = "shipping";
+  t.spec.task.payload = R"({"carrier":"dhl"})";
+  t.created_at = 3;
+  t.updated_at = 4;
+  Trigger u;
+  u.spec.id = "on-fail";
+  u.spec.on_task = true;
+  u.spec.task_queue = "payments";
+  u.spec.task_type = "charge";
+  u.spec.task_states = {TaskState::kFailed, TaskState::kCancelled};
+  u.spec.task.type = "alert";
+  u.spec.paused = true;
+  ASSERT_TRUE(store_
+                  ->Commit(std::vector<Mutation>{
+                      Mutation::PutEvent(std::make_shared<const Event>(e)),
+                      Mutation::PutEvent(std::make_shared<const Event>(old)),
+                      Mutation::PutTrigger(std::make_shared<const Trigger>(t)),
+                      Mutation::PutTrigger(std::make_shared<const Trigger>(u))})
+                  .ok());
+  Reopen();
+  EXPECT_EQ(*store_->GetEvent("shop", "order-1234-paid"), e);
+  EXPECT_EQ(store_->GetEvent("default", "order-1234-paid").status().code(),
+            StatusCode::kNotFound);
+  auto triggers = store_->LoadTriggers();
+  ASSERT_TRUE(triggers.ok()) << triggers.status().ToString();
+  ASSERT_EQ(triggers->size(), 2u);
+  EXPECT_EQ(triggers->at(0), u);  // by (namespace, id)
+  EXPECT_EQ(triggers->at(1), t);
+  EXPECT_TRUE(*store_->HasEventsBefore(11));
+  EXPECT_FALSE(*store_->HasEventsBefore(10));
+  ASSERT_TRUE(store_->Commit(std::vector<Mutation>{Mutation::DeleteEventsBefore(100),
+                                                   Mutation::DeleteTrigger("default", "on-fail")})
+                  .ok());
+  EXPECT_EQ(store_->GetEvent("shop", "older").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetEvent("shop", "order-1234-paid").ok());
+  EXPECT_FALSE(*store_->HasEventsBefore(100));
+  EXPECT_EQ(store_->LoadTriggers()->size(), 1u);
+}
+
 TEST_P(StoreConformanceTest, QueuesRoundTrip) {
   QueueSettings s;
   s.paused = true;
@@ -696,6 +754,8 @@ class StoreModel {
   std::map<Key, QueueSettings> queues;  // (ns, name)
   std::map<Key, Workflow> workflows;
   std::map<Key, Schedule> schedules;
+  std::map<Key, Event> events;
+  std::map<Key, Trigger> triggers;
 
   void Apply(const Mutation& m) {
     switch (m.kind) {
@@ -739,6 +799,28 @@ class StoreModel {
       case Mutation::Kind::kDeleteSchedule:
         schedules.erase({m.ns, m.id});
         break;
+      case Mutation::Kind::kPutEvent:
+        events[{m.event->ns, m.event->id}] = *m.event;
+        break;
+      case Mutation::Kind::kDeleteEventsBefore: {
+        std::vector<std::pair<TimeMs, Key>> old;
+        for (const auto& [k, e] : events) {
+          if (e.created_at < m.at) old.emplace_back(e.created_at, k);
+        }
+        std::sort(old.begin(), old.end());
+        if (old.size() > 10'000) old.resize(10'000);
+        for (const auto& o : old) events.erase(o.second);
+        break;
+      }
+      case Mutation::Kind::kPutTrigger: {
+        Trigger t = *m.trigger;
+        t.fired = 0;  // not stored
+        triggers[{t.spec.ns, t.spec.id}] = std::move(t);
+        break;
+      }
+      case Mutation::Kind::kDeleteTrigger:
+        triggers.erase({m.ns, m.id});
+        break;
     }
   }
   // Ids the store should list for `q`, across every page, in order.
@@ -771,6 +853,38 @@ class RandomOps {
 
   Mutation Next() {
     int what = Uniform(10);
+    if (Uniform(12) == 0) {
+      const std::string id = "e" + std::to_string(Uniform(20));
+      if (Uniform(6) == 0) return Mutation::DeleteEventsBefore(1000 + Uniform(100));
+      Event e;
+      e.ns = Ns();
+      e.id = id;
+      e.name = "n" + std::to_string(Uniform(3));
+      e.payload = "{\"x\":" + std::to_string(Uniform(100)) + "}";
+      e.created_at = 1000 + Uniform(100);
+      for (int i = Uniform(3); i > 0; --i) e.tasks.push_back("id" + std::to_string(Uniform(50)));
+      return Mutation::PutEvent(std::make_shared<const Event>(std::move(e)));
+    }
+    if (Uniform(12) == 0) {
+      const std::string id = "tr" + std::to_string(Uniform(6));
+      if (Uniform(3) == 0) return Mutation::DeleteTrigger(Ns(), id);
+      Trigger t;
+      t.spec.ns = t.spec.task.ns = Ns();
+      t.spec.id = id;
+      if (Uniform(2) == 0) {
+        t.spec.event = "n" + std::to_string(Uniform(3));
+        t.spec.match = {{"a.b", "\"x\""}, {"n", std::to_string(Uniform(9))}};
+      } else {
+        t.spec.on_task = true;
+        t.spec.task_queue = "q" + std::to_string(Uniform(3));
+        t.spec.task_states = {TaskState::kFailed};
+      }
+      t.spec.task.type = "follow";
+      t.spec.task.queue = "later";
+      t.spec.paused = Uniform(2) == 0;
+      t.created_at = t.updated_at = 1000 + Uniform(100);
+      return Mutation::PutTrigger(std::make_shared<const Trigger>(std::move(t)));
+    }
     if (Uniform(10) == 0) {
       const std::string id = "s" + std::to_string(Uniform(6));
       if (Uniform(3) == 0) return Mutation::DeleteSchedule(Ns(), id);
@@ -854,6 +968,23 @@ void ExpectStoreMatchesModel(Store* store, const StoreModel& model, RandomOps* o
   std::map<StoreModel::Key, Schedule> got_schedules;
   for (Schedule& s : *schedules) got_schedules[{s.spec.ns, s.spec.id}] = std::move(s);
   ASSERT_EQ(got_schedules, model.schedules);
+  for (const auto& [key, e] : model.events) {
+    auto got_event = store->GetEvent(key.first, key.second);
+    ASSERT_TRUE(got_event.ok()) << got_event.status().ToString();
+    ASSERT_EQ(*got_event, e);
+  }
+  std::map<StoreModel::Key, TimeMs> seen, want;
+  ASSERT_TRUE(store->ScanEventIds(1050, [&](const std::string& ns, const std::string& id,
+                                            TimeMs at) { seen[{ns, id}] = at; }).ok());
+  for (const auto& [key, e] : model.events) {
+    if (e.created_at >= 1050) want[key] = e.created_at;
+  }
+  ASSERT_EQ(seen, want);
+  auto triggers = store->LoadTriggers();
+  ASSERT_TRUE(triggers.ok()) << triggers.status().ToString();
+  std::map<StoreModel::Key, Trigger> got_triggers;
+  for (Trigger& t : *triggers) got_triggers[{t.spec.ns, t.spec.id}] = std::move(t);
+  ASSERT_EQ(got_triggers, model.triggers);
 }
 
 TEST_P(StoreConformanceTest, RandomizedAgainstAModel) {

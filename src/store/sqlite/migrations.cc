@@ -124,8 +124,30 @@ CREATE TABLE schedules (
 ) WITHOUT ROWID;
 )sql";
 
+// Events and triggers (issue 6). An event is written once, in the
+// transaction of the tasks its triggers submit; `tasks` is their ids as a
+// JSON array. Triggers, like schedules, are read only at recovery.
+constexpr std::string_view kV7 = R"sql(
+CREATE TABLE events (
+  ns          TEXT    NOT NULL,
+  id          TEXT    NOT NULL,
+  name        TEXT    NOT NULL,
+  payload     TEXT    NOT NULL,
+  created_at  INTEGER NOT NULL,
+  tasks       TEXT    NOT NULL,
+  PRIMARY KEY (ns, id)
+) WITHOUT ROWID;
+CREATE INDEX events_by_time ON events (created_at);
+CREATE TABLE triggers (
+  ns    TEXT NOT NULL,
+  id    TEXT NOT NULL,
+  body  TEXT NOT NULL,
+  PRIMARY KEY (ns, id)
+) WITHOUT ROWID;
+)sql";
+
 // Append only: migration i (1-based) is kMigrations[i - 1].
-constexpr std::array<std::string_view, 6> kMigrations = {kV1, kV2, kV3, kV4, kV5, kV6};
+constexpr std::array<std::string_view, 7> kMigrations = {kV1, kV2, kV3, kV4, kV5, kV6, kV7};
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "core/json_codec.h"
@@ -426,6 +427,12 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<std::pair<std::string, std::string>>> FindExpiredWorkflows(
       TimeMs cutoff, std::size_t limit) override;
   StatusOr<std::vector<Schedule>> LoadSchedules() override;
+  StatusOr<Event> GetEvent(const std::string& ns, const std::string& id) override;
+  Status ScanEventIds(TimeMs since,
+                      const std::function<void(const std::string&, const std::string&, TimeMs)>&
+                          fn) override;
+  StatusOr<bool> HasEventsBefore(TimeMs cutoff) override;
+  StatusOr<std::vector<Trigger>> LoadTriggers() override;
 
  private:
   static Status Exec(sqlite3* db, const std::string& sql);
@@ -459,6 +466,10 @@ class SqliteStore final : public Store {
   Stmt delete_workflow_ DRAY_GUARDED_BY(wmu_);
   Stmt put_schedule_ DRAY_GUARDED_BY(wmu_);
   Stmt delete_schedule_ DRAY_GUARDED_BY(wmu_);
+  Stmt put_event_ DRAY_GUARDED_BY(wmu_);
+  Stmt delete_events_ DRAY_GUARDED_BY(wmu_);
+  Stmt put_trigger_ DRAY_GUARDED_BY(wmu_);
+  Stmt delete_trigger_ DRAY_GUARDED_BY(wmu_);
   // WAL size in pages, set by OnWalCommit inside COMMIT, so under wmu_ (not
   // annotated: the analysis cannot follow SQLite's callback).
   int wal_pages_ = 0;
@@ -574,6 +585,18 @@ Status SqliteStore::OpenWriter(const SqliteOptions& o) {
       writer_, "INSERT OR REPLACE INTO schedules (ns, id, body) VALUES (?, ?, ?)"));
   DRAY_RETURN_IF_ERROR(
       delete_schedule_.Prepare(writer_, "DELETE FROM schedules WHERE ns = ? AND id = ?"));
+  DRAY_RETURN_IF_ERROR(put_event_.Prepare(
+      writer_,
+      "INSERT OR REPLACE INTO events (ns, id, name, payload, created_at, tasks) "
+      "VALUES (?, ?, ?, ?, ?, ?)"));
+  DRAY_RETURN_IF_ERROR(delete_events_.Prepare(
+      writer_,
+      "DELETE FROM events WHERE (ns, id) IN (SELECT ns, id FROM events INDEXED BY "
+      "events_by_time WHERE created_at < ? ORDER BY created_at LIMIT 10000)"));
+  DRAY_RETURN_IF_ERROR(put_trigger_.Prepare(
+      writer_, "INSERT OR REPLACE INTO triggers (ns, id, body) VALUES (?, ?, ?)"));
+  DRAY_RETURN_IF_ERROR(
+      delete_trigger_.Prepare(writer_, "DELETE FROM triggers WHERE ns = ? AND id = ?"));
   return put_queue_.Prepare(writer_,
                             "INSERT OR REPLACE INTO queues (ns, name, settings) VALUES (?, ?, ?)");
 }
@@ -813,6 +836,41 @@ Status SqliteStore::ApplyLocked(const Mutation& m) {
       delete_schedule_.Bind(1, m.ns);
       delete_schedule_.Bind(2, m.id);
       return StepWriteLocked(&delete_schedule_, "deleting a schedule");
+    case Mutation::Kind::kPutEvent: {
+      if (!m.event) return InvalidArgument("a kPutEvent mutation without an event");
+      const Event& e = *m.event;
+      json::array tasks;
+      for (const std::string& t : e.tasks) tasks.push_back(json::value(t));
+      const std::string task_ids = json::serialize(tasks);
+      put_event_.Reset();
+      put_event_.Bind(1, e.ns);
+      put_event_.Bind(2, e.id);
+      put_event_.Bind(3, e.name);
+      put_event_.Bind(4, e.payload);
+      put_event_.Bind(5, e.created_at);
+      put_event_.Bind(6, task_ids);
+      return StepWriteLocked(&put_event_, "writing an event");
+    }
+    case Mutation::Kind::kDeleteEventsBefore:
+      delete_events_.Reset();
+      delete_events_.Bind(1, m.at);
+      return StepWriteLocked(&delete_events_, "deleting old events");
+    case Mutation::Kind::kPutTrigger: {
+      if (!m.trigger) return InvalidArgument("a kPutTrigger mutation without a trigger");
+      Trigger stored = *m.trigger;
+      stored.fired = 0;  // counted since the server started
+      const std::string body = json::serialize(EncodeTrigger(stored));
+      put_trigger_.Reset();
+      put_trigger_.Bind(1, stored.spec.ns);
+      put_trigger_.Bind(2, stored.spec.id);
+      put_trigger_.Bind(3, body);
+      return StepWriteLocked(&put_trigger_, "writing a trigger");
+    }
+    case Mutation::Kind::kDeleteTrigger:
+      delete_trigger_.Reset();
+      delete_trigger_.Bind(1, m.ns);
+      delete_trigger_.Bind(2, m.id);
+      return StepWriteLocked(&delete_trigger_, "deleting a trigger");
     case Mutation::Kind::kPutQueue: {
       std::string settings = json::serialize(EncodeQueueSettings(m.queue.settings));
       put_queue_.Reset();
@@ -1117,6 +1175,84 @@ StatusOr<std::vector<Schedule>> SqliteStore::LoadSchedules() {
     schedule->spec.task.ns = schedule->spec.ns;
     schedule->spec.id = Text(s, 1);
     out.push_back(std::move(*schedule));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+StatusOr<Event> SqliteStore::GetEvent(const std::string& ns, const std::string& id) {
+  MutexLock lock(&rmu_);
+  Stmt st;
+  DRAY_RETURN_IF_ERROR(PrepareReader(
+      &st, "SELECT name, payload, created_at, tasks FROM events WHERE ns = ? AND id = ?"));
+  st.Bind(1, ns);
+  st.Bind(2, id);
+  std::optional<Event> found;
+  DRAY_RETURN_IF_ERROR(ReadAll(&st, "reading an event", [&](sqlite3_stmt* s) -> Status {
+    Event e;
+    e.ns = ns;
+    e.id = id;
+    e.name = Text(s, 0);
+    e.payload = Text(s, 1);
+    e.created_at = sqlite3_column_int64(s, 2);
+    boost::system::error_code ec;
+    json::value tasks = json::parse(Text(s, 3), ec);
+    if (ec || !tasks.is_array()) return DataLoss("event '" + id + "' has unreadable tasks");
+    for (const json::value& t : tasks.get_array()) {
+      if (!t.is_string()) return DataLoss("event '" + id + "' has unreadable tasks");
+      e.tasks.emplace_back(t.get_string());
+    }
+    found = std::move(e);
+    return Status::Ok();
+  }));
+  if (!found) return NotFound("no event '" + id + "' in namespace '" + ns + "'");
+  return std::move(*found);
+}
+
+Status SqliteStore::ScanEventIds(
+    TimeMs since, const std::function<void(const std::string&, const std::string&, TimeMs)>& fn) {
+  MutexLock lock(&rmu_);
+  Stmt st;
+  DRAY_RETURN_IF_ERROR(PrepareReader(
+      &st, "SELECT ns, id, created_at FROM events WHERE created_at >= ? ORDER BY created_at"));
+  st.Bind(1, since);
+  return ReadAll(&st, "scanning event ids", [&](sqlite3_stmt* s) {
+    fn(Text(s, 0), Text(s, 1), sqlite3_column_int64(s, 2));
+    return Status::Ok();
+  });
+}
+
+StatusOr<bool> SqliteStore::HasEventsBefore(TimeMs cutoff) {
+  MutexLock lock(&rmu_);
+  Stmt st;
+  DRAY_RETURN_IF_ERROR(
+      PrepareReader(&st, "SELECT 1 FROM events WHERE created_at < ? LIMIT 1"));
+  st.Bind(1, cutoff);
+  bool any = false;
+  DRAY_RETURN_IF_ERROR(ReadAll(&st, "looking for old events", [&](sqlite3_stmt*) {
+    any = true;
+    return Status::Ok();
+  }));
+  return any;
+}
+
+StatusOr<std::vector<Trigger>> SqliteStore::LoadTriggers() {
+  std::vector<Trigger> out;
+  MutexLock lock(&rmu_);
+  Stmt st;
+  DRAY_RETURN_IF_ERROR(PrepareReader(&st, "SELECT ns, id, body FROM triggers ORDER BY ns, id"));
+  DRAY_RETURN_IF_ERROR(ReadAll(&st, "loading triggers", [&](sqlite3_stmt* s) -> Status {
+    boost::system::error_code ec;
+    json::value v = json::parse(Text(s, 2), ec);
+    if (ec) return DataLoss("trigger '" + Text(s, 1) + "' is unreadable: " + ec.message());
+    auto trigger = DecodeTrigger(v);
+    if (!trigger.ok()) {
+      return DataLoss("trigger '" + Text(s, 1) + "' is unreadable: " + trigger.status().message());
+    }
+    trigger->spec.ns = Text(s, 0);
+    trigger->spec.task.ns = trigger->spec.ns;
+    trigger->spec.id = Text(s, 1);
+    out.push_back(std::move(*trigger));
     return Status::Ok();
   }));
   return out;

@@ -1,0 +1,98 @@
+// TaskService: events and triggers (issue 6, docs/events.md).
+#include <boost/asio/post.hpp>
+#include <boost/json.hpp>
+
+#include "core/json_codec.h"
+#include "server/task_service.h"
+
+namespace json = boost::json;
+
+namespace dray {
+
+void TaskService::EmitEvent(EventSpec spec, Callback<EventAnswer> done) {
+  // The payload is read once, outside the lock, for the triggers' matches.
+  boost::system::error_code ec;
+  const json::value payload = json::parse(spec.payload, ec);
+  if (ec) return done(InvalidArgument("field 'payload' is not JSON"));
+  const std::string ns = spec.ns;
+  MutexLock lock(&mu_);
+  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+  EngineOutput out;
+  auto r = engine_.EmitEvent(
+      std::move(spec),
+      [&payload](const TriggerSpec& t) { return MatchPayload(payload, t.match); },
+      clock_->NowMs(), &out);
+  if (!r.ok()) return done(r.status());
+  if (r->duplicate) {
+    // As first recorded: read once its commit (perhaps in flight) is done.
+    CommitLocked(std::move(out), [this, ns, id = r->event.id, done](const Status& s) {
+      if (!s.ok()) return done(s);
+      boost::asio::post(ioc_, [this, ns, id, done] {
+        auto e = store_->GetEvent(ns, id);
+        if (!e.ok()) return done(e.status());
+        done(EventAnswer{std::move(*e), true});
+      });
+    });
+    return;
+  }
+  CommitLocked(std::move(out), [this, done, event = std::move(r->event)](const Status& s) {
+    if (!s.ok()) return done(s);
+    boost::asio::post(ioc_, [done, event] { done(EventAnswer{event, false}); });
+  });
+}
+
+StatusOr<Event> TaskService::GetEvent(const std::string& ns, const std::string& id) {
+  return store_->GetEvent(ns, id);
+}
+
+void TaskService::CreateTrigger(TriggerSpec spec, Callback<Trigger> done) {
+  MutexLock lock(&mu_);
+  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+  EngineOutput out;
+  auto r = engine_.CreateTrigger(std::move(spec), clock_->NowMs(), &out);
+  if (!r.ok()) return done(r.status());
+  CommitLocked(std::move(out), [this, done, t = std::move(*r)](const Status& s) {
+    if (!s.ok()) return done(s);
+    boost::asio::post(ioc_, [done, t] { done(t); });
+  });
+}
+
+void TaskService::SetTriggerPaused(const std::string& ns, const std::string& id, bool paused,
+                                   Callback<Trigger> done) {
+  MutexLock lock(&mu_);
+  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+  EngineOutput out;
+  auto r = engine_.SetTriggerPaused(ns, id, paused, clock_->NowMs(), &out);
+  if (!r.ok()) return done(r.status());
+  CommitLocked(std::move(out), [this, done, t = std::move(*r)](const Status& s) {
+    if (!s.ok()) return done(s);
+    boost::asio::post(ioc_, [done, t] { done(t); });
+  });
+}
+
+void TaskService::DeleteTrigger(const std::string& ns, const std::string& id,
+                                Callback<bool> done) {
+  MutexLock lock(&mu_);
+  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+  EngineOutput out;
+  if (Status s = engine_.DeleteTrigger(ns, id, &out); !s.ok()) return done(s);
+  CommitLocked(std::move(out), [this, done](const Status& s) {
+    if (!s.ok()) return done(s);
+    boost::asio::post(ioc_, [done] { done(true); });
+  });
+}
+
+StatusOr<Trigger> TaskService::GetTrigger(const std::string& ns, const std::string& id) {
+  MutexLock lock(&mu_);
+  auto t = engine_.FindTrigger(ns, id);
+  if (!t) return NotFound("no trigger '" + id + "' in namespace '" + ns + "'");
+  return *t;
+}
+
+std::vector<Trigger> TaskService::ListTriggers(const std::string& ns, const std::string& after,
+                                               std::size_t limit) {
+  MutexLock lock(&mu_);
+  return engine_.ListTriggers(ns, after, limit);
+}
+
+}  // namespace dray
