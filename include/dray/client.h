@@ -121,6 +121,17 @@ struct WorkflowList {
   std::string next_cursor;  // empty: no more pages
 };
 
+struct TriggerList {
+  std::vector<Trigger> triggers;
+  std::string next_cursor;  // empty: no more pages
+};
+
+// The answer to EmitEvent.
+struct EventResult {
+  Event event;             // with the tasks its triggers submitted
+  bool duplicate = false;  // its id was seen before: the event as first recorded
+};
+
 struct ScheduleList {
   std::vector<Schedule> schedules;
   std::string next_cursor;  // empty: no more pages
@@ -161,6 +172,16 @@ class Client {
   StatusOr<Schedule> PauseSchedule(const std::string& id);
   StatusOr<Schedule> ResumeSchedule(const std::string& id);
   Status DeleteSchedule(const std::string& id);
+
+  // Events and triggers (docs/events.md). The namespace is the client's.
+  StatusOr<EventResult> EmitEvent(const EventSpec& event);
+  StatusOr<Event> GetEvent(const std::string& id);
+  StatusOr<Trigger> CreateTrigger(const TriggerSpec& spec);
+  StatusOr<Trigger> GetTrigger(const std::string& id);
+  StatusOr<TriggerList> ListTriggers(std::size_t limit = 100, const std::string& cursor = "");
+  StatusOr<Trigger> PauseTrigger(const std::string& id);
+  StatusOr<Trigger> ResumeTrigger(const std::string& id);
+  Status DeleteTrigger(const std::string& id);
 
   // Worker calls. `wait`: how long the server may hold the call when no task
   // is ready. `lease_ms` 0: the task's or queue's default.

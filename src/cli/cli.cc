@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "cli/cli_common.h"
+#include "cli/event_command.h"
 #include "cli/exec_worker.h"
 #include "cli/schedule_command.h"
 #include "cli/server_command.h"
@@ -426,6 +427,8 @@ int RunCli(int argc, char** argv) {
   });
 
   runs.push_back(AddScheduleCommand(&app, &common));
+  runs.push_back(AddEventCommand(&app, &common));
+  runs.push_back(AddTriggerCommand(&app, &common));
 
   // worker
   ExecWorkerOptions wo;

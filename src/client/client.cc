@@ -401,6 +401,76 @@ Status Client::DeleteSchedule(const std::string& id) {
   return body.ok() ? Status::Ok() : body.status();
 }
 
+namespace {
+StatusOr<Trigger> TriggerFrom(const StatusOr<std::string>& body) {
+  return Decode<Trigger>(body, [](const json::value& v) { return DecodeTrigger(v); });
+}
+
+// The spec as POST /v1/triggers takes it: the answer's form without the
+// server's fields.
+json::object EncodeTriggerSpec(const TriggerSpec& spec) {
+  Trigger t;
+  t.spec = spec;
+  json::object o = EncodeTrigger(t);
+  for (std::string_view k : {"namespace", "created_at", "updated_at", "fired"}) o.erase(k);
+  if (spec.id.empty()) o.erase("id");
+  return o;
+}
+}  // namespace
+
+StatusOr<EventResult> Client::EmitEvent(const EventSpec& event) {
+  json::object o{{"name", event.name}, {"payload", JsonOrNull(event.payload)}};
+  if (!event.id.empty()) o["id"] = event.id;
+  return Decode<EventResult>(Call("POST", "/v1/events", json::serialize(o)),
+                             [](const json::value& v) -> StatusOr<EventResult> {
+                               auto e = DecodeEvent(v);
+                               if (!e.ok()) return e.status();
+                               return EventResult{std::move(*e), v.at("duplicate").as_bool()};
+                             });
+}
+
+StatusOr<Event> Client::GetEvent(const std::string& id) {
+  return Decode<Event>(Call("GET", "/v1/events/" + UrlEncode(id)),
+                       [](const json::value& v) { return DecodeEvent(v); });
+}
+
+StatusOr<Trigger> Client::CreateTrigger(const TriggerSpec& spec) {
+  return TriggerFrom(Call("POST", "/v1/triggers", json::serialize(EncodeTriggerSpec(spec))));
+}
+
+StatusOr<Trigger> Client::GetTrigger(const std::string& id) {
+  return TriggerFrom(Call("GET", "/v1/triggers/" + UrlEncode(id)));
+}
+
+StatusOr<TriggerList> Client::ListTriggers(std::size_t limit, const std::string& cursor) {
+  std::string q = "limit=" + std::to_string(limit);
+  if (!cursor.empty()) q += "&cursor=" + UrlEncode(cursor);
+  return Decode<TriggerList>(
+      Call("GET", "/v1/triggers?" + q), [](const json::value& v) -> StatusOr<TriggerList> {
+        TriggerList list;
+        for (const json::value& t : v.at("triggers").as_array()) {
+          auto d = DecodeTrigger(t);
+          if (!d.ok()) return d.status();
+          list.triggers.push_back(std::move(*d));
+        }
+        if (v.at("next_cursor").is_string()) list.next_cursor = v.at("next_cursor").as_string();
+        return list;
+      });
+}
+
+StatusOr<Trigger> Client::PauseTrigger(const std::string& id) {
+  return TriggerFrom(Call("POST", "/v1/triggers/" + UrlEncode(id) + "/pause", "{}"));
+}
+
+StatusOr<Trigger> Client::ResumeTrigger(const std::string& id) {
+  return TriggerFrom(Call("POST", "/v1/triggers/" + UrlEncode(id) + "/resume", "{}"));
+}
+
+Status Client::DeleteTrigger(const std::string& id) {
+  auto body = Call("DELETE", "/v1/triggers/" + UrlEncode(id));
+  return body.ok() ? Status::Ok() : body.status();
+}
+
 StatusOr<Task> Client::Cancel(const std::string& id) {
   return TaskFrom(Call("POST", "/v1/tasks/" + UrlEncode(id) + "/cancel", "{}"));
 }

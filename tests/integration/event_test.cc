@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "dray/client.h"
 #include "integration/server_util.h"
 
 namespace dray::testing {
@@ -208,6 +210,93 @@ TEST_F(EventHttpTest, AcknowledgedEventsKeepTheirTasksExactlyOnceAcrossAKill) {
   // most one per sender was in flight at the kill.
   EXPECT_GE(fired, checked);
   EXPECT_LE(fired, checked + 2);
+}
+
+TEST_F(EventHttpTest, TheSdkEmitsAndManagesTriggers) {
+  ClientOptions o;
+  o.server = "http://127.0.0.1:" + std::to_string(server_.port());
+  auto client = Client::Create(o);
+  ASSERT_TRUE(client.ok());
+  TriggerSpec spec;
+  spec.id = "welcome";
+  spec.event = "user.signed_up";
+  spec.match = {{"plan", "\"pro\""}};
+  spec.task.type = "send-welcome";
+  spec.task.queue = "mail";
+  auto made = (*client)->CreateTrigger(spec);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  EXPECT_EQ(made->spec, spec);
+  EXPECT_EQ((*client)->CreateTrigger(spec).status().code(), StatusCode::kAlreadyExists);
+  EventSpec e;
+  e.name = "user.signed_up";
+  e.id = "user-7";
+  e.payload = R"({"plan":"pro","email":"a@example.com"})";
+  auto fired = (*client)->EmitEvent(e);
+  ASSERT_TRUE(fired.ok()) << fired.status().ToString();
+  EXPECT_FALSE(fired->duplicate);
+  ASSERT_EQ(fired->event.tasks.size(), 1u);
+  auto again = (*client)->EmitEvent(e);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->event.tasks, fired->event.tasks);
+  auto read = (*client)->GetEvent("user-7");
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(read->payload, e.payload);
+  auto task = (*client)->Get(fired->event.tasks[0]);
+  ASSERT_TRUE(task.ok());
+  EXPECT_EQ(task->type, "send-welcome");
+  EXPECT_TRUE((*client)->PauseTrigger("welcome")->spec.paused);
+  EXPECT_FALSE((*client)->ResumeTrigger("welcome")->spec.paused);
+  auto list = (*client)->ListTriggers();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->triggers.size(), 1u);
+  EXPECT_EQ(list->triggers[0].fired, 1);
+  ASSERT_TRUE((*client)->DeleteTrigger("welcome").ok());
+  EXPECT_EQ((*client)->GetTrigger("welcome").status().code(), StatusCode::kNotFound);
+}
+
+std::pair<int, std::string> Dray(const std::string& args) {
+  std::string out;
+  FILE* p = popen((BinaryPath() + " " + args + " 2>&1").c_str(), "r");
+  if (!p) return {-1, ""};
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST_F(EventHttpTest, TheCliAddsTriggersAndEmitsEvents) {
+  const std::string at = "--server http://127.0.0.1:" + std::to_string(server_.port());
+  auto [rc, out] = Dray("trigger add " + at +
+                        " --id ship --on-event order.paid --match currency=EUR --match 'customer.tier=2'"
+                        " --type ship --queue shipping --payload '{\"carrier\":\"dhl\"}'");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("on:         event order.paid currency=\"EUR\" customer.tier=2"),
+            std::string::npos) << out;
+  std::tie(rc, out) = Dray("trigger add " + at +
+                           " --id alert --on-queue payments --on-state failed --on-state cancelled"
+                           " --type page --queue alerts");
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Dray("trigger add " + at + " --on-queue q --on-state failed --type t --queue q");
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("a loop"), std::string::npos) << out;
+  std::tie(rc, out) = Dray("trigger list " + at);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("task queue=payments failed,cancelled"), std::string::npos) << out;
+  std::tie(rc, out) = Dray("event emit " + at +
+                           " order.paid --id o-1 --payload '{\"currency\":\"EUR\",\"customer\":{\"tier\":2}}'");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("tasks:      0"), std::string::npos) << out;  // a UUIDv7 starts with 0
+  std::tie(rc, out) = Dray("event emit " + at + " order.paid --id o-1");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("(a duplicate: as first recorded)"), std::string::npos) << out;
+  std::tie(rc, out) = Dray("event get " + at + " --json o-1");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(json::parse(out).at("tasks").as_array().size(), 1u);
+  std::tie(rc, out) = Dray("trigger rm " + at + " ship");
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Dray("trigger get " + at + " ship");
+  EXPECT_EQ(rc, 2) << out;
 }
 
 }  // namespace

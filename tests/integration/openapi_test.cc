@@ -233,6 +233,21 @@ TEST_F(OpenApiTest, EveryOperationAnswersAsDocumented) {
   Call("POST", "/v1/schedules/{id}/resume", "/v1/schedules/oas/resume");
   Call("DELETE", "/v1/schedules/{id}", "/v1/schedules/oas");
   Call("GET", "/v1/schedules/{id}", "/v1/schedules/oas");
+  Call("POST", "/v1/triggers", "/v1/triggers",
+       R"({"id":"oat","on":{"event":"oa.e","match":{"k":1}},"task":{"type":"t","queue":"oat"}})");
+  Call("POST", "/v1/triggers", "/v1/triggers",
+       R"({"id":"oat2","on":{"task":{"queue":"oat","states":["failed"]}},"task":{"type":"t","queue":"oat2"}})");
+  Call("POST", "/v1/triggers", "/v1/triggers", R"({"on":{"event":"x"}})");
+  Call("GET", "/v1/triggers", "/v1/triggers?limit=1");
+  Call("GET", "/v1/triggers/{id}", "/v1/triggers/oat");
+  Call("POST", "/v1/triggers/{id}/pause", "/v1/triggers/oat2/pause");
+  Call("POST", "/v1/triggers/{id}/resume", "/v1/triggers/oat2/resume");
+  Call("POST", "/v1/events", "/v1/events", R"({"name":"oa.e","id":"oa-1","payload":{"k":1}})");
+  Call("POST", "/v1/events", "/v1/events", R"({"name":"oa.e","id":"oa-1","payload":{"k":1}})");
+  Call("POST", "/v1/events", "/v1/events", R"({"id":"no-name"})");
+  Call("GET", "/v1/events/{id}", "/v1/events/oa-1");
+  Call("GET", "/v1/events/{id}", "/v1/events/none");
+  Call("DELETE", "/v1/triggers/{id}", "/v1/triggers/oat");
   Call("GET", "/healthz", "/healthz");
   Call("GET", "/readyz", "/readyz");
   Call("GET", "/metrics", "/metrics");
