@@ -21,7 +21,10 @@
 // effect. Submits that must not run twice should carry an idempotency key.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -132,6 +135,27 @@ struct EventResult {
   bool duplicate = false;  // its id was seen before: the event as first recorded
 };
 
+// What GET /v1/stream follows (docs/streams.md); empty fields match any.
+struct WatchFilter {
+  std::string queue;
+  std::string workflow;
+  std::string task;
+};
+
+// One event of the stream.
+struct TaskChange {
+  std::string event_id;  // give it back to Watch to resume after this event
+  // The server could not resume from the id given (it restarted, or the
+  // changes are no longer kept): read the state afresh; the changes that
+  // follow are complete from here.
+  bool reset = false;
+  std::string reset_reason;
+  // The task as the change left it: id, ns, queue, type, state, attempts,
+  // max_attempts, workflow, node, worker, updated_at, finished_at, error and
+  // result (unless over 64 KiB). Payload, labels and history are not sent.
+  Task task;
+};
+
 struct ScheduleList {
   std::vector<Schedule> schedules;
   std::string next_cursor;  // empty: no more pages
@@ -152,6 +176,23 @@ class Client {
   StatusOr<TaskList> List(const ListFilter& filter);
   StatusOr<Task> Cancel(const std::string& id);
   StatusOr<Task> Retry(const std::string& id);
+
+  // Future-style waits: the same long polls on a thread of their own. The
+  // futures must be waited for before the Client is destroyed.
+  std::future<StatusOr<Task>> WaitAsync(const std::string& id, std::chrono::milliseconds timeout);
+  std::future<StatusOr<WorkflowInfo>> WaitWorkflowAsync(const std::string& id,
+                                                        std::chrono::milliseconds timeout);
+
+  // Follows task changes as they are committed (GET /v1/stream), calling
+  // `on_change` for each, in commit order, until it returns false (then OK).
+  // A dropped connection is reopened, resuming after the last event seen,
+  // so no change is missed or repeated (a reset says when that could not
+  // be done). Interrupt() ends it with Unavailable; a refused request
+  // (a bad filter, an unknown task) ends it with the server's error.
+  // `last_event_id`: resume after this event; empty: from now (a stream of
+  // one task starts with its current state).
+  Status Watch(const WatchFilter& filter, const std::function<bool(const TaskChange&)>& on_change,
+               std::string last_event_id = "");
 
   // Workflows (docs/workflows.md). The spec's namespace is the client's.
   StatusOr<WorkflowSubmitted> SubmitWorkflow(const WorkflowSpec& spec);
@@ -230,6 +271,7 @@ class Client {
 
   const ClientOptions options_;
   std::unique_ptr<HttpClient> http_;
+  std::atomic<std::uint64_t> interrupts_{0};  // bumped by Interrupt() and Shutdown()
 };
 
 }  // namespace dray

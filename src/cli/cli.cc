@@ -429,6 +429,7 @@ int RunCli(int argc, char** argv) {
   runs.push_back(AddScheduleCommand(&app, &common));
   runs.push_back(AddEventCommand(&app, &common));
   runs.push_back(AddTriggerCommand(&app, &common));
+  runs.push_back(AddWatchCommand(&app, &common));
 
   // worker
   ExecWorkerOptions wo;

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "core/json_codec.h"
+#include "core/json_writer.h"
 
 namespace json = boost::json;
 
@@ -217,6 +218,58 @@ std::function<int()> AddTriggerCommand(CLI::App* app, CliCommon* common) {
     }
     if (!page->next_cursor.empty()) std::printf("more: --cursor %s\n", page->next_cursor.c_str());
     return 0;
+  };
+}
+
+std::function<int()> AddWatchCommand(CLI::App* app, CliCommon* common) {
+  struct Flags {
+    WatchFilter filter;
+    std::string from;
+    bool until_done = false;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* cmd = app->add_subcommand("watch", "Print task changes as they are committed");
+  AddCommonFlags(cmd, common);
+  cmd->add_option("--queue", f->filter.queue, "only this queue");
+  cmd->add_option("--workflow", f->filter.workflow, "only this workflow's tasks");
+  cmd->add_option("--task", f->filter.task, "only this task (starting with its state)");
+  cmd->add_option("--from", f->from, "resume after this event id");
+  cmd->add_flag("--until-done", f->until_done,
+                "with --task: stop when it finishes; exit 0 if it succeeded, else 1");
+  return [=]() -> int {
+    if (!cmd->parsed()) return -1;
+    if (f->until_done && f->filter.task.empty()) {
+      return Fail(InvalidArgument("--until-done needs --task"));
+    }
+    auto client = Connect(*common);
+    int rc = 0;
+    Status s = client->Watch(
+        f->filter,
+        [&](const TaskChange& c) {
+          if (c.reset) {
+            std::printf("%s reset: %s\n", c.event_id.c_str(), c.reset_reason.c_str());
+          } else if (common->json_out) {
+            std::string line = "{\"event_id\":";
+            AppendJsonString(c.event_id, &line);
+            line += ",\"task\":" + json::serialize(EncodeTask(c.task)) + "}";
+            std::printf("%s\n", line.c_str());
+          } else {
+            const Task& t = c.task;
+            std::printf("%s  %s  %s/%s  %-9s attempt %d/%d%s%s\n", CliTime(t.updated_at).c_str(),
+                        t.id.c_str(), t.queue.c_str(), t.type.c_str(),
+                        std::string(TaskStateName(t.state)).c_str(), t.attempts, t.max_attempts,
+                        t.error.empty() ? "" : "  ", t.error.c_str());
+          }
+          std::fflush(stdout);
+          if (f->until_done && !c.reset && IsTerminal(c.task.state)) {
+            rc = c.task.state == TaskState::kSucceeded ? 0 : 1;
+            return false;
+          }
+          return true;
+        },
+        f->from);
+    if (!s.ok()) return Fail(s);
+    return rc;
   };
 }
 

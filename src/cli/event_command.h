@@ -1,5 +1,5 @@
-// `dray event emit|get` and `dray trigger add|list|get|pause|resume|rm`
-// (docs/events.md).
+// `dray event emit|get`, `dray trigger add|list|get|pause|resume|rm`
+// (docs/events.md) and `dray watch` (docs/streams.md).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -13,5 +13,7 @@ namespace dray {
 // when it was chosen (else returns -1). `common` must outlive them.
 std::function<int()> AddEventCommand(CLI::App* app, CliCommon* common);
 std::function<int()> AddTriggerCommand(CLI::App* app, CliCommon* common);
+// `dray watch`: task changes as they are committed (GET /v1/stream).
+std::function<int()> AddWatchCommand(CLI::App* app, CliCommon* common);
 
 }  // namespace dray

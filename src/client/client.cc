@@ -1,6 +1,7 @@
 #include "dray/client.h"
 
 #include <boost/json.hpp>
+#include <thread>
 
 #include "client/http_client.h"
 #include "core/json_codec.h"
@@ -605,8 +606,157 @@ StatusOr<QueueInfo> Client::PatchQueue(const std::string& name, const std::strin
                            [](const json::value& v) { return DecodeQueue(v); });
 }
 
-void Client::Interrupt() { http_->CancelAll(); }
-void Client::Shutdown() { http_->CancelAll(/*forever=*/true); }
+void Client::Interrupt() {
+  ++interrupts_;
+  http_->CancelAll();
+}
+void Client::Shutdown() {
+  ++interrupts_;
+  http_->CancelAll(/*forever=*/true);
+}
+
+std::future<StatusOr<Task>> Client::WaitAsync(const std::string& id,
+                                             std::chrono::milliseconds timeout) {
+  return std::async(std::launch::async, [this, id, timeout] { return Wait(id, timeout); });
+}
+
+std::future<StatusOr<WorkflowInfo>> Client::WaitWorkflowAsync(const std::string& id,
+                                                             std::chrono::milliseconds timeout) {
+  return std::async(std::launch::async, [this, id, timeout] { return WaitWorkflow(id, timeout); });
+}
+
+namespace {
+
+// The task fields a stream event carries (server/change_feed.cc).
+Task StreamTask(const json::object& o) {
+  Task t;
+  t.id = JsonString(o, "id");
+  t.ns = JsonString(o, "namespace");
+  t.queue = JsonString(o, "queue");
+  t.type = JsonString(o, "type");
+  t.state = ParseTaskState(JsonString(o, "state")).value_or(TaskState::kReady);
+  t.attempts = static_cast<std::int32_t>(JsonInt(o, "attempts"));
+  t.max_attempts = static_cast<std::int32_t>(JsonInt(o, "max_attempts"));
+  t.workflow = JsonString(o, "workflow");
+  t.node = JsonString(o, "node");
+  t.worker = JsonString(o, "worker");
+  t.error = JsonString(o, "error");
+  if (const json::value* r = o.if_contains("result")) t.result = json::serialize(*r);
+  t.updated_at = ParseRfc3339(JsonString(o, "updated_at")).value_or(0);
+  t.finished_at = ParseRfc3339(JsonString(o, "finished_at")).value_or(0);
+  return t;
+}
+
+// Server-sent events, fed as bytes arrive: calls `on_event(id, event,
+// data)` for each complete event.
+class SseParser {
+ public:
+  template <typename Fn>
+  bool Feed(std::string_view bytes, Fn&& on_event) {
+    pending_.append(bytes);
+    std::size_t start = 0;
+    for (;;) {
+      const std::size_t nl = pending_.find('\n', start);
+      if (nl == std::string::npos) break;
+      std::string_view line(pending_.data() + start, nl - start);
+      start = nl + 1;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (line.empty()) {  // the end of an event
+        if (!data_.empty() || !event_.empty()) {
+          if (!data_.empty() && data_.back() == '\n') data_.pop_back();
+          const bool go_on = on_event(id_, event_.empty() ? "message" : event_, data_);
+          event_.clear();
+          data_.clear();
+          if (!go_on) {
+            pending_.erase(0, start);
+            return false;
+          }
+        }
+        continue;
+      }
+      if (line.front() == ':') continue;  // a comment: keep-alive
+      const std::size_t colon = line.find(':');
+      std::string_view field = line.substr(0, colon);
+      std::string_view value = colon == std::string_view::npos ? "" : line.substr(colon + 1);
+      if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+      if (field == "id") id_ = value;
+      if (field == "event") event_ = value;
+      if (field == "data") {
+        data_.append(value);
+        data_.push_back('\n');
+      }
+    }
+    pending_.erase(0, start);
+    return true;
+  }
+
+ private:
+  std::string pending_, id_, event_, data_;
+};
+
+}  // namespace
+
+Status Client::Watch(const WatchFilter& filter,
+                     const std::function<bool(const TaskChange&)>& on_change,
+                     std::string last_event_id) {
+  const std::uint64_t interrupts = interrupts_.load();
+  std::string q;
+  for (const auto& [name, value] : {std::pair<const char*, const std::string*>{"queue", &filter.queue},
+                                    {"workflow", &filter.workflow},
+                                    {"task", &filter.task}}) {
+    if (value->empty()) continue;
+    q += (q.empty() ? "" : "&") + std::string(name) + "=" + UrlEncode(*value);
+  }
+  const std::string target = Target("/v1/stream", q);
+  int failures = 0;
+  for (;;) {
+    bool stopped = false;
+    Status broken;
+    SseParser parser;
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (!last_event_id.empty()) headers.emplace_back("Last-Event-ID", last_event_id);
+    // The server writes a keep-alive every 15 s: a minute of silence is a
+    // dead connection.
+    auto r = http_->Stream(target, headers, std::chrono::seconds(60), [&](std::string_view bytes) {
+      failures = 0;
+      return parser.Feed(bytes, [&](const std::string& id, const std::string& event,
+                                    const std::string& data) {
+        TaskChange change;
+        change.event_id = id;
+        boost::system::error_code ec;
+        json::value v = json::parse(data, ec);
+        if (ec || !v.is_object()) {
+          broken = Internal("the stream sent an unreadable event: " + data.substr(0, 200));
+          return false;
+        }
+        if (event == "reset") {
+          change.reset = true;
+          change.reset_reason = JsonString(v.as_object(), "reason");
+        } else if (event == "task") {
+          change.task = StreamTask(v.as_object());
+        } else {
+          return true;  // an event this client does not know: skip it
+        }
+        if (!id.empty()) last_event_id = id;
+        if (!on_change(change)) {
+          stopped = true;
+          return false;
+        }
+        return true;
+      });
+    });
+    if (!broken.ok()) return broken;
+    if (stopped) return Status::Ok();
+    if (interrupts_.load() != interrupts) return Unavailable("GET /v1/stream: interrupted");
+    if (r.ok() && r->status != 0 && r->status / 100 != 2) {
+      return FromReply(HttpReply{r->status, r->body, r->retry_after});
+    }
+    // The connection dropped or the server closed it (a restart): go on
+    // from the last event, at once the first time, then once a second.
+    if (failures++ > 0) std::this_thread::sleep_for(std::chrono::seconds(1));
+    if (interrupts_.load() != interrupts) return Unavailable("GET /v1/stream: interrupted");
+  }
+}
 
 Status Client::Health() {
   auto body = Call("GET", "/healthz");

@@ -158,6 +158,102 @@ StatusOr<HttpReply> HttpClient::Request(const std::string& method, const std::st
   return r;
 }
 
+StatusOr<HttpReply> HttpClient::Stream(
+    const std::string& target, const std::vector<std::pair<std::string, std::string>>& headers,
+    std::chrono::milliseconds idle_timeout, const std::function<bool(std::string_view)>& on_data) {
+  auto c = std::make_unique<Conn>();
+  std::uint64_t epoch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (shut_down_) return Unavailable("GET " + target + ": the client was shut down");
+    busy_.push_back(c.get());
+    epoch = cancel_epoch_.load(std::memory_order_relaxed);
+  }
+  auto done = [&](StatusOr<HttpReply> r) {
+    if (c->open) Close(c.get());
+    std::lock_guard<std::mutex> lock(mu_);
+    busy_.erase(std::find(busy_.begin(), busy_.end(), c.get()));
+    return r;
+  };
+  beast::error_code ec;
+  asio::ip::tcp::resolver resolver(c->ioc);
+  auto endpoints = resolver.resolve(host_, port_, ec);
+  if (ec) return done(Unavailable("cannot resolve " + host_ + ": " + ec.message()));
+  c->stream.expires_after(idle_timeout);
+  c->stream.async_connect(endpoints, [&](beast::error_code e, const auto&) { ec = e; });
+  c->ioc.run();
+  if (ec) return done(Unavailable("cannot connect to " + host_ + ":" + port_ + ": " + ec.message()));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    c->open = true;  // from here CancelAll() shuts the socket down
+  }
+  if (Cancelled(epoch)) return done(Unavailable("GET " + target + ": interrupted"));
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, host_);
+  req.set(http::field::user_agent, "dray-cpp");
+  req.set(http::field::accept, "text/event-stream");
+  for (const auto& [name, value] : headers) req.set(name, value);
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(boost::none);
+  char piece[16 << 10];
+  bool header_done = false, stop = false;
+  std::string error_body;
+  std::function<void()> read_more;
+  read_more = [&] {
+    parser.get().body().data = piece;
+    parser.get().body().size = sizeof piece;
+    c->stream.expires_after(idle_timeout);
+    http::async_read_some(c->stream, c->buffer, parser, [&](beast::error_code e, std::size_t) {
+      if (e == http::error::need_buffer) e = {};
+      if (e) {
+        ec = e;
+        return;
+      }
+      if (!header_done && parser.is_header_done()) header_done = true;
+      const std::size_t got = sizeof piece - parser.get().body().size;
+      if (header_done && got > 0) {
+        const std::string_view data(piece, got);
+        if (parser.get().result_int() / 100 != 2) {
+          error_body.append(data);
+        } else if (!on_data(data)) {
+          stop = true;
+          return;
+        }
+      }
+      if (parser.is_done()) return;
+      read_more();
+    });
+  };
+  c->stream.expires_after(idle_timeout);
+  http::async_write(c->stream, req, [&](beast::error_code e, std::size_t) {
+    if (e) {
+      ec = e;
+      return;
+    }
+    read_more();
+  });
+  c->ioc.restart();
+  c->ioc.run();
+  HttpReply reply;
+  if (parser.is_header_done()) {
+    reply.status = static_cast<int>(parser.get().result_int());
+    if (auto it = parser.get().find(http::field::retry_after); it != parser.get().end()) {
+      reply.retry_after = std::string(it->value());
+    }
+  }
+  reply.body = std::move(error_body);
+  if (stop || (!ec && parser.is_done())) return done(reply);
+  if (ec == beast::error::timeout) {
+    return done(DeadlineExceeded("GET " + target + ": nothing for " +
+                                 std::to_string(idle_timeout.count()) + " ms"));
+  }
+  if (Cancelled(epoch)) return done(Unavailable("GET " + target + ": interrupted"));
+  if (ec == http::error::end_of_stream || ec == asio::error::eof) {
+    return done(reply);  // the server closed the stream
+  }
+  return done(Unavailable("GET " + target + ": " + ec.message()));
+}
+
 bool HttpClient::Cancelled(std::uint64_t epoch) {
   std::lock_guard<std::mutex> lock(mu_);
   return cancel_epoch_.load(std::memory_order_relaxed) != epoch;

@@ -23,6 +23,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <string_view>
+#include <utility>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,6 +50,17 @@ class HttpClient {
 
   StatusOr<HttpReply> Request(const std::string& method, const std::string& target,
                               const std::string& body, std::chrono::milliseconds timeout);
+
+  // GET `target` on a connection of its own and hand the body to `on_data`
+  // piece by piece as it arrives (server-sent events), until `on_data`
+  // returns false (OK), the server ends the answer (OK), no byte comes for
+  // `idle_timeout` (DeadlineExceeded) or CancelAll() (Unavailable). A
+  // non-2xx answer is returned whole, as Request would, without calling
+  // `on_data`. `headers`: extra request headers.
+  StatusOr<HttpReply> Stream(const std::string& target,
+                             const std::vector<std::pair<std::string, std::string>>& headers,
+                             std::chrono::milliseconds idle_timeout,
+                             const std::function<bool(std::string_view)>& on_data);
 
   // Aborts every request in flight (they return Unavailable). With
   // `forever`, every later request fails the same way at once. Thread-safe.

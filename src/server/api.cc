@@ -604,6 +604,8 @@ class Api {
            static_cast<std::uint64_t>(s.schedules));
     metric("dray_triggers", "gauge", "Triggers, paused ones included.",
            static_cast<std::uint64_t>(s.triggers));
+    metric("dray_stream_subscribers", "gauge", "Open GET /v1/stream connections.",
+           static_cast<std::uint64_t>(s.stream_subscribers));
     metric("dray_schedule_ticks_fired_total", "counter",
            "Schedule ticks that submitted a task, since the server started.", s.ticks_fired);
     metric("dray_schedule_ticks_skipped_total", "counter",

@@ -94,6 +94,36 @@ class EventApi {
                                [respond](StatusOr<Trigger> r) { AnswerTrigger(respond, std::move(r)); });
   }
 
+  // GET /v1/stream: server-sent events of task changes (server/change_feed.h).
+  void Stream(HttpRequest&& req, Responder respond) {
+    auto ns = Namespace(req, opts_.limits);
+    if (!ns.ok()) return respond(ErrorResponse(ns.status()));
+    ChangeFilter filter;
+    filter.ns = *ns;
+    filter.queue = QueryParam(req, "queue");
+    filter.workflow = QueryParam(req, "workflow");
+    filter.task = QueryParam(req, "task");
+    for (const std::string* name : {&filter.queue, &filter.workflow, &filter.task}) {
+      if (name->size() > 256) {
+        return respond(ErrorResponse(InvalidArgument("a stream filter is at most 256 bytes")));
+      }
+    }
+    // EventSource sends the header when it reconnects; the parameter is for
+    // a first connection that resumes.
+    std::string last = req.header("last-event-id");
+    if (last.empty()) last = QueryParam(req, "last_event_id");
+    auto out = std::make_shared<HttpStream>();
+    if (Status s = service_->Stream(std::move(filter), last, out); !s.ok()) {
+      return respond(ErrorResponse(s));
+    }
+    HttpResponse r;
+    r.status = 200;
+    r.content_type = "text/event-stream";
+    r.headers = {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}};
+    r.stream = std::move(out);
+    respond(std::move(r));
+  }
+
   void DeleteTrigger(HttpRequest&& req, Responder respond) {
     auto ns = Namespace(req, opts_.limits);
     if (!ns.ok()) return respond(ErrorResponse(ns.status()));
@@ -120,6 +150,7 @@ void RegisterEventApi(Router* router, TaskService* service, ApiOptions options) 
     };
   };
   router->Add(verb::post, "/v1/events", bind(&EventApi::Emit));
+  router->Add(verb::get, "/v1/stream", bind(&EventApi::Stream));
   router->Add(verb::get, "/v1/events/{id}", bind(&EventApi::GetEvent));
   router->Add(verb::post, "/v1/triggers", bind(&EventApi::CreateTrigger));
   router->Add(verb::get, "/v1/triggers", bind(&EventApi::ListTriggers));

@@ -95,4 +95,22 @@ std::vector<Trigger> TaskService::ListTriggers(const std::string& ns, const std:
   return engine_.ListTriggers(ns, after, limit);
 }
 
+Status TaskService::Stream(ChangeFilter filter, const std::string& last_event_id,
+                          const std::shared_ptr<HttpStream>& out) {
+  MutexLock lock(&mu_);  // orders the subscription against CommitLocked
+  if (stopped_) return Unavailable("server is stopping");
+  std::optional<Task> current;
+  if (!filter.task.empty()) {
+    current = engine_.Find(filter.ns, filter.task);
+    if (!current) {
+      auto stored = store_->GetTask(filter.ns, filter.task);
+      if (!stored.ok()) return stored.status();
+      current = std::move(*stored);
+    }
+  }
+  feed_->Subscribe(std::move(filter), last_event_id, out,
+                   last_event_id.empty() && current ? &*current : nullptr);
+  return Status::Ok();
+}
+
 }  // namespace dray

@@ -35,7 +35,9 @@ TaskService::TaskService(boost::asio::io_context& ioc, Store* store, Clock* cloc
                                           : std::function<void()>()}),
       engine_(EngineOptions{config.idempotency_window_ms, config.max_live_tasks, 0}),
       ticker_(ioc),
-      purge_timer_(ioc) {}
+      purge_timer_(ioc),
+      feed_(std::make_shared<ChangeFeed>(ChangeFeedOptions{}, clock)),
+      heartbeat_timer_(ioc) {}
 
 TaskService::~TaskService() { Stop(); }
 
@@ -98,6 +100,17 @@ void TaskService::Start() {
   purge_timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) Purge();
   });
+  ArmHeartbeat();
+}
+
+void TaskService::ArmHeartbeat() {
+  heartbeat_timer_.expires_after(std::chrono::seconds(15));
+  heartbeat_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    feed_->Heartbeat();
+    MutexLock lock(&mu_);
+    if (!stopped_) ArmHeartbeat();
+  });
 }
 
 void TaskService::Stop() {
@@ -110,6 +123,7 @@ void TaskService::Stop() {
     stopped_ = true;
     ticker_.cancel();
     purge_timer_.cancel();
+    heartbeat_timer_.cancel();
     for (auto& [id, w] : lease_waiters_) {
       engine_.RemoveWaiter(id);
       w.timer->cancel();
@@ -176,6 +190,7 @@ ServiceStats TaskService::stats() const {
     s.live_workflows = engine_.live_workflows();
     s.schedules = engine_.schedules();
     s.triggers = engine_.triggers();
+    s.stream_subscribers = feed_->subscribers();
     s.ticks_fired = engine_.ticks_fired();
     s.ticks_skipped = engine_.ticks_skipped();
     s.lease_waiters = lease_waiters_.size();
@@ -222,6 +237,18 @@ void TaskService::CommitLocked(EngineOutput&& out, std::function<void(const Stat
   ArmTickerLocked(now);
   if (out.mutations.empty() && deliveries.empty() && !done) return;
 
+  // Task changes for the stream, published once committed (in commit order:
+  // the pipeline runs its callbacks in order, on its one thread).
+  std::vector<std::shared_ptr<const Task>> changed;
+  if (feed_->recording(now)) {
+    for (const Mutation& m : out.mutations) {
+      if (m.kind == Mutation::Kind::kPutTask || m.kind == Mutation::Kind::kUpdateTask) {
+        changed.push_back(m.task);
+      }
+    }
+  } else if (!out.mutations.empty()) {
+    feed_->Missed();
+  }
   std::vector<std::shared_ptr<const Task>> finished;
   std::vector<std::shared_ptr<const Workflow>> finished_workflows;
   if (!out.finished.empty()) {
@@ -241,7 +268,9 @@ void TaskService::CommitLocked(EngineOutput&& out, std::function<void(const Stat
   pipeline_.Submit(std::move(out.mutations),
                    [this, done = std::move(done), deliveries = std::move(deliveries),
                     finished = std::move(finished),
-                    finished_workflows = std::move(finished_workflows)](const Status& s) mutable {
+                    finished_workflows = std::move(finished_workflows),
+                    changed = std::move(changed)](const Status& s) mutable {
+                     if (s.ok() && !changed.empty()) feed_->Publish(changed);
                      boost::asio::post(ioc_, [this, s, done = std::move(done),
                                               deliveries = std::move(deliveries),
                                               finished = std::move(finished),

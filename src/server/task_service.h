@@ -24,6 +24,7 @@
 #include "core/clock.h"
 #include "core/mutex.h"
 #include "engine/engine.h"
+#include "server/change_feed.h"
 #include "server/server_config.h"
 #include "store/commit_pipeline.h"
 #include "store/disk_guard.h"
@@ -60,6 +61,7 @@ struct ServiceStats {
   std::size_t live_workflows = 0;
   std::size_t schedules = 0;
   std::size_t triggers = 0;
+  std::size_t stream_subscribers = 0;
   std::uint64_t ticks_fired = 0;    // since start
   std::uint64_t ticks_skipped = 0;  // since start
   std::size_t lease_waiters = 0;
@@ -139,6 +141,13 @@ class TaskService {
   StatusOr<Trigger> GetTrigger(const std::string& ns, const std::string& id);
   std::vector<Trigger> ListTriggers(const std::string& ns, const std::string& after,
                                     std::size_t limit);
+
+  // GET /v1/stream: task changes matching `filter` as server-sent events to
+  // `out`, from `last_event_id` (see ChangeFeed) or from now; a stream that
+  // follows one task and does not resume starts with the task's state.
+  // NotFound for a task that does not exist.
+  Status Stream(ChangeFilter filter, const std::string& last_event_id,
+                const std::shared_ptr<HttpStream>& out);
 
   // wait_ms > 0: when nothing is ready, holds the call until a task is or
   // wait_ms passes (then an empty list). `on_abandon`, if given, is handed
@@ -250,6 +259,9 @@ class TaskService {
   boost::asio::steady_timer ticker_ DRAY_GUARDED_BY(mu_);
   TimeMs ticker_at_ DRAY_GUARDED_BY(mu_) = 0;
   boost::asio::steady_timer purge_timer_ DRAY_GUARDED_BY(mu_);
+  const std::shared_ptr<ChangeFeed> feed_;
+  boost::asio::steady_timer heartbeat_timer_ DRAY_GUARDED_BY(mu_);
+  void ArmHeartbeat() DRAY_REQUIRES(mu_);
 };
 
 }  // namespace dray

@@ -248,6 +248,9 @@ TEST_F(OpenApiTest, EveryOperationAnswersAsDocumented) {
   Call("GET", "/v1/events/{id}", "/v1/events/oa-1");
   Call("GET", "/v1/events/{id}", "/v1/events/none");
   Call("DELETE", "/v1/triggers/{id}", "/v1/triggers/oat");
+  // The stream's refusals; the stream itself never ends (stream_test.cc).
+  Call("GET", "/v1/stream", "/v1/stream?task=01a22b7b-819b-70b5-bacb-f1dfb4805c40");
+  Call("GET", "/v1/stream", "/v1/stream?namespace=bad%20name");
   Call("GET", "/healthz", "/healthz");
   Call("GET", "/readyz", "/readyz");
   Call("GET", "/metrics", "/metrics");

@@ -135,7 +135,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void CloseWhenIdle() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
       self->closing_ = true;
-      if (self->phase_ == Phase::kIdle || self->phase_ == Phase::kReading) self->Close();
+      if (self->phase_ == Phase::kIdle || self->phase_ == Phase::kReading ||
+          self->phase_ == Phase::kStreaming) {
+        self->Close();
+      }
     });
   }
 
@@ -149,7 +152,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
-  enum class Phase { kIdle, kReading, kHandling, kWriting, kLingering, kClosed };
+  enum class Phase { kIdle, kReading, kHandling, kWriting, kStreaming, kLingering, kClosed };
   enum class After { kKeepAlive, kClose, kLinger };
 
   void ReadRequest() {
@@ -291,6 +294,7 @@ class Session : public std::enable_shared_from_this<Session> {
       res = HttpResponse::Error(500, "internal",
                                 "handler answered with invalid status " + std::to_string(res.status));
     }
+    if (res.stream) return StartStream(std::move(res));
     const bool keep = after == After::kKeepAlive && keep_alive_ && !closing_ && !server_->shutting_down;
     response_ = http::response<http::string_body>();
     response_.version(version_);
@@ -332,6 +336,74 @@ class Session : public std::enable_shared_from_this<Session> {
                       });
   }
 
+  // A streamed answer: the head, then whatever the producer writes, on the
+  // socket directly (the stream's timer would time the idle reads out); a
+  // read runs all along to notice the client leaving. Input is discarded.
+  void StartStream(HttpResponse res) {
+    phase_ = Phase::kStreaming;
+    sink_ = std::move(res.stream);
+    stream_.expires_never();
+    std::string head = "HTTP/1." + std::to_string(version_ == 10 ? 0 : 1) + " " +
+                       std::to_string(res.status) + " " +
+                       std::string(http::obsolete_reason(static_cast<http::status>(res.status))) +
+                       "\r\nServer: " + server_->options.server_name;
+    if (!res.content_type.empty()) head += "\r\nContent-Type: " + res.content_type;
+    for (const auto& [name, value] : res.headers) {
+      if (!SafeHeader(name, value)) continue;
+      const http::field f = http::string_to_field(name);
+      if (f == http::field::content_length || f == http::field::transfer_encoding ||
+          f == http::field::connection || f == http::field::content_type ||
+          f == http::field::server) {
+        continue;
+      }
+      head += "\r\n" + name + ": " + value;
+    }
+    head += "\r\nConnection: close\r\n\r\n";
+    out_ = std::move(head);
+    writing_ = true;
+    asio::async_write(stream_.socket(), asio::buffer(out_),
+                      [self = shared_from_this()](error_code ec, std::size_t) {
+                        self->writing_ = false;
+                        if (self->phase_ == Phase::kClosed) return;
+                        if (ec) return self->Close();
+                        // From here the producer's writes wake Pump.
+                        self->sink_->Attach([weak = self->weak_from_this()] {
+                          if (auto s = weak.lock()) {
+                            asio::post(s->stream_.get_executor(), [s] { s->Pump(); });
+                          }
+                        });
+                      });
+    if (!watching_) DiscardInput();  // else once the watch read has ended
+  }
+
+  void Pump() {
+    if (phase_ != Phase::kStreaming || writing_) return;
+    bool ended = false;
+    out_ = sink_->Take(&ended);
+    if (out_.empty()) {
+      if (ended) Close();
+      return;
+    }
+    writing_ = true;
+    asio::async_write(stream_.socket(), asio::buffer(out_),
+                      [self = shared_from_this()](error_code ec, std::size_t) {
+                        self->writing_ = false;
+                        if (self->phase_ == Phase::kClosed) return;
+                        if (ec) return self->Close();
+                        self->Pump();
+                      });
+  }
+
+  void DiscardInput() {
+    buffer_.consume(buffer_.size());
+    stream_.socket().async_read_some(buffer_.prepare(kReadChunk),
+                                     [self = shared_from_this()](error_code ec, std::size_t) {
+                                       if (self->phase_ == Phase::kClosed) return;
+                                       if (ec) return self->Close();
+                                       self->DiscardInput();
+                                     });
+  }
+
   // While a handler holds the request, a read on the socket notices a client
   // that goes away (a long-poll whose worker stopped) and tells the handler.
   // Bytes that arrive instead (a pipelined request) stay in buffer_ for the
@@ -348,6 +420,7 @@ class Session : public std::enable_shared_from_this<Session> {
                                 if (self->phase_ == Phase::kHandling) return self->Close();
                               }
                               self->buffer_.commit(n);
+                              if (self->phase_ == Phase::kStreaming) return self->DiscardInput();
                               if (self->resume_after_watch_) {
                                 self->resume_after_watch_ = false;
                                 self->ReadRequest();
@@ -380,6 +453,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (phase_ == Phase::kClosed) return;
     phase_ = Phase::kClosed;
     closed_.store(true);
+    if (sink_) sink_->Closed();
     error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream_.close();  // cancels the pending operation and the timer
@@ -399,6 +473,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool watching_ = false;   // a watch read is pending (kHandling, kWriting)
   bool resume_after_watch_ = false;  // the answer is written; read on when the watch ends
   std::shared_ptr<ClientGone> gone_;  // of the request in hand, until answered
+  std::shared_ptr<HttpStream> sink_;  // kStreaming: the answer's producer
+  std::string out_;                   // kStreaming: the bytes being written
+  bool writing_ = false;              // kStreaming: a write is pending
   // Mirrors phase_ == kClosed for Deliver(), which runs on any thread.
   std::atomic<bool> closed_{false};
 };

@@ -57,6 +57,82 @@ std::string HttpRequest::header(std::string_view name) const {
   return std::string();
 }
 
+HttpStream::HttpStream(std::size_t max_queued_bytes) : max_queued_(max_queued_bytes) {}
+
+bool HttpStream::Write(std::string_view bytes) {
+  std::function<void()> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_ || ended_) return false;
+    if (queued_.size() + bytes.size() > max_queued_) {
+      // Too far behind: cut it off; it resumes from its last event id.
+      ended_ = true;
+      queued_.clear();
+    } else {
+      queued_.append(bytes);
+    }
+    wake = wake_;
+  }
+  if (wake) wake();
+  return true;
+}
+
+void HttpStream::End() {
+  std::function<void()> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ended_) return;
+    ended_ = true;
+    wake = wake_;
+  }
+  if (wake) wake();
+}
+
+void HttpStream::OnClose(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!closed_) {
+      on_close_ = std::move(fn);
+      return;
+    }
+  }
+  if (fn) fn();
+}
+
+bool HttpStream::closed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return closed_;
+}
+
+void HttpStream::Attach(std::function<void()> wake) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    wake_ = wake;
+  }
+  wake();
+}
+
+std::string HttpStream::Take(bool* ended) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out;
+  out.swap(queued_);
+  *ended = ended_ && out.empty();
+  return out;
+}
+
+void HttpStream::Closed() {
+  std::function<void()> fn;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return;
+    closed_ = true;
+    queued_.clear();
+    wake_ = nullptr;
+    fn = std::move(on_close_);
+  }
+  if (fn) fn();
+}
+
 HttpResponse HttpResponse::Json(int status, std::string body) {
   HttpResponse r;
   r.status = status;

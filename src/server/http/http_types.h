@@ -57,6 +57,43 @@ struct HttpRequest {
   std::string header(std::string_view name) const;
 };
 
+// The body of a streamed answer (server-sent events): bytes written here
+// reach the client as they come, until the producer ends the stream or the
+// client goes away. Thread-safe.
+class HttpStream {
+ public:
+  // `max_queued_bytes`: a client that falls this far behind is cut off
+  // (the connection closes) rather than the server buffering without end.
+  explicit HttpStream(std::size_t max_queued_bytes = 8 << 20);
+  HttpStream(const HttpStream&) = delete;
+  HttpStream& operator=(const HttpStream&) = delete;
+
+  // Queues bytes for the client. False once the stream is closed (the
+  // client left, was cut off, or End was called): stop producing.
+  bool Write(std::string_view bytes);
+  // Ends the answer: the connection closes once what is queued is sent.
+  void End();
+  // Runs `fn` once when the stream closes for any reason; at once if it has.
+  void OnClose(std::function<void()> fn);
+  bool closed() const;
+
+  // For the server: `wake` runs (on any thread) when bytes or the end are
+  // queued; Take hands over what is queued, `*ended` once End was called
+  // and nothing is left; Closed marks the connection gone.
+  void Attach(std::function<void()> wake);
+  std::string Take(bool* ended);
+  void Closed();
+
+ private:
+  const std::size_t max_queued_;
+  mutable std::mutex mu_;
+  std::string queued_;              // guarded by mu_
+  bool ended_ = false;              // guarded by mu_
+  bool closed_ = false;             // guarded by mu_
+  std::function<void()> wake_;      // guarded by mu_
+  std::function<void()> on_close_;  // guarded by mu_
+};
+
 struct HttpResponse {
   int status = 200;  // 200..599; anything else is sent as 500
   std::string body;
@@ -65,6 +102,10 @@ struct HttpResponse {
   // Content-Length, Transfer-Encoding and Connection given here are ignored,
   // and so is a header whose name or value holds CR, LF or NUL.
   std::vector<std::pair<std::string, std::string>> headers;
+  // When set, `body` is ignored: the status and headers are sent with no
+  // Content-Length, then what the producer writes to the stream, and the
+  // connection closes when the stream ends or the client leaves.
+  std::shared_ptr<HttpStream> stream;
 
   static HttpResponse Json(int status, std::string body);
   // {"error":{"code":code,"message":message}}, both JSON-escaped; invalid

@@ -1,0 +1,234 @@
+// GET /v1/stream through the real server (issue 6): changes in commit
+// order, filters, resumption from a last event id (and the reset when that
+// cannot be done), the SDK's Watch and futures, and `dray watch`.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dray/client.h"
+#include "integration/server_util.h"
+
+namespace dray::testing {
+namespace {
+
+namespace json = boost::json;
+using std::chrono::milliseconds;
+
+std::string Str(const json::value& v) { return std::string(v.as_string()); }
+
+class StreamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_.Start();
+    client_ = Connect();
+  }
+  std::unique_ptr<Client> Connect() {
+    ClientOptions o;
+    o.server = "http://127.0.0.1:" + std::to_string(server_.port());
+    auto c = Client::Create(o);
+    EXPECT_TRUE(c.ok());
+    return std::move(*c);
+  }
+  int Subscribers() {
+    std::string m = Http(server_.port(), "GET", "/metrics").body;
+    const std::string name = "\ndray_stream_subscribers ";
+    auto at = m.find(name);
+    return at == std::string::npos ? -1 : std::atoi(m.c_str() + at + name.size());
+  }
+  // Submits, leases and completes a task on `queue`; returns its id.
+  std::string RunOne(const std::string& queue, const std::string& result = "{\"n\":1}") {
+    HttpConn c(server_.port());
+    HttpResult sub = c.Call("POST", "/v1/tasks", R"({"type":"t","queue":")" + queue + R"("})");
+    EXPECT_EQ(sub.status, 201);
+    const std::string id = Str(sub.json().at("id"));
+    HttpResult lease = c.Call("POST", "/v1/leases", R"({"worker":"w","queues":[")" + queue + R"("]})");
+    const json::value leased = lease.json();
+    const json::value& t = leased.at("tasks").at(0);
+    EXPECT_EQ(c.Call("POST", "/v1/tasks/" + id + "/complete",
+                     R"({"lease":")" + Str(t.at("lease").at("token")) + R"(","result":)" + result + "}")
+                  .status,
+              200);
+    return id;
+  }
+
+  ServerProcess server_;
+  std::unique_ptr<Client> client_;
+};
+
+// Collects changes on a thread until `want` arrived.
+struct Collector {
+  std::mutex mu;
+  std::vector<TaskChange> got;
+  std::thread thread;
+  Status status;
+  void Start(Client* c, WatchFilter f, std::size_t want, std::string from = "") {
+    thread = std::thread([this, c, f, want, from] {
+      status = c->Watch(
+          f,
+          [&](const TaskChange& change) {
+            std::lock_guard<std::mutex> lock(mu);
+            got.push_back(change);
+            return got.size() < want;
+          },
+          from);
+    });
+  }
+  std::vector<TaskChange> Join() {
+    thread.join();
+    return got;
+  }
+};
+
+TEST_F(StreamTest, ChangesArriveInCommitOrderAndResumeWithoutGapOrRepeat) {
+  Collector first;
+  first.Start(client_.get(), WatchFilter{"s", "", ""}, 2);
+  ASSERT_TRUE(WaitFor([&] { return Subscribers() == 1; }));
+  const std::string a = RunOne("s");
+  RunOne("other");  // another queue: not in this stream
+  auto got = first.Join();
+  ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].task.id, a);
+  EXPECT_EQ(got[0].task.state, TaskState::kReady);
+  EXPECT_EQ(got[1].task.state, TaskState::kRunning);
+  EXPECT_EQ(got[1].task.worker, "w");
+  // Resume after the second event: the third (succeeded, with its result)
+  // and then the next task's, nothing repeated.
+  const std::string b = RunOne("s", "[1,2]");
+  Collector resumed;
+  resumed.Start(client_.get(), WatchFilter{"s", "", ""}, 4, got[1].event_id);
+  auto rest = resumed.Join();
+  ASSERT_TRUE(resumed.status.ok()) << resumed.status.ToString();
+  ASSERT_EQ(rest.size(), 4u);
+  EXPECT_EQ(rest[0].task.id, a);
+  EXPECT_EQ(rest[0].task.state, TaskState::kSucceeded);
+  EXPECT_EQ(rest[0].task.result, R"({"n":1})");
+  EXPECT_NE(rest[0].task.finished_at, 0);
+  for (int i = 1; i < 4; ++i) EXPECT_EQ(rest[i].task.id, b);
+  EXPECT_EQ(rest[3].task.state, TaskState::kSucceeded);
+  EXPECT_EQ(rest[3].task.result, "[1,2]");
+}
+
+TEST_F(StreamTest, AResumeAcrossARestartSaysReset) {
+  Collector first;
+  first.Start(client_.get(), WatchFilter{"s", "", ""}, 1);
+  ASSERT_TRUE(WaitFor([&] { return Subscribers() == 1; }));
+  RunOne("s");
+  auto got = first.Join();
+  ASSERT_EQ(got.size(), 1u);
+  server_.Stop();
+  server_.Start();
+  Collector after;
+  after.Start(client_.get(), WatchFilter{"s", "", ""}, 1, got[0].event_id);
+  auto rest = after.Join();
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_TRUE(rest[0].reset);
+  EXPECT_NE(rest[0].reset_reason.find("restarted"), std::string::npos) << rest[0].reset_reason;
+}
+
+TEST_F(StreamTest, AStreamOfOneTaskStartsWithItsStateAndFuturesWait) {
+  HttpResult sub = Http(server_.port(), "POST", "/v1/tasks", R"({"type":"t","queue":"f"})");
+  const std::string id = Str(sub.json().at("id"));
+  auto waited = client_->WaitAsync(id, std::chrono::seconds(30));
+  // Already queued: the stream says so first.
+  Collector one;
+  one.Start(client_.get(), WatchFilter{"", "", id}, 3);
+  ASSERT_TRUE(WaitFor([&] { return Subscribers() == 1; }));
+  HttpConn c(server_.port());
+  HttpResult lease = c.Call("POST", "/v1/leases", R"({"worker":"w","queues":["f"]})");
+  const json::value leased = lease.json();
+    const json::value& t = leased.at("tasks").at(0);
+  ASSERT_EQ(c.Call("POST", "/v1/tasks/" + id + "/fail",
+                   R"({"lease":")" + Str(t.at("lease").at("token")) +
+                       R"(","error":"disk full","retry":false})")
+                .status,
+            200);
+  auto got = one.Join();
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].task.state, TaskState::kReady);
+  EXPECT_EQ(got[1].task.state, TaskState::kRunning);
+  EXPECT_EQ(got[2].task.state, TaskState::kFailed);
+  EXPECT_EQ(got[2].task.error, "disk full");
+  auto done = waited.get();
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state, TaskState::kFailed);
+  // A task that does not exist is refused, not followed.
+  Status s = client_->Watch(WatchFilter{"", "", "01a22b7b-819b-70b5-bacb-f1dfb4805c40"},
+                            [](const TaskChange&) { return true; });
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.ToString();
+}
+
+TEST_F(StreamTest, AWorkflowFilterFollowsOnlyItsTasks) {
+  HttpResult wf = Http(server_.port(), "POST", "/v1/workflows",
+                       R"({"tasks":[{"name":"a","type":"t","queue":"wf"},)"
+                       R"({"name":"b","type":"t","queue":"wf","depends_on":["a"]}]})");
+  ASSERT_EQ(wf.status, 201) << wf.body;
+  const std::string wid = Str(wf.json().at("workflow").at("id"));
+  Collector c;
+  c.Start(client_.get(), WatchFilter{"", wid, ""}, 3);
+  ASSERT_TRUE(WaitFor([&] { return Subscribers() == 1; }));
+  RunOne("wf-other");
+  HttpConn h(server_.port());
+  HttpResult lease = h.Call("POST", "/v1/leases", R"({"worker":"w","queues":["wf"]})");
+  const json::value leased = lease.json();
+    const json::value& t = leased.at("tasks").at(0);
+  ASSERT_EQ(h.Call("POST", "/v1/tasks/" + Str(t.at("id")) + "/complete",
+                   R"({"lease":")" + Str(t.at("lease").at("token")) + R"("})")
+                .status,
+            200);
+  auto got = c.Join();
+  ASSERT_EQ(got.size(), 3u);  // a running, a succeeded, b ready
+  for (const TaskChange& ch : got) EXPECT_EQ(ch.task.workflow, wid);
+  EXPECT_EQ(got[0].task.node, "a");
+  EXPECT_EQ(got[2].task.node, "b");
+  EXPECT_EQ(got[2].task.state, TaskState::kReady);
+}
+
+TEST_F(StreamTest, ALeavingClientIsForgottenAndInterruptEndsAWatch) {
+  Collector c;
+  c.Start(client_.get(), WatchFilter{"s", "", ""}, 1000);
+  ASSERT_TRUE(WaitFor([&] { return Subscribers() == 1; }));
+  client_->Interrupt();
+  c.Join();
+  EXPECT_EQ(c.status.code(), StatusCode::kUnavailable);
+  // The server notices the closed connection by the next change at the latest.
+  ASSERT_TRUE(WaitFor([&] {
+    RunOne("s");
+    return Subscribers() == 0;
+  }));
+}
+
+TEST_F(StreamTest, DrayWatchUntilDoneExitsWithTheOutcome) {
+  HttpResult sub = Http(server_.port(), "POST", "/v1/tasks", R"({"type":"t","queue":"cli"})");
+  const std::string id = Str(sub.json().at("id"));
+  const std::string cmd = BinaryPath() + " watch --server http://127.0.0.1:" +
+                          std::to_string(server_.port()) + " --task " + id + " --until-done 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return Subscribers() == 1; }));
+  HttpConn h(server_.port());
+  HttpResult lease = h.Call("POST", "/v1/leases", R"({"worker":"w","queues":["cli"]})");
+  const json::value leased = lease.json();
+    const json::value& t = leased.at("tasks").at(0);
+  ASSERT_EQ(h.Call("POST", "/v1/tasks/" + id + "/complete",
+                   R"({"lease":")" + Str(t.at("lease").at("token")) + R"("})")
+                .status,
+            200);
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = pclose(p);
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  EXPECT_NE(out.find("cli/t  ready"), std::string::npos) << out;
+  EXPECT_NE(out.find("cli/t  running"), std::string::npos) << out;
+  EXPECT_NE(out.find("cli/t  succeeded"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace dray::testing
