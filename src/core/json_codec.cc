@@ -385,6 +385,21 @@ StatusOr<WorkflowSpec> DecodeWorkflowSpec(const json::value& body, const Limits&
 }
 
 namespace {
+// An id or a name Dray keys things by: 1..max_name_bytes of [A-Za-z0-9_.:-].
+StatusOr<std::string> GetName(const json::value& v, const std::string& f, const Limits& limits) {
+  auto r = GetString(v, f, limits.max_name_bytes);
+  if (!r.ok()) return r.status();
+  DRAY_RETURN_IF_ERROR(ValidateName(f, *r, limits));
+  return r;
+}
+// Free text for people: 1..max_bytes of printable characters.
+StatusOr<std::string> GetText(const json::value& v, const std::string& f, std::size_t max_bytes) {
+  auto r = GetString(v, f, max_bytes);
+  if (!r.ok()) return r.status();
+  DRAY_RETURN_IF_ERROR(CheckPrintable(f, *r));
+  return r;
+}
+
 // The task template of a schedule or a trigger: a task spec that each
 // firing submits, so without a namespace (the owner's), a run_at or a key.
 StatusOr<TaskSpec> DecodeTemplate(const json::value& x, const Limits& limits,
@@ -413,14 +428,12 @@ StatusOr<ScheduleSpec> DecodeScheduleSpec(const json::value& body, const Limits&
   for (const auto& [k, x] : body.get_object()) {
     const std::string f(k);
     if (k == "id") {
-      auto r = GetString(x, f, limits.max_name_bytes);
+      auto r = GetName(x, f, limits);
       if (!r.ok()) return r.status();
-      DRAY_RETURN_IF_ERROR(ValidateName(f, *r, limits));
       spec.id = std::move(*r);
     } else if (k == "name") {
-      auto r = GetString(x, f, limits.max_name_bytes);
+      auto r = GetText(x, f, limits.max_name_bytes);
       if (!r.ok()) return r.status();
-      DRAY_RETURN_IF_ERROR(CheckPrintable(f, *r));
       spec.name = std::move(*r);
     } else if (k == "cron") {
       auto r = GetString(x, f, 256);
@@ -819,16 +832,14 @@ StatusOr<EventSpec> DecodeEventSpec(const json::value& body, const Limits& limit
   for (const auto& [k, x] : body.get_object()) {
     const std::string f(k);
     if (k == "name") {
-      auto r = GetString(x, f, limits.max_name_bytes);
+      auto r = GetText(x, f, limits.max_name_bytes);
       if (!r.ok()) return r.status();
-      DRAY_RETURN_IF_ERROR(CheckPrintable(f, *r));
       e.name = std::move(*r);
       has_name = true;
     } else if (k == "id") {
       if (x.is_null()) continue;
-      auto r = GetString(x, f, limits.max_key_bytes);
+      auto r = GetText(x, f, limits.max_key_bytes);
       if (!r.ok()) return r.status();
-      DRAY_RETURN_IF_ERROR(CheckPrintable(f, *r));
       e.id = std::move(*r);
     } else if (k == "payload") {
       DRAY_RETURN_IF_ERROR(CheckFinite(x, f));
@@ -892,9 +903,8 @@ Status DecodeTriggerOn(const json::value& on, const Limits& limits, TriggerSpec*
     }
   }
   if (event) {
-    auto name = GetString(*event, "on.event", limits.max_name_bytes);
+    auto name = GetText(*event, "on.event", limits.max_name_bytes);
     if (!name.ok()) return name.status();
-    DRAY_RETURN_IF_ERROR(CheckPrintable("on.event", *name));
     spec->event = std::move(*name);
     if (const json::value* match = o.if_contains("match")) {
       if (!match->is_object()) return WrongType("on.match", "an object of field paths to values");
@@ -954,14 +964,12 @@ StatusOr<TriggerSpec> DecodeTriggerSpec(const json::value& body, const Limits& l
   for (const auto& [k, x] : body.get_object()) {
     const std::string f(k);
     if (k == "id") {
-      auto r = GetString(x, f, limits.max_name_bytes);
+      auto r = GetName(x, f, limits);
       if (!r.ok()) return r.status();
-      DRAY_RETURN_IF_ERROR(ValidateName(f, *r, limits));
       spec.id = std::move(*r);
     } else if (k == "name") {
-      auto r = GetString(x, f, limits.max_name_bytes);
+      auto r = GetText(x, f, limits.max_name_bytes);
       if (!r.ok()) return r.status();
-      DRAY_RETURN_IF_ERROR(CheckPrintable(f, *r));
       spec.name = std::move(*r);
     } else if (k == "on") {
       DRAY_RETURN_IF_ERROR(DecodeTriggerOn(x, limits, &spec));

@@ -650,37 +650,32 @@ void RegisterApi(Router* router, TaskService* service, ApiOptions options) {
   RegisterScheduleApi(router, service, options);
   RegisterEventApi(router, service, options);
   auto api = std::make_shared<Api>(service, options);
-  auto bind = [api](void (Api::*fn)(HttpRequest&&, Responder)) {
-    return [api, fn](HttpRequest&& req, Responder respond) {
-      ((*api).*fn)(std::move(req), std::move(respond));
-    };
-  };
-  router->Add(verb::post, "/v1/tasks", bind(&Api::SubmitTasks));
-  router->Add(verb::get, "/v1/tasks", bind(&Api::ListTasks));
-  router->Add(verb::get, "/v1/tasks/{id}", bind(&Api::GetTask));
+  router->Add(verb::post, "/v1/tasks", Bind(api, &Api::SubmitTasks));
+  router->Add(verb::get, "/v1/tasks", Bind(api, &Api::ListTasks));
+  router->Add(verb::get, "/v1/tasks/{id}", Bind(api, &Api::GetTask));
   router->Add(verb::post, "/v1/tasks/{id}/cancel", [api](HttpRequest&& req, Responder r) {
     api->CancelOrRetry(std::move(req), std::move(r), false);
   });
   router->Add(verb::post, "/v1/tasks/{id}/retry", [api](HttpRequest&& req, Responder r) {
     api->CancelOrRetry(std::move(req), std::move(r), true);
   });
-  router->Add(verb::post, "/v1/tasks/{id}/heartbeat", bind(&Api::Heartbeat));
-  router->Add(verb::post, "/v1/tasks/{id}/complete", bind(&Api::Complete));
-  router->Add(verb::post, "/v1/tasks/{id}/fail", bind(&Api::Fail));
-  router->Add(verb::post, "/v1/leases", bind(&Api::Lease));
-  router->Add(verb::post, "/v1/workflows", bind(&Api::SubmitWorkflow));
-  router->Add(verb::get, "/v1/workflows", bind(&Api::ListWorkflows));
-  router->Add(verb::get, "/v1/workflows/{id}", bind(&Api::GetWorkflow));
-  router->Add(verb::post, "/v1/workflows/{id}/cancel", bind(&Api::CancelWorkflow));
-  router->Add(verb::post, "/v1/acks", bind(&Api::Acks));
-  router->Add(verb::get, "/v1/queues", bind(&Api::ListQueues));
-  router->Add(verb::get, "/v1/queues/{name}", bind(&Api::GetQueue));
-  router->Add(verb::patch, "/v1/queues/{name}", bind(&Api::PatchQueue));
+  router->Add(verb::post, "/v1/tasks/{id}/heartbeat", Bind(api, &Api::Heartbeat));
+  router->Add(verb::post, "/v1/tasks/{id}/complete", Bind(api, &Api::Complete));
+  router->Add(verb::post, "/v1/tasks/{id}/fail", Bind(api, &Api::Fail));
+  router->Add(verb::post, "/v1/leases", Bind(api, &Api::Lease));
+  router->Add(verb::post, "/v1/workflows", Bind(api, &Api::SubmitWorkflow));
+  router->Add(verb::get, "/v1/workflows", Bind(api, &Api::ListWorkflows));
+  router->Add(verb::get, "/v1/workflows/{id}", Bind(api, &Api::GetWorkflow));
+  router->Add(verb::post, "/v1/workflows/{id}/cancel", Bind(api, &Api::CancelWorkflow));
+  router->Add(verb::post, "/v1/acks", Bind(api, &Api::Acks));
+  router->Add(verb::get, "/v1/queues", Bind(api, &Api::ListQueues));
+  router->Add(verb::get, "/v1/queues/{name}", Bind(api, &Api::GetQueue));
+  router->Add(verb::patch, "/v1/queues/{name}", Bind(api, &Api::PatchQueue));
   router->Add(verb::get, "/healthz", [](HttpRequest&&, Responder r) {
     r(HttpResponse::Json(200, R"({"status":"ok"})"));
   });
-  router->Add(verb::get, "/readyz", bind(&Api::Ready));
-  router->Add(verb::get, "/metrics", bind(&Api::Metrics));
+  router->Add(verb::get, "/readyz", Bind(api, &Api::Ready));
+  router->Add(verb::get, "/metrics", Bind(api, &Api::Metrics));
 }
 
 }  // namespace dray

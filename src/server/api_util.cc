@@ -119,4 +119,12 @@ StatusOr<bool> BoolField(const json::object& o, std::string_view name, bool def,
   return v->get_bool();
 }
 
+json::object PageObject(std::string_view field, json::array items,
+                        const std::string& next_cursor) {
+  json::object o;
+  o[field] = std::move(items);
+  o["next_cursor"] = next_cursor.empty() ? json::value(nullptr) : json::value(next_cursor);
+  return o;
+}
+
 }  // namespace dray

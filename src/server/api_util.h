@@ -3,10 +3,12 @@
 // the parameter or field at fault.
 #pragma once
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -39,5 +41,17 @@ StatusOr<std::int64_t> IntField(const boost::json::object& o, std::string_view n
                                 std::int64_t def, std::int64_t lo, std::int64_t hi);
 StatusOr<bool> BoolField(const boost::json::object& o, std::string_view name, bool def,
                          std::string_view where = "");
+
+// {"<field>": items, "next_cursor": cursor or null}: a page of a listing.
+boost::json::object PageObject(std::string_view field, boost::json::array items,
+                               const std::string& next_cursor);
+
+// A route handler calling `fn` on the shared API object `api`.
+template <typename Api>
+Handler Bind(std::shared_ptr<Api> api, void (Api::*fn)(HttpRequest&&, Responder)) {
+  return [api = std::move(api), fn](HttpRequest&& req, Responder respond) {
+    ((*api).*fn)(std::move(req), std::move(respond));
+  };
+}
 
 }  // namespace dray

@@ -72,10 +72,7 @@ class EventApi {
     }
     json::array items;
     for (const Trigger& t : page) items.push_back(EncodeTrigger(t));
-    respond(JsonResponse(200, json::object{{"triggers", std::move(items)},
-                                           {"next_cursor", next_cursor.empty()
-                                                               ? json::value(nullptr)
-                                                               : json::value(next_cursor)}}));
+    respond(JsonResponse(200, PageObject("triggers", std::move(items), next_cursor)));
   }
 
   void GetTrigger(HttpRequest&& req, Responder respond) {
@@ -144,18 +141,13 @@ class EventApi {
 void RegisterEventApi(Router* router, TaskService* service, ApiOptions options) {
   using boost::beast::http::verb;
   auto api = std::make_shared<EventApi>(service, std::move(options));
-  auto bind = [api](void (EventApi::*fn)(HttpRequest&&, Responder)) {
-    return [api, fn](HttpRequest&& req, Responder respond) {
-      ((*api).*fn)(std::move(req), std::move(respond));
-    };
-  };
-  router->Add(verb::post, "/v1/events", bind(&EventApi::Emit));
-  router->Add(verb::get, "/v1/stream", bind(&EventApi::Stream));
-  router->Add(verb::get, "/v1/events/{id}", bind(&EventApi::GetEvent));
-  router->Add(verb::post, "/v1/triggers", bind(&EventApi::CreateTrigger));
-  router->Add(verb::get, "/v1/triggers", bind(&EventApi::ListTriggers));
-  router->Add(verb::get, "/v1/triggers/{id}", bind(&EventApi::GetTrigger));
-  router->Add(verb::delete_, "/v1/triggers/{id}", bind(&EventApi::DeleteTrigger));
+  router->Add(verb::post, "/v1/events", Bind(api, &EventApi::Emit));
+  router->Add(verb::get, "/v1/stream", Bind(api, &EventApi::Stream));
+  router->Add(verb::get, "/v1/events/{id}", Bind(api, &EventApi::GetEvent));
+  router->Add(verb::post, "/v1/triggers", Bind(api, &EventApi::CreateTrigger));
+  router->Add(verb::get, "/v1/triggers", Bind(api, &EventApi::ListTriggers));
+  router->Add(verb::get, "/v1/triggers/{id}", Bind(api, &EventApi::GetTrigger));
+  router->Add(verb::delete_, "/v1/triggers/{id}", Bind(api, &EventApi::DeleteTrigger));
   router->Add(verb::post, "/v1/triggers/{id}/pause", [api](HttpRequest&& req, Responder r) {
     api->SetPaused(std::move(req), std::move(r), true);
   });

@@ -92,10 +92,7 @@ class ScheduleApi {
     json::array items;
     items.reserve(page.size());
     for (const Schedule& s : page) items.push_back(EncodeSchedule(s));
-    respond(JsonResponse(200, json::object{{"schedules", std::move(items)},
-                                           {"next_cursor", next_cursor.empty()
-                                                               ? json::value(nullptr)
-                                                               : json::value(next_cursor)}}));
+    respond(JsonResponse(200, PageObject("schedules", std::move(items), next_cursor)));
   }
 
   void Get(HttpRequest&& req, Responder respond) {
@@ -157,16 +154,11 @@ class ScheduleApi {
 void RegisterScheduleApi(Router* router, TaskService* service, ApiOptions options) {
   using boost::beast::http::verb;
   auto api = std::make_shared<ScheduleApi>(service, std::move(options));
-  auto bind = [api](void (ScheduleApi::*fn)(HttpRequest&&, Responder)) {
-    return [api, fn](HttpRequest&& req, Responder respond) {
-      ((*api).*fn)(std::move(req), std::move(respond));
-    };
-  };
-  router->Add(verb::post, "/v1/schedules", bind(&ScheduleApi::Create));
-  router->Add(verb::get, "/v1/schedules", bind(&ScheduleApi::List));
-  router->Add(verb::get, "/v1/schedules/{id}", bind(&ScheduleApi::Get));
-  router->Add(verb::patch, "/v1/schedules/{id}", bind(&ScheduleApi::Patch));
-  router->Add(verb::delete_, "/v1/schedules/{id}", bind(&ScheduleApi::Delete));
+  router->Add(verb::post, "/v1/schedules", Bind(api, &ScheduleApi::Create));
+  router->Add(verb::get, "/v1/schedules", Bind(api, &ScheduleApi::List));
+  router->Add(verb::get, "/v1/schedules/{id}", Bind(api, &ScheduleApi::Get));
+  router->Add(verb::patch, "/v1/schedules/{id}", Bind(api, &ScheduleApi::Patch));
+  router->Add(verb::delete_, "/v1/schedules/{id}", Bind(api, &ScheduleApi::Delete));
   router->Add(verb::post, "/v1/schedules/{id}/pause", [api](HttpRequest&& req, Responder r) {
     api->SetPaused(std::move(req), std::move(r), true);
   });

@@ -255,47 +255,38 @@ TEST_F(EventHttpTest, TheSdkEmitsAndManagesTriggers) {
   EXPECT_EQ((*client)->GetTrigger("welcome").status().code(), StatusCode::kNotFound);
 }
 
-std::pair<int, std::string> Dray(const std::string& args) {
-  std::string out;
-  FILE* p = popen((BinaryPath() + " " + args + " 2>&1").c_str(), "r");
-  if (!p) return {-1, ""};
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 TEST_F(EventHttpTest, TheCliAddsTriggersAndEmitsEvents) {
   const std::string at = "--server http://127.0.0.1:" + std::to_string(server_.port());
-  auto [rc, out] = Dray("trigger add " + at +
+  auto [rc, out] = RunDray("trigger add " + at +
                         " --id ship --on-event order.paid --match currency=EUR --match 'customer.tier=2'"
                         " --type ship --queue shipping --payload '{\"carrier\":\"dhl\"}'");
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("on:         event order.paid currency=\"EUR\" customer.tier=2"),
             std::string::npos) << out;
-  std::tie(rc, out) = Dray("trigger add " + at +
+  std::tie(rc, out) = RunDray("trigger add " + at +
                            " --id alert --on-queue payments --on-state failed --on-state cancelled"
                            " --type page --queue alerts");
   ASSERT_EQ(rc, 0) << out;
-  std::tie(rc, out) = Dray("trigger add " + at + " --on-queue q --on-state failed --type t --queue q");
+  std::tie(rc, out) = RunDray("trigger add " + at + " --on-queue q --on-state failed --type t --queue q");
   EXPECT_EQ(rc, 2) << out;
   EXPECT_NE(out.find("a loop"), std::string::npos) << out;
-  std::tie(rc, out) = Dray("trigger list " + at);
+  std::tie(rc, out) = RunDray("trigger list " + at);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("task queue=payments failed,cancelled"), std::string::npos) << out;
-  std::tie(rc, out) = Dray("event emit " + at +
+  std::tie(rc, out) = RunDray("event emit " + at +
                            " order.paid --id o-1 --payload '{\"currency\":\"EUR\",\"customer\":{\"tier\":2}}'");
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("tasks:      0"), std::string::npos) << out;  // a UUIDv7 starts with 0
-  std::tie(rc, out) = Dray("event emit " + at + " order.paid --id o-1");
+  std::tie(rc, out) = RunDray("event emit " + at + " order.paid --id o-1");
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("(a duplicate: as first recorded)"), std::string::npos) << out;
-  std::tie(rc, out) = Dray("event get " + at + " --json o-1");
+  std::tie(rc, out) = RunDray("event get " + at + " --json o-1");
   ASSERT_EQ(rc, 0) << out;
   EXPECT_EQ(json::parse(out).at("tasks").as_array().size(), 1u);
-  std::tie(rc, out) = Dray("trigger rm " + at + " ship");
+  std::tie(rc, out) = RunDray("trigger rm " + at + " ship");
   ASSERT_EQ(rc, 0) << out;
-  std::tie(rc, out) = Dray("trigger get " + at + " ship");
+  std::tie(rc, out) = RunDray("trigger get " + at + " ship");
   EXPECT_EQ(rc, 2) << out;
 }
 

@@ -236,20 +236,10 @@ TEST_F(ScheduleHttpTest, TheSdkDrivesEveryScheduleCall) {
   EXPECT_EQ((*client)->GetSchedule("hourly").status().code(), StatusCode::kNotFound);
 }
 
-// Runs `dray <args>`; returns (exit code, stdout).
-std::pair<int, std::string> Dray(const std::string& args) {
-  std::string out;
-  FILE* p = popen((BinaryPath() + " " + args + " 2>&1").c_str(), "r");
-  if (!p) return {-1, ""};
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 TEST_F(ScheduleHttpTest, TheCliAddsListsShowsPausesAndRemoves) {
   const std::string at = "--server http://127.0.0.1:" + std::to_string(server_.port());
-  auto [rc, out] = Dray("schedule add " + at +
+  auto [rc, out] = RunDray("schedule add " + at +
                         " --id nightly --cron '0 2 * * *' --tz Asia/Shanghai --type report"
                         " --queue reports --payload '{\"kind\":\"daily\"}' --misfire skip"
                         " --overlap buffer_one --jitter 30s");
@@ -257,27 +247,27 @@ TEST_F(ScheduleHttpTest, TheCliAddsListsShowsPausesAndRemoves) {
   EXPECT_NE(out.find("cron:       0 2 * * * (Asia/Shanghai)"), std::string::npos) << out;
   EXPECT_NE(out.find("misfire skip, overlap buffer_one, jitter 30000 ms"), std::string::npos) << out;
   EXPECT_NE(out.find("next:       "), std::string::npos) << out;
-  std::tie(rc, out) = Dray("schedule add " + at + " --id bad --cron '*/0 * * * *' --type t");
+  std::tie(rc, out) = RunDray("schedule add " + at + " --id bad --cron '*/0 * * * *' --type t");
   EXPECT_EQ(rc, 2) << out;
   EXPECT_NE(out.find("field 'cron'"), std::string::npos) << out;
-  std::tie(rc, out) = Dray("schedule add " + at + " --id beat --every 90s --type ping");
+  std::tie(rc, out) = RunDray("schedule add " + at + " --id beat --every 90s --type ping");
   ASSERT_EQ(rc, 0) << out;
-  std::tie(rc, out) = Dray("schedule list " + at);
+  std::tie(rc, out) = RunDray("schedule list " + at);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("every 90000 ms"), std::string::npos) << out;
   EXPECT_NE(out.find("0 2 * * * Asia/Shanghai"), std::string::npos) << out;
-  std::tie(rc, out) = Dray("schedule pause " + at + " beat");
+  std::tie(rc, out) = RunDray("schedule pause " + at + " beat");
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("state:      paused"), std::string::npos) << out;
-  std::tie(rc, out) = Dray("schedule get " + at + " --json beat");
+  std::tie(rc, out) = RunDray("schedule get " + at + " --json beat");
   ASSERT_EQ(rc, 0) << out;
   EXPECT_EQ(json::parse(out).at("paused"), true);
-  std::tie(rc, out) = Dray("schedule patch " + at + " beat '{\"interval_ms\":120000}'");
+  std::tie(rc, out) = RunDray("schedule patch " + at + " beat '{\"interval_ms\":120000}'");
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("every:      120000 ms"), std::string::npos) << out;
-  std::tie(rc, out) = Dray("schedule rm " + at + " beat");
+  std::tie(rc, out) = RunDray("schedule rm " + at + " beat");
   ASSERT_EQ(rc, 0) << out;
-  std::tie(rc, out) = Dray("schedule get " + at + " beat");
+  std::tie(rc, out) = RunDray("schedule get " + at + " beat");
   EXPECT_EQ(rc, 2) << out;
 }
 

@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
@@ -205,6 +206,16 @@ bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeou
     pause = std::min(pause * 2, std::chrono::milliseconds(50));
   }
   return cond();
+}
+
+std::pair<int, std::string> RunDray(const std::string& args) {
+  std::string out;
+  FILE* p = popen((BinaryPath() + " " + args + " 2>&1").c_str(), "r");
+  if (!p) return {-1, ""};
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 }  // namespace dray::testing

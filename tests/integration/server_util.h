@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dray::testing {
@@ -82,5 +83,9 @@ bool WaitFor(const std::function<bool()>& cond,
              std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 std::string BinaryPath();
+
+// Runs `dray <args>` (a shell command line) to the end; returns its exit
+// code (-1 if it did not exit) and what it printed, stderr included.
+std::pair<int, std::string> RunDray(const std::string& args);
 
 }  // namespace dray::testing

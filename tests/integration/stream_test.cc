@@ -40,20 +40,34 @@ class StreamTest : public ::testing::Test {
     auto at = m.find(name);
     return at == std::string::npos ? -1 : std::atoi(m.c_str() + at + name.size());
   }
+  // Leases the next task of `queue` (the answer's task, with its lease).
+  json::value LeaseOne(const std::string& queue) {
+    HttpResult lease = Http(server_.port(), "POST", "/v1/leases",
+                            R"({"worker":"w","queues":[")" + queue + R"("]})");
+    EXPECT_EQ(lease.status, 200) << lease.body;
+    return lease.json().at("tasks").at(0);
+  }
+  // Completes (or, with `error`, fails for good) a leased task.
+  void Finish(const json::value& t, const std::string& error = "") {
+    const std::string id = Str(t.at("id"));
+    const std::string lease = R"({"lease":")" + Str(t.at("lease").at("token")) + "\"";
+    HttpResult r = error.empty()
+                       ? Http(server_.port(), "POST", "/v1/tasks/" + id + "/complete", lease + "}")
+                       : Http(server_.port(), "POST", "/v1/tasks/" + id + "/fail",
+                              lease + R"(,"error":")" + error + R"(","retry":false})");
+    EXPECT_EQ(r.status, 200) << r.body;
+  }
   // Submits, leases and completes a task on `queue`; returns its id.
   std::string RunOne(const std::string& queue, const std::string& result = "{\"n\":1}") {
-    HttpConn c(server_.port());
-    HttpResult sub = c.Call("POST", "/v1/tasks", R"({"type":"t","queue":")" + queue + R"("})");
+    HttpResult sub = Http(server_.port(), "POST", "/v1/tasks",
+                          R"({"type":"t","queue":")" + queue + R"("})");
     EXPECT_EQ(sub.status, 201);
-    const std::string id = Str(sub.json().at("id"));
-    HttpResult lease = c.Call("POST", "/v1/leases", R"({"worker":"w","queues":[")" + queue + R"("]})");
-    const json::value leased = lease.json();
-    const json::value& t = leased.at("tasks").at(0);
-    EXPECT_EQ(c.Call("POST", "/v1/tasks/" + id + "/complete",
-                     R"({"lease":")" + Str(t.at("lease").at("token")) + R"(","result":)" + result + "}")
-                  .status,
-              200);
-    return id;
+    const json::value t = LeaseOne(queue);
+    HttpResult done = Http(server_.port(), "POST", "/v1/tasks/" + Str(t.at("id")) + "/complete",
+                           R"({"lease":")" + Str(t.at("lease").at("token")) +
+                               R"(","result":)" + result + "}");
+    EXPECT_EQ(done.status, 200) << done.body;
+    return Str(sub.json().at("id"));
   }
 
   ServerProcess server_;
@@ -139,15 +153,7 @@ TEST_F(StreamTest, AStreamOfOneTaskStartsWithItsStateAndFuturesWait) {
   Collector one;
   one.Start(client_.get(), WatchFilter{"", "", id}, 3);
   ASSERT_TRUE(WaitFor([&] { return Subscribers() == 1; }));
-  HttpConn c(server_.port());
-  HttpResult lease = c.Call("POST", "/v1/leases", R"({"worker":"w","queues":["f"]})");
-  const json::value leased = lease.json();
-    const json::value& t = leased.at("tasks").at(0);
-  ASSERT_EQ(c.Call("POST", "/v1/tasks/" + id + "/fail",
-                   R"({"lease":")" + Str(t.at("lease").at("token")) +
-                       R"(","error":"disk full","retry":false})")
-                .status,
-            200);
+  Finish(LeaseOne("f"), "disk full");
   auto got = one.Join();
   ASSERT_EQ(got.size(), 3u);
   EXPECT_EQ(got[0].task.state, TaskState::kReady);
@@ -173,14 +179,7 @@ TEST_F(StreamTest, AWorkflowFilterFollowsOnlyItsTasks) {
   c.Start(client_.get(), WatchFilter{"", wid, ""}, 3);
   ASSERT_TRUE(WaitFor([&] { return Subscribers() == 1; }));
   RunOne("wf-other");
-  HttpConn h(server_.port());
-  HttpResult lease = h.Call("POST", "/v1/leases", R"({"worker":"w","queues":["wf"]})");
-  const json::value leased = lease.json();
-    const json::value& t = leased.at("tasks").at(0);
-  ASSERT_EQ(h.Call("POST", "/v1/tasks/" + Str(t.at("id")) + "/complete",
-                   R"({"lease":")" + Str(t.at("lease").at("token")) + R"("})")
-                .status,
-            200);
+  Finish(LeaseOne("wf"));
   auto got = c.Join();
   ASSERT_EQ(got.size(), 3u);  // a running, a succeeded, b ready
   for (const TaskChange& ch : got) EXPECT_EQ(ch.task.workflow, wid);
@@ -211,14 +210,7 @@ TEST_F(StreamTest, DrayWatchUntilDoneExitsWithTheOutcome) {
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   ASSERT_TRUE(WaitFor([&] { return Subscribers() == 1; }));
-  HttpConn h(server_.port());
-  HttpResult lease = h.Call("POST", "/v1/leases", R"({"worker":"w","queues":["cli"]})");
-  const json::value leased = lease.json();
-    const json::value& t = leased.at("tasks").at(0);
-  ASSERT_EQ(h.Call("POST", "/v1/tasks/" + id + "/complete",
-                   R"({"lease":")" + Str(t.at("lease").at("token")) + R"("})")
-                .status,
-            200);
+  Finish(LeaseOne("cli"));
   std::string out;
   char buf[4096];
   while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);

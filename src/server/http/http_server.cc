@@ -360,19 +360,13 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     head += "\r\nConnection: close\r\n\r\n";
     out_ = std::move(head);
-    writing_ = true;
-    asio::async_write(stream_.socket(), asio::buffer(out_),
-                      [self = shared_from_this()](error_code ec, std::size_t) {
-                        self->writing_ = false;
-                        if (self->phase_ == Phase::kClosed) return;
-                        if (ec) return self->Close();
-                        // From here the producer's writes wake Pump.
-                        self->sink_->Attach([weak = self->weak_from_this()] {
-                          if (auto s = weak.lock()) {
-                            asio::post(s->stream_.get_executor(), [s] { s->Pump(); });
-                          }
-                        });
-                      });
+    WriteOut();
+    // The producer's writes wake Pump (which waits for the head's write).
+    sink_->Attach([weak = weak_from_this()] {
+      if (auto self = weak.lock()) {
+        asio::post(self->stream_.get_executor(), [self] { self->Pump(); });
+      }
+    });
     if (!watching_) DiscardInput();  // else once the watch read has ended
   }
 
@@ -384,6 +378,11 @@ class Session : public std::enable_shared_from_this<Session> {
       if (ended) Close();
       return;
     }
+    WriteOut();
+  }
+
+  // Writes out_, then pumps on.
+  void WriteOut() {
     writing_ = true;
     asio::async_write(stream_.socket(), asio::buffer(out_),
                       [self = shared_from_this()](error_code ec, std::size_t) {
