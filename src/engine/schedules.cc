@@ -132,9 +132,10 @@ void Engine::HandleSchedule(ScheduleLive* s, TimeMs now, EngineOutput* out) {
         break;
       case OverlapAction::kCancelThenStart: {
         if (Live* prev = FindLive(r.spec.ns, r.last_task)) {
+          const std::string why = "cancelled by schedule " + r.spec.id + ": the tick of " +
+                                  FormatRfc3339(tick) + " started (overlap cancel_previous)";
           ApplyInput in{now};
-          in.error = "cancelled by schedule " + r.spec.id + ": the tick of " +
-                     FormatRfc3339(tick) + " started (overlap cancel_previous)";
+          in.error = why;  // a view: `why` must outlive the step
           (void)Step(prev, EventInput{TaskEvent::kCancel}, in, out);
         }
         FireTick(s, tick, now, out);
