@@ -414,7 +414,6 @@ json::object EncodeTriggerSpec(const TriggerSpec& spec) {
   t.spec = spec;
   json::object o = EncodeTrigger(t);
   for (std::string_view k : {"namespace", "created_at", "updated_at", "fired"}) o.erase(k);
-  if (spec.id.empty()) o.erase("id");
   return o;
 }
 }  // namespace

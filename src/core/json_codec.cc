@@ -999,7 +999,7 @@ StatusOr<TriggerSpec> DecodeTriggerSpec(const json::value& body, const Limits& l
 json::object EncodeTrigger(const Trigger& t) {
   const TriggerSpec& s = t.spec;
   json::object o;
-  o["id"] = s.id;
+  if (!s.id.empty()) o["id"] = s.id;  // empty only in a spec not yet created
   o["namespace"] = s.ns;
   if (!s.name.empty()) o["name"] = s.name;
   json::object on;
