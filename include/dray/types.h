@@ -293,6 +293,30 @@ struct Trigger {
   friend bool operator==(const Trigger&, const Trigger&) = default;
 };
 
+// ---------------------------------------------------------------- workers
+
+// A worker that registers (issue 7): what it has and what it serves. A
+// registered worker heartbeats; one silent past the grace is declared dead
+// and its running tasks are released at once, not at their lease's end.
+struct WorkerSpec {
+  std::string ns = "default";
+  std::string id;  // the name it leases under: 1..128 of [A-Za-z0-9_.:-]
+  // Resources: "cpu" (millicores), "memory_mb", "gpu" (count), or any
+  // custom one ("licenses": 3).
+  std::map<std::string, std::int64_t> capacity;
+  std::vector<std::string> gpu_devices;  // optional, e.g. {"0", "1"}
+  std::map<std::string, std::string> labels;
+  std::vector<std::string> queues;
+  friend bool operator==(const WorkerSpec&, const WorkerSpec&) = default;
+};
+
+struct WorkerInfo {
+  WorkerSpec spec;
+  TimeMs registered_at = 0;
+  TimeMs last_seen = 0;
+  std::vector<std::string> running;  // ids of the tasks it holds, in id order
+};
+
 // ---------------------------------------------------------------- workflows
 
 // Values are written to disk and never renumbered.

@@ -19,6 +19,7 @@
 #include "cli/exec_worker.h"
 #include "cli/schedule_command.h"
 #include "cli/server_command.h"
+#include "cli/workers_command.h"
 #include "cli/yaml_json.h"
 #include "core/json_codec.h"
 #include "core/time_format.h"
@@ -430,6 +431,7 @@ int RunCli(int argc, char** argv) {
   runs.push_back(AddEventCommand(&app, &common));
   runs.push_back(AddTriggerCommand(&app, &common));
   runs.push_back(AddWatchCommand(&app, &common));
+  runs.push_back(AddWorkersCommand(&app, &common));
 
   // worker
   ExecWorkerOptions wo;

@@ -182,6 +182,10 @@ void AddServerCommand(CLI::App* app, std::function<int()>* run) {
   cmd->add_option("--idempotency-window-ms", c.idempotency_window_ms,
                   "how long a key maps to its first task")
       ->capture_default_str();
+  cmd->add_option("--worker-grace-ms", c.worker_grace_ms,
+                  "a registered worker silent this long is declared dead; its tasks are released")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{500}, std::int64_t{3'600'000}));
   cmd->add_option("--retention-ms", c.retention_ms, "purge finished tasks older than this")
       ->capture_default_str();
   cmd->add_option("--purge-interval-ms", c.purge_interval_ms, "how often to purge")

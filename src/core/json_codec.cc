@@ -1075,4 +1075,85 @@ bool MatchPayload(const json::value& payload,
   return true;
 }
 
+// ---------------------------------------------------------------- workers
+
+StatusOr<WorkerSpec> DecodeWorkerSpec(const json::value& body, const Limits& limits) {
+  if (!body.is_object()) return WrongType("body", "an object");
+  WorkerSpec w;
+  bool has_id = false;
+  for (const auto& [k, x] : body.get_object()) {
+    const std::string f(k);
+    if (k == "id") {
+      auto r = GetName(x, f, limits);
+      if (!r.ok()) return r.status();
+      w.id = std::move(*r);
+      has_id = true;
+    } else if (k == "capacity") {
+      if (!x.is_object()) return WrongType(f, "an object of resource names to integers");
+      if (x.get_object().size() > 64) return InvalidArgument("field 'capacity' names more than 64 resources");
+      for (const auto& [name, amount] : x.get_object()) {
+        const std::string rf = f + "." + std::string(name);
+        DRAY_RETURN_IF_ERROR(ValidateName(rf, name, limits));
+        auto n = GetInt(amount, rf, 0, std::int64_t{1} << 50);
+        if (!n.ok()) return n.status();
+        w.capacity.emplace(std::string(name), *n);
+      }
+    } else if (k == "gpu_devices" || k == "queues") {
+      if (!x.is_array()) return WrongType(f, "a list of strings");
+      if (x.get_array().size() > 1024) return InvalidArgument("field '" + f + "' holds more than 1024 items");
+      auto& into = k == "queues" ? w.queues : w.gpu_devices;
+      for (std::size_t i = 0; i < x.get_array().size(); ++i) {
+        const std::string ef = f + "[" + std::to_string(i) + "]";
+        auto r = k == "queues" ? GetName(x.get_array()[i], ef, limits)
+                               : GetText(x.get_array()[i], ef, limits.max_name_bytes);
+        if (!r.ok()) return r.status();
+        into.push_back(std::move(*r));
+      }
+    } else if (k == "labels") {
+      if (!x.is_object()) return WrongType(f, "an object of strings");
+      if (x.get_object().size() > limits.max_labels) {
+        return InvalidArgument("field 'labels' has more than " + std::to_string(limits.max_labels) + " labels");
+      }
+      for (const auto& [lk, lv] : x.get_object()) {
+        const std::string lf = f + "." + std::string(lk);
+        if (lk.empty() || lk.size() > limits.max_label_bytes) {
+          return InvalidArgument("label keys in 'labels' must be 1.." +
+                                 std::to_string(limits.max_label_bytes) + " bytes");
+        }
+        auto r = GetString(lv, lf, limits.max_label_bytes, true);
+        if (!r.ok()) return r.status();
+        w.labels.emplace(std::string(lk), std::move(*r));
+      }
+    } else {
+      return InvalidArgument("unknown field '" + f + "'");
+    }
+  }
+  if (!has_id) return InvalidArgument("field 'id' is required: the name the worker leases under");
+  if (auto gpu = w.capacity.find("gpu"); !w.gpu_devices.empty() &&
+      (gpu == w.capacity.end() || gpu->second != static_cast<std::int64_t>(w.gpu_devices.size()))) {
+    return InvalidArgument("field 'gpu_devices' lists " + std::to_string(w.gpu_devices.size()) +
+                           " devices; 'capacity.gpu' must say as many");
+  }
+  return w;
+}
+
+json::object EncodeWorker(const WorkerInfo& w) {
+  json::object capacity, labels;
+  for (const auto& [k, v] : w.spec.capacity) capacity[k] = v;
+  for (const auto& [k, v] : w.spec.labels) labels[k] = v;
+  json::array devices, queues, running;
+  for (const std::string& d : w.spec.gpu_devices) devices.push_back(json::value(d));
+  for (const std::string& q : w.spec.queues) queues.push_back(json::value(q));
+  for (const std::string& t : w.running) running.push_back(json::value(t));
+  return {{"id", w.spec.id},
+          {"namespace", w.spec.ns},
+          {"capacity", std::move(capacity)},
+          {"gpu_devices", std::move(devices)},
+          {"labels", std::move(labels)},
+          {"queues", std::move(queues)},
+          {"registered_at", FormatRfc3339(w.registered_at)},
+          {"last_seen", FormatRfc3339(w.last_seen)},
+          {"running", std::move(running)}};
+}
+
 }  // namespace dray

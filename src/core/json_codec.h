@@ -63,6 +63,12 @@ StatusOr<TriggerSpec> DecodeTriggerSpec(const boost::json::value& body, const Li
 // The spec with "namespace", created_at, updated_at and fired.
 boost::json::object EncodeTrigger(const Trigger& t);
 StatusOr<Trigger> DecodeTrigger(const boost::json::value& v);
+// A body of POST /v1/workers: {"id", "capacity": {resource: integer},
+// "gpu_devices": [...], "labels": {...}, "queues": [...]}.
+StatusOr<WorkerSpec> DecodeWorkerSpec(const boost::json::value& body, const Limits& limits);
+// The spec with "namespace", registered_at, last_seen and running.
+boost::json::object EncodeWorker(const WorkerInfo& w);
+
 // Whether `payload` holds each (dotted path, JSON value) of `match`
 // (numbers compare by value: 1 matches 1.0).
 bool MatchPayload(const boost::json::value& payload,

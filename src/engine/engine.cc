@@ -575,7 +575,12 @@ Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, Engi
   QueueState* q = l->queue;
   const bool was_running = l->state() == TaskState::kRunning;
   Unindex(l);
+  // Registered workers keep the ids of the tasks they hold.
+  const std::string old_worker = !workers_.empty() && was_running ? t.worker : std::string();
   Apply(*decision, in, &t);
+  if (!workers_.empty()) {
+    TrackRunning(t.ns, old_worker, t.state == TaskState::kRunning ? t.worker : std::string(), t.id);
+  }
   const bool terminal = IsTerminal(t.state);
   WorkflowLive* workflow = nullptr;
   if (terminal) {
@@ -1106,6 +1111,7 @@ StatusOr<Task> Engine::Retry(Task stored, TimeMs now, EngineOutput* out) {
 
 StatusOr<std::vector<LeasedTask>> Engine::Lease(const LeaseRequest& req, TimeMs now,
                                                 EngineOutput* out) {
+  if (!workers_.empty()) SawWorker(WorkerOf(req.ns, req.worker), now);  // before Tick reaps
   Tick(now, out);
   std::vector<QueueState*> qs;
   for (const std::string& name : req.queues) {
@@ -1167,9 +1173,37 @@ StatusOr<Engine::Live*> Engine::FindLeased(const std::string& ns, const std::str
   return l;
 }
 
+// (Here, not in workers.cc: they need the whole Live.)
+void Engine::SawHolder(const std::string& ns, const std::string& task_id, TimeMs now) {
+  if (workers_.empty()) return;
+  const Live* l = FindLive(ns, task_id);
+  if (!l || !l->run || l->state() != TaskState::kRunning) return;
+  WorkerLive* w = WorkerOf(ns, l->run->worker);
+  if (!w) return;
+  SawWorker(w, now);
+  w->running.insert(task_id);  // adopts a task leased before it registered
+}
+
+void Engine::ReleaseTasksOf(WorkerLive* w, const std::string& why, TimeMs now,
+                            EngineOutput* out) {
+  // Copied first: each step takes its task out of the set.
+  const std::vector<std::string> held(w->running.begin(), w->running.end());
+  for (const std::string& id : held) {
+    Live* l = FindLive(w->info.spec.ns, id);
+    if (!l || l->state() != TaskState::kRunning) continue;
+    ApplyInput in{now};
+    in.error = why;
+    EventInput ev{TaskEvent::kExpire};
+    ev.jitter_u = std::uniform_real_distribution<double>(0, 1)(rng_);
+    (void)Step(l, ev, in, out);
+  }
+  w->running.clear();
+}
+
 StatusOr<HeartbeatOutcome> Engine::Heartbeat(const std::string& ns, const std::string& id,
                                              std::string_view token, std::int64_t lease_ms,
                                              TimeMs now, EngineOutput* out) {
+  SawHolder(ns, id, now);  // a sign of life from the worker, before Tick reaps
   Tick(now, out);
   auto found = FindLeased(ns, id, token);
   if (!found.ok()) return found.status();
@@ -1184,6 +1218,7 @@ StatusOr<HeartbeatOutcome> Engine::Heartbeat(const std::string& ns, const std::s
 StatusOr<Task> Engine::Complete(const std::string& ns, const std::string& id,
                                 std::string_view token, std::string result, TimeMs now,
                                 EngineOutput* out) {
+  SawHolder(ns, id, now);  // a sign of life from the worker, before Tick reaps
   Tick(now, out);
   auto found = FindLeased(ns, id, token);
   if (!found.ok()) return found.status();
@@ -1198,6 +1233,7 @@ StatusOr<Task> Engine::Complete(const std::string& ns, const std::string& id,
 StatusOr<Task> Engine::Fail(const std::string& ns, const std::string& id, std::string_view token,
                             std::string error, bool retry, std::string result, TimeMs now,
                             EngineOutput* out) {
+  SawHolder(ns, id, now);  // a sign of life from the worker, before Tick reaps
   Tick(now, out);
   auto found = FindLeased(ns, id, token);
   if (!found.ok()) return found.status();
@@ -1271,6 +1307,7 @@ void Engine::Tick(TimeMs now, EngineOutput* out) {
   }
   PruneKeys(now);
   PruneEventIds(now);
+  ReapWorkers(now, out);
   FireSchedules(now, out);
 }
 
@@ -1282,6 +1319,9 @@ std::optional<TimeMs> Engine::NextWakeup() const {
     if (!next || at < *next) next = at;
   }
   if (const ScheduleLive* s = schedule_heap_.top(); s && (!next || s->due < *next)) next = s->due;
+  if (const WorkerLive* w = worker_deadlines_.top(); w && (!next || w->deadline < *next)) {
+    next = w->deadline;
+  }
   return next;
 }
 

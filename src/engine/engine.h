@@ -62,6 +62,9 @@ struct EngineOptions {
   std::int64_t idempotency_window_ms = 24LL * 3600 * 1000;
   std::size_t max_live_tasks = 10'000'000;
   std::uint64_t seed = 0;  // backoff jitter; 0 = random
+  // A registered worker silent this long is declared dead (its tasks are
+  // released at once).
+  std::int64_t worker_grace_ms = 10'000;
 };
 
 // What one engine call produced, besides its answer.
@@ -216,6 +219,23 @@ class Engine {
                                    TimeMs now, EngineOutput* out);
   std::size_t triggers() const { return triggers_.size(); }
 
+  // --- Registered workers (issue 7). Registration is soft state: it lives
+  // in memory, and a worker re-registers after a server restart (its
+  // heartbeat answers NotFound). A lease, a task heartbeat or a worker
+  // heartbeat from it counts as a sign of life.
+  // Registers or replaces (same id: a restart of the worker); the tasks it
+  // holds stay its own.
+  WorkerInfo RegisterWorker(WorkerSpec&& spec, TimeMs now, EngineOutput* out);
+  StatusOr<WorkerInfo> WorkerHeartbeat(const std::string& ns, const std::string& id, TimeMs now,
+                                       EngineOutput* out);
+  // A worker leaving: the tasks it holds are released at once (retried with
+  // backoff like an expired lease). NotFound if it is not registered.
+  Status DeregisterWorker(const std::string& ns, const std::string& id, TimeMs now,
+                          EngineOutput* out);
+  std::optional<WorkerInfo> FindWorker(const std::string& ns, const std::string& id) const;
+  std::vector<WorkerInfo> Workers(const std::string& ns) const;
+  std::size_t workers() const { return workers_.size(); }
+
   // --- Workers. A wrong or old token is Aborted and changes nothing.
   StatusOr<std::vector<LeasedTask>> Lease(const LeaseRequest& req, TimeMs now, EngineOutput* out);
   StatusOr<HeartbeatOutcome> Heartbeat(const std::string& ns, const std::string& id,
@@ -313,6 +333,13 @@ class Engine {
     HeapPos& operator()(ScheduleLive* s) const;
   };
   using ScheduleHeap = IndexedHeap<ScheduleLive, ScheduleLess, SchedulePos>;
+  struct WorkerLive;
+  struct WorkerLess {
+    bool operator()(const WorkerLive* a, const WorkerLive* b) const;
+  };
+  struct WorkerPos {
+    HeapPos& operator()(WorkerLive* w) const;
+  };
   struct TriggerLive;
   // A trigger's task to submit once the current transition is done.
   struct PendingFire {
@@ -411,6 +438,18 @@ class Engine {
   void IndexTrigger(TriggerLive* tr);
   void UnindexTrigger(TriggerLive* tr);
   void PruneEventIds(TimeMs now);
+  // Workers: a registered worker's record by (ns, id), or null; keeps the
+  // index of the tasks each holds as a task enters or leaves running;
+  // declares dead those silent past the grace; releases a worker's tasks.
+  WorkerLive* WorkerOf(const std::string& ns, const std::string& id) const;
+  void TrackRunning(const std::string& ns, const std::string& old_worker,
+                    const std::string& new_worker, const std::string& task_id);
+  void SawWorker(WorkerLive* w, TimeMs now);
+  // A call about a running task: its lease holder, if registered, is alive.
+  void SawHolder(const std::string& ns, const std::string& task_id, TimeMs now);
+  void ReapWorkers(TimeMs now, EngineOutput* out);
+  void ReleaseTasksOf(WorkerLive* w, const std::string& why, TimeMs now, EngineOutput* out);
+  WorkerInfo ViewWorker(const WorkerLive& w) const;
   std::int64_t LeaseMsFor(const Live* l, std::int64_t requested) const;
 
   const EngineOptions options_;
@@ -463,6 +502,8 @@ class Engine {
   std::deque<PendingFire> pending_fires_;  // drained by the outermost Step
   // Event ids (ns + '\0' + id) seen within the window, and their order.
   std::unordered_map<std::string, TimeMs> event_ids_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<WorkerLive>> workers_;
+  IndexedHeap<WorkerLive, WorkerLess, WorkerPos> worker_deadlines_;
   std::deque<std::pair<TimeMs, std::string>> event_order_;
 };
 

@@ -604,6 +604,8 @@ class Api {
            static_cast<std::uint64_t>(s.schedules));
     metric("dray_triggers", "gauge", "Triggers, paused ones included.",
            static_cast<std::uint64_t>(s.triggers));
+    metric("dray_workers", "gauge", "Registered workers alive.",
+           static_cast<std::uint64_t>(s.workers));
     metric("dray_stream_subscribers", "gauge", "Open GET /v1/stream connections.",
            static_cast<std::uint64_t>(s.stream_subscribers));
     metric("dray_schedule_ticks_fired_total", "counter",
@@ -649,6 +651,7 @@ void RegisterApi(Router* router, TaskService* service, ApiOptions options) {
   using boost::beast::http::verb;
   RegisterScheduleApi(router, service, options);
   RegisterEventApi(router, service, options);
+  RegisterWorkerApi(router, service, options);
   auto api = std::make_shared<Api>(service, options);
   router->Add(verb::post, "/v1/tasks", Bind(api, &Api::SubmitTasks));
   router->Add(verb::get, "/v1/tasks", Bind(api, &Api::ListTasks));

@@ -22,5 +22,7 @@ void RegisterApi(Router* router, TaskService* service, ApiOptions options);
 void RegisterScheduleApi(Router* router, TaskService* service, ApiOptions options);
 // The /v1/events and /v1/triggers routes (event_api.cc); RegisterApi adds them.
 void RegisterEventApi(Router* router, TaskService* service, ApiOptions options);
+// The /v1/workers routes (worker_api.cc); RegisterApi adds them.
+void RegisterWorkerApi(Router* router, TaskService* service, ApiOptions options);
 
 }  // namespace dray

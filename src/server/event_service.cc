@@ -113,4 +113,61 @@ Status TaskService::Stream(ChangeFilter filter, const std::string& last_event_id
   return Status::Ok();
 }
 
+// ---------------------------------------------------------------- workers
+
+void TaskService::RegisterWorker(WorkerSpec spec, Callback<WorkerInfo> done) {
+  MutexLock lock(&mu_);
+  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+  EngineOutput out;
+  WorkerInfo w = engine_.RegisterWorker(std::move(spec), clock_->NowMs(), &out);
+  CommitLocked(std::move(out), [this, done, w = std::move(w)](const Status& s) {
+    if (!s.ok()) return done(s);
+    boost::asio::post(ioc_, [done, w] { done(w); });
+  });
+}
+
+void TaskService::WorkerHeartbeat(const std::string& ns, const std::string& id,
+                                  Callback<WorkerInfo> done) {
+  MutexLock lock(&mu_);
+  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+  EngineOutput out;
+  auto r = engine_.WorkerHeartbeat(ns, id, clock_->NowMs(), &out);
+  if (!r.ok()) {
+    CommitLocked(std::move(out), nullptr);
+    return done(r.status());
+  }
+  CommitLocked(std::move(out), [this, done, w = std::move(*r)](const Status& s) {
+    if (!s.ok()) return done(s);
+    boost::asio::post(ioc_, [done, w] { done(w); });
+  });
+}
+
+void TaskService::DeregisterWorker(const std::string& ns, const std::string& id,
+                                   Callback<bool> done) {
+  MutexLock lock(&mu_);
+  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+  EngineOutput out;
+  Status s = engine_.DeregisterWorker(ns, id, clock_->NowMs(), &out);
+  if (!s.ok()) {
+    CommitLocked(std::move(out), nullptr);
+    return done(s);
+  }
+  CommitLocked(std::move(out), [this, done](const Status& st) {
+    if (!st.ok()) return done(st);
+    boost::asio::post(ioc_, [done] { done(true); });
+  });
+}
+
+StatusOr<WorkerInfo> TaskService::GetWorker(const std::string& ns, const std::string& id) {
+  MutexLock lock(&mu_);
+  auto w = engine_.FindWorker(ns, id);
+  if (!w) return NotFound("worker '" + id + "' is not registered");
+  return *w;
+}
+
+std::vector<WorkerInfo> TaskService::Workers(const std::string& ns) {
+  MutexLock lock(&mu_);
+  return engine_.Workers(ns);
+}
+
 }  // namespace dray

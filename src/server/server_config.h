@@ -29,6 +29,9 @@ struct ServerConfig {
 
   // Engine.
   std::int64_t idempotency_window_ms = 24LL * 3600 * 1000;
+  // A registered worker silent this long is declared dead and its tasks
+  // are released at once (docs/workers.md).
+  std::int64_t worker_grace_ms = 10'000;
   std::int64_t retention_ms = 7LL * 24 * 3600 * 1000;  // purge terminal tasks older than this
   std::int64_t purge_interval_ms = 60'000;
   std::size_t max_live_tasks = 10'000'000;  // submits past this get 429

@@ -33,7 +33,8 @@ TaskService::TaskService(boost::asio::io_context& ioc, Store* store, Clock* cloc
       pipeline_(store, CommitOptions{config.commit_max_batch, config.commit_max_wait,
                                      disk ? std::function<void()>([disk] { disk->Check(); })
                                           : std::function<void()>()}),
-      engine_(EngineOptions{config.idempotency_window_ms, config.max_live_tasks, 0}),
+      engine_(EngineOptions{config.idempotency_window_ms, config.max_live_tasks, 0,
+                            config.worker_grace_ms}),
       ticker_(ioc),
       purge_timer_(ioc),
       feed_(std::make_shared<ChangeFeed>(ChangeFeedOptions{}, clock)),
@@ -191,6 +192,7 @@ ServiceStats TaskService::stats() const {
     s.schedules = engine_.schedules();
     s.triggers = engine_.triggers();
     s.stream_subscribers = feed_->subscribers();
+    s.workers = engine_.workers();
     s.ticks_fired = engine_.ticks_fired();
     s.ticks_skipped = engine_.ticks_skipped();
     s.lease_waiters = lease_waiters_.size();

@@ -62,6 +62,7 @@ struct ServiceStats {
   std::size_t schedules = 0;
   std::size_t triggers = 0;
   std::size_t stream_subscribers = 0;
+  std::size_t workers = 0;
   std::uint64_t ticks_fired = 0;    // since start
   std::uint64_t ticks_skipped = 0;  // since start
   std::size_t lease_waiters = 0;
@@ -141,6 +142,14 @@ class TaskService {
   StatusOr<Trigger> GetTrigger(const std::string& ns, const std::string& id);
   std::vector<Trigger> ListTriggers(const std::string& ns, const std::string& after,
                                     std::size_t limit);
+
+  // Registered workers (docs/workers.md).
+  void RegisterWorker(WorkerSpec spec, Callback<WorkerInfo> done);
+  void WorkerHeartbeat(const std::string& ns, const std::string& id, Callback<WorkerInfo> done);
+  void DeregisterWorker(const std::string& ns, const std::string& id, Callback<bool> done);
+  StatusOr<WorkerInfo> GetWorker(const std::string& ns, const std::string& id);
+  std::vector<WorkerInfo> Workers(const std::string& ns);
+  std::int64_t worker_grace_ms() const { return config_.worker_grace_ms; }
 
   // GET /v1/stream: task changes matching `filter` as server-sent events to
   // `out`, from `last_event_id` (see ChangeFeed) or from now; a stream that

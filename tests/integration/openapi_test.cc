@@ -251,6 +251,14 @@ TEST_F(OpenApiTest, EveryOperationAnswersAsDocumented) {
   // The stream's refusals; the stream itself never ends (stream_test.cc).
   Call("GET", "/v1/stream", "/v1/stream?task=01a22b7b-819b-70b5-bacb-f1dfb4805c40");
   Call("GET", "/v1/stream", "/v1/stream?namespace=bad%20name");
+  Call("POST", "/v1/workers", "/v1/workers",
+       R"({"id":"oaw","capacity":{"cpu":1000,"gpu":1},"gpu_devices":["0"],"labels":{"zone":"a"},"queues":["oa"]})");
+  Call("POST", "/v1/workers", "/v1/workers", R"({"capacity":{}})");
+  Call("GET", "/v1/workers", "/v1/workers");
+  Call("GET", "/v1/workers/{id}", "/v1/workers/oaw");
+  Call("POST", "/v1/workers/{id}/heartbeat", "/v1/workers/oaw/heartbeat");
+  Call("DELETE", "/v1/workers/{id}", "/v1/workers/oaw");
+  Call("POST", "/v1/workers/{id}/heartbeat", "/v1/workers/oaw/heartbeat");
   Call("GET", "/healthz", "/healthz");
   Call("GET", "/readyz", "/readyz");
   Call("GET", "/metrics", "/metrics");

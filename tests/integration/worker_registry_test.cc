@@ -1,0 +1,72 @@
+// Registered workers through the real server (issue 7, first step): a
+// worker that stops heartbeating is declared dead after the grace and its
+// task goes to another worker at once, long before the lease would end.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+
+#include "integration/server_util.h"
+
+namespace dray::testing {
+namespace {
+
+namespace json = boost::json;
+
+std::string Str(const json::value& v) { return std::string(v.as_string()); }
+
+TEST(WorkerRegistryHttpTest, ADeadWorkersTaskIsReassignedAfterTheGraceNotTheLease) {
+  ServerProcess server({"--worker-grace-ms", "1000"});
+  server.Start();
+  HttpConn c(server.port());
+  HttpResult reg = c.Call("POST", "/v1/workers",
+                          R"({"id":"gpu-1","capacity":{"cpu":8000,"memory_mb":32768,"gpu":2},
+                              "gpu_devices":["0","1"],"labels":{"zone":"a"},"queues":["render"]})");
+  ASSERT_EQ(reg.status, 200) << reg.body;
+  EXPECT_EQ(reg.json().at("grace_ms"), 1000);
+  EXPECT_EQ(reg.json().at("capacity").at("gpu"), 2);
+  HttpResult bad = c.Call("POST", "/v1/workers", R"({"id":"x","capacity":{"gpu":1},"gpu_devices":["0","1"]})");
+  EXPECT_EQ(bad.status, 422) << bad.body;
+  EXPECT_NE(bad.body.find("gpu_devices"), std::string::npos) << bad.body;
+  EXPECT_EQ(c.Call("POST", "/v1/workers", R"({"capacity":{}})").status, 422);
+
+  HttpResult sub = c.Call("POST", "/v1/tasks", R"({"type":"frame","queue":"render","backoff":{"initial_ms":0,"max_ms":0}})");
+  ASSERT_EQ(sub.status, 201);
+  const std::string task = Str(sub.json().at("id"));
+  HttpResult lease = c.Call("POST", "/v1/leases",
+                            R"({"worker":"gpu-1","queues":["render"],"lease_ms":600000})");
+  ASSERT_EQ(lease.json().at("tasks").as_array().size(), 1u);
+  json::value w = c.Call("GET", "/v1/workers/gpu-1").json();
+  ASSERT_EQ(w.at("running").as_array().size(), 1u);
+  EXPECT_EQ(Str(w.at("running").at(0)), task);
+  ASSERT_EQ(c.Call("POST", "/v1/workers/gpu-1/heartbeat").status, 200);
+
+  // gpu-1 goes silent. Another worker waits for work; it gets the frame
+  // within seconds, not after the ten-minute lease.
+  const auto start = std::chrono::steady_clock::now();
+  HttpResult next = c.Call("POST", "/v1/leases",
+                           R"({"worker":"gpu-2","queues":["render"],"wait_ms":30000})");
+  const auto waited = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(next.status, 200) << next.body;
+  ASSERT_EQ(next.json().at("tasks").as_array().size(), 1u) << next.body;
+  EXPECT_EQ(Str(next.json().at("tasks").at(0).at("id")), task);
+  EXPECT_LT(waited, std::chrono::seconds(10));
+  EXPECT_NE(Str(next.json().at("tasks").at(0).at("error")).find("gpu-1 declared dead"),
+            std::string::npos);
+  EXPECT_EQ(c.Call("GET", "/v1/workers/gpu-1").status, 404);
+  EXPECT_EQ(c.Call("POST", "/v1/workers/gpu-1/heartbeat").status, 404);  // register again
+  EXPECT_TRUE(c.Call("GET", "/v1/workers").json().at("workers").as_array().empty());
+
+  // `dray workers` lists a registered one.
+  ASSERT_EQ(c.Call("POST", "/v1/workers", R"({"id":"cpu-1","capacity":{"cpu":2000},"queues":["q"]})").status,
+            200);
+  auto [rc, out] = RunDray("workers --server http://127.0.0.1:" + std::to_string(server.port()));
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("cpu-1"), std::string::npos) << out;
+  EXPECT_NE(out.find("cpu=2000"), std::string::npos) << out;
+  ASSERT_EQ(c.Call("DELETE", "/v1/workers/cpu-1").status, 200);
+  EXPECT_EQ(c.Call("DELETE", "/v1/workers/cpu-1").status, 404);
+}
+
+}  // namespace
+}  // namespace dray::testing
