@@ -224,6 +224,15 @@ class Client {
   StatusOr<Trigger> ResumeTrigger(const std::string& id);
   Status DeleteTrigger(const std::string& id);
 
+  // Registered workers (docs/workers.md). A registered worker must show a
+  // sign of life (this heartbeat, a lease, a task call) within the server's
+  // grace, or its tasks are released; NotFound from the heartbeat means
+  // register again.
+  StatusOr<WorkerInfo> RegisterWorker(const WorkerSpec& spec);
+  StatusOr<WorkerInfo> WorkerHeartbeat(const std::string& id);
+  StatusOr<std::vector<WorkerInfo>> Workers();
+  Status DeregisterWorker(const std::string& id);
+
   // Worker calls. `wait`: how long the server may hold the call when no task
   // is ready. `lease_ms` 0: the task's or queue's default.
   StatusOr<std::vector<LeasedTask>> Lease(const std::string& worker,

@@ -471,6 +471,73 @@ Status Client::DeleteTrigger(const std::string& id) {
   return body.ok() ? Status::Ok() : body.status();
 }
 
+namespace {
+WorkerInfo DecodeWorkerInfo(const json::object& o) {
+  WorkerInfo w;
+  w.spec.id = JsonString(o, "id");
+  w.spec.ns = JsonString(o, "namespace");
+  if (const json::value* c = o.if_contains("capacity"); c && c->is_object()) {
+    for (const auto& [k, v] : c->get_object()) {
+      if (v.is_int64()) w.spec.capacity[std::string(k)] = v.get_int64();
+    }
+  }
+  if (const json::value* l = o.if_contains("labels"); l && l->is_object()) {
+    for (const auto& [k, v] : l->get_object()) {
+      if (v.is_string()) w.spec.labels[std::string(k)] = std::string(v.get_string());
+    }
+  }
+  auto strings = [&](std::string_view key, std::vector<std::string>* into) {
+    if (const json::value* a = o.if_contains(key); a && a->is_array()) {
+      for (const json::value& v : a->get_array()) {
+        if (v.is_string()) into->emplace_back(v.get_string());
+      }
+    }
+  };
+  strings("gpu_devices", &w.spec.gpu_devices);
+  strings("queues", &w.spec.queues);
+  strings("running", &w.running);
+  w.registered_at = ParseRfc3339(JsonString(o, "registered_at")).value_or(0);
+  w.last_seen = ParseRfc3339(JsonString(o, "last_seen")).value_or(0);
+  return w;
+}
+
+StatusOr<WorkerInfo> WorkerFrom(const StatusOr<std::string>& body) {
+  return Decode<WorkerInfo>(body, [](const json::value& v) { return DecodeWorkerInfo(v.as_object()); });
+}
+}  // namespace
+
+StatusOr<WorkerInfo> Client::RegisterWorker(const WorkerSpec& spec) {
+  json::object capacity, labels;
+  for (const auto& [k, v] : spec.capacity) capacity[k] = v;
+  for (const auto& [k, v] : spec.labels) labels[k] = v;
+  json::array devices, queues;
+  for (const std::string& d : spec.gpu_devices) devices.push_back(json::value(d));
+  for (const std::string& q : spec.queues) queues.push_back(json::value(q));
+  const json::object body{{"id", spec.id},
+                          {"capacity", std::move(capacity)},
+                          {"gpu_devices", std::move(devices)},
+                          {"labels", std::move(labels)},
+                          {"queues", std::move(queues)}};
+  return WorkerFrom(Call("POST", "/v1/workers", json::serialize(body)));
+}
+
+StatusOr<WorkerInfo> Client::WorkerHeartbeat(const std::string& id) {
+  return WorkerFrom(Call("POST", "/v1/workers/" + UrlEncode(id) + "/heartbeat", "{}"));
+}
+
+StatusOr<std::vector<WorkerInfo>> Client::Workers() {
+  return Decode<std::vector<WorkerInfo>>(Call("GET", "/v1/workers"), [](const json::value& v) {
+    std::vector<WorkerInfo> out;
+    for (const json::value& w : v.at("workers").as_array()) out.push_back(DecodeWorkerInfo(w.as_object()));
+    return out;
+  });
+}
+
+Status Client::DeregisterWorker(const std::string& id) {
+  auto body = Call("DELETE", "/v1/workers/" + UrlEncode(id));
+  return body.ok() ? Status::Ok() : body.status();
+}
+
 StatusOr<Task> Client::Cancel(const std::string& id) {
   return TaskFrom(Call("POST", "/v1/tasks/" + UrlEncode(id) + "/cancel", "{}"));
 }

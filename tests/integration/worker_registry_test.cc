@@ -6,6 +6,7 @@
 #include <chrono>
 #include <string>
 
+#include "dray/client.h"
 #include "integration/server_util.h"
 
 namespace dray::testing {
@@ -66,6 +67,34 @@ TEST(WorkerRegistryHttpTest, ADeadWorkersTaskIsReassignedAfterTheGraceNotTheLeas
   EXPECT_NE(out.find("cpu=2000"), std::string::npos) << out;
   ASSERT_EQ(c.Call("DELETE", "/v1/workers/cpu-1").status, 200);
   EXPECT_EQ(c.Call("DELETE", "/v1/workers/cpu-1").status, 404);
+}
+
+TEST(WorkerRegistryHttpTest, TheSdkRegistersHeartbeatsListsAndLeaves) {
+  ServerProcess server;
+  server.Start();
+  ClientOptions o;
+  o.server = "http://127.0.0.1:" + std::to_string(server.port());
+  auto client = Client::Create(o);
+  ASSERT_TRUE(client.ok());
+  WorkerSpec spec;
+  spec.id = "w-1";
+  spec.capacity = {{"cpu", 4000}, {"memory_mb", 8192}, {"licenses", 3}};
+  spec.labels = {{"zone", "b"}};
+  spec.queues = {"q"};
+  auto reg = (*client)->RegisterWorker(spec);
+  ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+  spec.ns = "default";
+  EXPECT_EQ(reg->spec, spec);
+  EXPECT_GT(reg->registered_at, 0);
+  auto beat = (*client)->WorkerHeartbeat("w-1");
+  ASSERT_TRUE(beat.ok());
+  EXPECT_GE(beat->last_seen, reg->last_seen);
+  auto all = (*client)->Workers();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ(all->at(0).spec.capacity.at("licenses"), 3);
+  ASSERT_TRUE((*client)->DeregisterWorker("w-1").ok());
+  EXPECT_EQ((*client)->WorkerHeartbeat("w-1").status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace
