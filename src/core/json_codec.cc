@@ -162,6 +162,28 @@ StatusOr<Backoff> DecodeBackoff(const json::value& v, std::string_view field) {
   return b;
 }
 
+namespace {
+// Labels: an object of at most max_labels strings, keys and values bounded.
+Status GetLabels(const json::value& x, const std::string& f, const Limits& limits,
+                 std::map<std::string, std::string>* into) {
+  if (!x.is_object()) return WrongType(f, "an object of strings");
+  if (x.get_object().size() > limits.max_labels) {
+    return InvalidArgument("field '" + f + "' has more than " +
+                           std::to_string(limits.max_labels) + " labels");
+  }
+  for (const auto& [lk, lv] : x.get_object()) {
+    if (lk.empty() || lk.size() > limits.max_label_bytes) {
+      return InvalidArgument("label keys in '" + f + "' must be 1.." +
+                             std::to_string(limits.max_label_bytes) + " bytes");
+    }
+    auto r = GetString(lv, Field(f, lk), limits.max_label_bytes, true);
+    if (!r.ok()) return r.status();
+    into->emplace(std::string(lk), std::move(*r));
+  }
+  return Status::Ok();
+}
+}  // namespace
+
 StatusOr<TaskSpec> DecodeTaskSpec(const json::value& v, const Limits& limits,
                                   std::string_view where) {
   if (!v.is_object()) return WrongType(where.empty() ? "task" : where, "an object");
@@ -233,21 +255,7 @@ StatusOr<TaskSpec> DecodeTaskSpec(const json::value& v, const Limits& limits,
       if (!r.ok()) return r.status();
       spec.concurrency_limit = static_cast<std::int32_t>(*r);
     } else if (k == "labels") {
-      if (!x.is_object()) return WrongType(f, "an object of strings");
-      if (x.get_object().size() > limits.max_labels) {
-        return InvalidArgument("field '" + f + "' has more than " +
-                               std::to_string(limits.max_labels) + " labels");
-      }
-      for (const auto& [lk, lv] : x.get_object()) {
-        std::string lf = Field(f, lk);
-        if (lk.empty() || lk.size() > limits.max_label_bytes) {
-          return InvalidArgument("label keys in '" + f + "' must be 1.." +
-                                 std::to_string(limits.max_label_bytes) + " bytes");
-        }
-        auto r = GetString(lv, lf, limits.max_label_bytes, true);
-        if (!r.ok()) return r.status();
-        spec.labels.emplace(std::string(lk), std::move(*r));
-      }
+      DRAY_RETURN_IF_ERROR(GetLabels(x, f, limits, &spec.labels));
     } else {
       return InvalidArgument("unknown field '" + f + "'");
     }
@@ -1110,20 +1118,7 @@ StatusOr<WorkerSpec> DecodeWorkerSpec(const json::value& body, const Limits& lim
         into.push_back(std::move(*r));
       }
     } else if (k == "labels") {
-      if (!x.is_object()) return WrongType(f, "an object of strings");
-      if (x.get_object().size() > limits.max_labels) {
-        return InvalidArgument("field 'labels' has more than " + std::to_string(limits.max_labels) + " labels");
-      }
-      for (const auto& [lk, lv] : x.get_object()) {
-        const std::string lf = f + "." + std::string(lk);
-        if (lk.empty() || lk.size() > limits.max_label_bytes) {
-          return InvalidArgument("label keys in 'labels' must be 1.." +
-                                 std::to_string(limits.max_label_bytes) + " bytes");
-        }
-        auto r = GetString(lv, lf, limits.max_label_bytes, true);
-        if (!r.ok()) return r.status();
-        w.labels.emplace(std::string(lk), std::move(*r));
-      }
+      DRAY_RETURN_IF_ERROR(GetLabels(x, f, limits, &w.labels));
     } else {
       return InvalidArgument("unknown field '" + f + "'");
     }

@@ -127,4 +127,11 @@ json::object PageObject(std::string_view field, json::array items,
   return o;
 }
 
+std::function<void(StatusOr<bool>)> DeletedAnswer(Responder respond, std::string id) {
+  return [respond = std::move(respond), id = std::move(id)](StatusOr<bool> r) {
+    if (!r.ok()) return respond(ErrorResponse(r.status()));
+    respond(JsonResponse(200, json::object{{"id", id}, {"deleted", true}}));
+  };
+}
+
 }  // namespace dray

@@ -7,6 +7,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -45,6 +46,9 @@ StatusOr<bool> BoolField(const boost::json::object& o, std::string_view name, bo
 // {"<field>": items, "next_cursor": cursor or null}: a page of a listing.
 boost::json::object PageObject(std::string_view field, boost::json::array items,
                                const std::string& next_cursor);
+
+// The answer to a DELETE: {"id": id, "deleted": true}, or the error.
+std::function<void(StatusOr<bool>)> DeletedAnswer(Responder respond, std::string id);
 
 // A route handler calling `fn` on the shared API object `api`.
 template <typename Api>

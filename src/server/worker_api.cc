@@ -65,10 +65,7 @@ class WorkerApi {
     auto ns = Namespace(req, opts_.limits);
     if (!ns.ok()) return respond(ErrorResponse(ns.status()));
     const std::string id = req.params.at("id");
-    service_->DeregisterWorker(*ns, id, [respond, id](StatusOr<bool> r) {
-      if (!r.ok()) return respond(ErrorResponse(r.status()));
-      respond(JsonResponse(200, json::object{{"id", id}, {"deleted", true}}));
-    });
+    service_->DeregisterWorker(*ns, id, DeletedAnswer(std::move(respond), id));
   }
 
  private:
