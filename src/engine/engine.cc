@@ -8,7 +8,7 @@
 #include <new>
 
 #include "core/time_format.h"
-#include "engine/schedule_live.h"
+#include "engine/engine_records.h"
 
 namespace dray {
 

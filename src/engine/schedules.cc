@@ -5,7 +5,7 @@
 #include "core/schedule_time.h"
 #include "core/time_format.h"
 #include "engine/engine.h"
-#include "engine/schedule_live.h"
+#include "engine/engine_records.h"
 
 namespace dray {
 

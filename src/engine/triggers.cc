@@ -4,7 +4,7 @@
 #include "core/json_writer.h"
 #include "core/time_format.h"
 #include "engine/engine.h"
-#include "engine/schedule_live.h"
+#include "engine/engine_records.h"
 
 namespace dray {
 

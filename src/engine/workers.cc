@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "engine/engine.h"
-#include "engine/schedule_live.h"
+#include "engine/engine_records.h"
 
 namespace dray {
 

@@ -66,11 +66,6 @@ std::string ChangeFeed::PositionLocked() const {
   return epoch_ + "-" + std::to_string(next_seq_ - 1);
 }
 
-std::string ChangeFeed::Position() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return PositionLocked();
-}
-
 std::string ChangeFeed::EventText(std::uint64_t seq, const Task& t) const {
   std::string data = "{\"id\":";
   AppendJsonString(t.id, &data);
@@ -118,16 +113,7 @@ void ChangeFeed::Publish(const std::vector<std::shared_ptr<const Task>>& changed
   for (const auto& t : changed) {
     const std::uint64_t seq = next_seq_++;
     Change c{seq, t->ns, t->queue, t->workflow, t->id, EventText(seq, *t)};
-    for (auto it = subscribers_.begin(); it != subscribers_.end();) {
-      // A stream that no longer takes bytes (its client left, or was never
-      // answered) is dropped here.
-      if (it->second.filter.Matches(*t) && !it->second.out->Write(c.text)) {
-        it = subscribers_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    subscriber_count_.store(subscribers_.size(), std::memory_order_relaxed);
+    WriteLocked(c.text, t.get());
     kept_bytes_ += c.text.size();
     kept_.push_back(std::move(c));
     while (!kept_.empty() &&
@@ -199,8 +185,14 @@ void ChangeFeed::Unsubscribe(std::uint64_t id) {
 
 void ChangeFeed::Heartbeat() {
   std::lock_guard<std::mutex> lock(mu_);
+  WriteLocked(": keep-alive\n\n", nullptr);
+}
+
+void ChangeFeed::WriteLocked(const std::string& text, const Task* change) {
   for (auto it = subscribers_.begin(); it != subscribers_.end();) {
-    if (!it->second.out->Write(": keep-alive\n\n")) {
+    // A stream that no longer takes bytes (its client left, or it was never
+    // answered) is dropped here.
+    if ((!change || it->second.filter.Matches(*change)) && !it->second.out->Write(text)) {
       it = subscribers_.erase(it);
     } else {
       ++it;

@@ -74,8 +74,6 @@ class ChangeFeed : public std::enable_shared_from_this<ChangeFeed> {
   void Heartbeat();
 
   std::size_t subscribers() const;
-  // The id the next change will get, less one: where a new subscriber is.
-  std::string Position() const;
 
  private:
   struct Change {
@@ -89,6 +87,9 @@ class ChangeFeed : public std::enable_shared_from_this<ChangeFeed> {
   };
   std::string EventText(std::uint64_t seq, const Task& t) const;
   std::string PositionLocked() const;
+  // Writes `text` to every subscriber (whose filter takes `change`, if
+  // given), dropping those whose stream is closed.
+  void WriteLocked(const std::string& text, const Task* change);
   void DropHoleLocked();
 
   const ChangeFeedOptions options_;

@@ -277,13 +277,19 @@ TEST_F(EventHttpTest, TheCliAddsTriggersAndEmitsEvents) {
   std::tie(rc, out) = RunDray("event emit " + at +
                            " order.paid --id o-1 --payload '{\"currency\":\"EUR\",\"customer\":{\"tier\":2}}'");
   ASSERT_EQ(rc, 0) << out;
-  EXPECT_NE(out.find("tasks:      0"), std::string::npos) << out;  // a UUIDv7 starts with 0
+  const auto tasks_at = out.find("tasks:      ");
+  ASSERT_NE(tasks_at, std::string::npos) << out;
+  const std::string fired = out.substr(tasks_at + 12, 36);  // the one task the match fired
   std::tie(rc, out) = RunDray("event emit " + at + " order.paid --id o-1");
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("(a duplicate: as first recorded)"), std::string::npos) << out;
+  EXPECT_NE(out.find("tasks:      " + fired), std::string::npos) << out;
   std::tie(rc, out) = RunDray("event get " + at + " --json o-1");
   ASSERT_EQ(rc, 0) << out;
-  EXPECT_EQ(json::parse(out).at("tasks").as_array().size(), 1u);
+  const json::value recorded = json::parse(out);
+  ASSERT_EQ(recorded.at("tasks").as_array().size(), 1u);
+  EXPECT_EQ(Str(recorded.at("tasks").at(0)), fired);
+  EXPECT_EQ(Http(server_.port(), "GET", "/v1/tasks/" + fired).json().at("type"), "ship");
   std::tie(rc, out) = RunDray("trigger rm " + at + " ship");
   ASSERT_EQ(rc, 0) << out;
   std::tie(rc, out) = RunDray("trigger get " + at + " ship");

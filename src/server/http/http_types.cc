@@ -99,11 +99,6 @@ void HttpStream::OnClose(std::function<void()> fn) {
   if (fn) fn();
 }
 
-bool HttpStream::closed() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return closed_;
-}
-
 void HttpStream::Attach(std::function<void()> wake) {
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -75,7 +75,6 @@ class HttpStream {
   void End();
   // Runs `fn` once when the stream closes for any reason; at once if it has.
   void OnClose(std::function<void()> fn);
-  bool closed() const;
 
   // For the server: `wake` runs (on any thread) when bytes or the end are
   // queued; Take hands over what is queued, `*ended` once End was called
@@ -86,7 +85,7 @@ class HttpStream {
 
  private:
   const std::size_t max_queued_;
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::string queued_;              // guarded by mu_
   bool ended_ = false;              // guarded by mu_
   bool closed_ = false;             // guarded by mu_
