@@ -66,6 +66,68 @@ struct Backoff {
   friend bool operator==(const Backoff&, const Backoff&) = default;
 };
 
+// ---------------------------------------------------------------- placement
+
+// A test on a worker's labels (docs/placement.md).
+enum class SelectorOp : std::uint8_t {
+  kEquals = 0,     // the label is values[0]
+  kIn = 1,         // the label is one of values
+  kNotIn = 2,      // the label is absent or none of values
+  kExists = 3,     // the label is set (any value)
+  kNotExists = 4,  // the label is not set
+};
+
+std::string_view SelectorOpName(SelectorOp op);
+std::optional<SelectorOp> ParseSelectorOp(std::string_view name);
+
+struct LabelSelector {
+  std::string key;
+  SelectorOp op = SelectorOp::kEquals;
+  std::vector<std::string> values;
+  bool Matches(const std::map<std::string, std::string>& labels) const;
+  friend bool operator==(const LabelSelector&, const LabelSelector&) = default;
+};
+
+// Soft affinity: among the workers a task may go to, one whose labels match
+// more preference weight is chosen first.
+struct LabelPreference {
+  LabelSelector selector;
+  std::int32_t weight = 1;  // 1..1000
+  friend bool operator==(const LabelPreference&, const LabelPreference&) = default;
+};
+
+// Where a task may run and what it takes there. A task with any of these
+// runs only on a registered worker (docs/placement.md).
+struct Placement {
+  // Resources it holds while an attempt runs: "cpu" (millicores),
+  // "memory_mb", "gpu" (count), or any custom one. Taken at lease, given
+  // back when the attempt ends, whatever the way.
+  std::map<std::string, std::int64_t> resources;
+  std::vector<LabelSelector> require;   // all must match
+  std::vector<LabelPreference> prefer;  // soft
+  // Tasks with the same affinity key go to the same worker while it lives.
+  std::string affinity_key;
+  // A broadcast copy: the worker it was made for (while that worker lives,
+  // only it may run it), its shard index (0-based) and the shard count.
+  std::string worker;
+  std::int32_t shard_index = 0;
+  std::int32_t shard_total = 0;
+  bool empty() const {
+    return resources.empty() && require.empty() && prefer.empty() && affinity_key.empty() &&
+           worker.empty() && shard_total == 0;
+  }
+  friend bool operator==(const Placement&, const Placement&) = default;
+};
+
+// How a queue chooses among the workers a task could go to.
+enum class PlacementPolicy : std::uint8_t {
+  kBinpack = 0,  // the busiest worker that fits: keeps others free for large tasks
+  kSpread = 1,   // the least busy: spreads load and failures
+};
+
+std::string_view PlacementPolicyName(PlacementPolicy p);
+std::optional<PlacementPolicy> ParsePlacementPolicy(std::string_view name);
+
 // What a producer submits. Unset optionals take the queue's defaults.
 struct TaskSpec {
   std::string type;                   // required: the handler name
@@ -88,6 +150,7 @@ struct TaskSpec {
   // retries included. See docs/limits.md.
   std::string concurrency_key;
   std::optional<std::int32_t> concurrency_limit;
+  Placement placement;  // resources, label selectors, affinity
   friend bool operator==(const TaskSpec&, const TaskSpec&) = default;
 };
 
@@ -118,6 +181,7 @@ struct Task {
   std::map<std::string, std::string> labels;
   std::string concurrency_key;         // see TaskSpec
   std::int32_t concurrency_limit = 0;  // 0 = the queue's key_concurrency
+  Placement placement;
   // Dependencies: the task is blocked until each of these (task ids) has
   // succeeded, or has ended otherwise and on_dep_failure is kContinue.
   std::vector<std::string> depends_on;
@@ -173,6 +237,9 @@ struct LeasedTask {
   Task task;
   Lease lease;
   std::vector<ParentResult> parents;  // one per dependency, in depends_on order
+  // The GPU devices of the leasing worker given to this attempt (when it
+  // registered device ids and the task asks for "gpu").
+  std::vector<std::string> gpu_devices;
 };
 
 // ---------------------------------------------------------------- schedules
@@ -315,6 +382,11 @@ struct WorkerInfo {
   TimeMs registered_at = 0;
   TimeMs last_seen = 0;
   std::vector<std::string> running;  // ids of the tasks it holds, in id order
+  std::map<std::string, std::int64_t> in_use;  // resources its running tasks hold
+  std::vector<std::string> gpu_devices_in_use;
+  // A large task it is held for (its capacity is kept for it; smaller tasks
+  // may still use what the task does not need, or run if they end in time).
+  std::string reserved_for;
 };
 
 // ---------------------------------------------------------------- workflows
@@ -383,6 +455,9 @@ struct QueueSettings {
   // Fairness: a worker leasing from several queues gets each in proportion
   // to its weight (1..1000) while they all have work.
   std::int32_t weight = 1;
+  // Placement among the registered workers asking for work at once:
+  // binpack (the busiest that fits) or spread (the least busy).
+  PlacementPolicy placement = PlacementPolicy::kBinpack;
   // The bucket size in force: `burst`, or max(1, ceil(rate)) when unset.
   double effective_burst() const {
     if (burst > 0) return burst;

@@ -184,6 +184,202 @@ Status GetLabels(const json::value& x, const std::string& f, const Limits& limit
 }
 }  // namespace
 
+namespace {
+Limits WideLimits();
+
+constexpr std::size_t kMaxResources = 64;
+constexpr std::size_t kMaxSelectors = 32;
+constexpr std::size_t kMaxSelectorValues = 64;
+
+// A label selector: {"key", "op", "values"} ("value" for equals), or the
+// short forms "k=v", "k!=v", "k" (exists) and "!k" (not exists).
+StatusOr<LabelSelector> DecodeSelector(const json::value& x, const std::string& f,
+                                       const Limits& limits) {
+  LabelSelector sel;
+  if (x.is_string()) {
+    std::string_view text = x.get_string();
+    if (auto eq = text.find("!="); eq != std::string_view::npos) {
+      sel.key = std::string(text.substr(0, eq));
+      sel.op = SelectorOp::kNotIn;
+      sel.values.emplace_back(text.substr(eq + 2));
+    } else if (auto e = text.find('='); e != std::string_view::npos) {
+      sel.key = std::string(text.substr(0, e));
+      sel.values.emplace_back(text.substr(e + 1));
+    } else if (!text.empty() && text.front() == '!') {
+      sel.key = std::string(text.substr(1));
+      sel.op = SelectorOp::kNotExists;
+    } else {
+      sel.key = std::string(text);
+      sel.op = SelectorOp::kExists;
+    }
+  } else if (x.is_object()) {
+    bool has_op = false;
+    for (const auto& [k, y] : x.get_object()) {
+      const std::string kf = Field(f, k);
+      if (k == "key") {
+        auto r = GetString(y, kf, limits.max_label_bytes);
+        if (!r.ok()) return r.status();
+        sel.key = std::move(*r);
+      } else if (k == "op") {
+        if (!y.is_string()) return WrongType(kf, "a string");
+        auto op = ParseSelectorOp(y.get_string());
+        if (!op) return InvalidArgument("field '" + kf + "' must be equals, in, not_in, exists or not_exists");
+        sel.op = *op;
+        has_op = true;
+      } else if (k == "value") {
+        auto r = GetString(y, kf, limits.max_label_bytes, true);
+        if (!r.ok()) return r.status();
+        sel.values.assign(1, std::move(*r));
+      } else if (k == "values") {
+        if (!y.is_array()) return WrongType(kf, "a list of strings");
+        if (y.get_array().size() > kMaxSelectorValues) {
+          return InvalidArgument("field '" + kf + "' holds more than " +
+                                 std::to_string(kMaxSelectorValues) + " values");
+        }
+        sel.values.clear();
+        for (std::size_t i = 0; i < y.get_array().size(); ++i) {
+          auto r = GetString(y.get_array()[i], kf + "[" + std::to_string(i) + "]",
+                             limits.max_label_bytes, true);
+          if (!r.ok()) return r.status();
+          sel.values.push_back(std::move(*r));
+        }
+      } else if (k != "weight") {
+        return InvalidArgument("unknown field '" + kf + "'");
+      }
+    }
+    if (!has_op) sel.op = sel.values.size() == 1 ? SelectorOp::kEquals : SelectorOp::kIn;
+  } else {
+    return WrongType(f, "a selector object or a string like \"zone=a\"");
+  }
+  if (sel.key.empty() || sel.key.size() > limits.max_label_bytes) {
+    return InvalidArgument("field '" + f + "' needs a label key of 1.." +
+                           std::to_string(limits.max_label_bytes) + " bytes");
+  }
+  const bool takes_values = sel.op == SelectorOp::kEquals || sel.op == SelectorOp::kIn ||
+                            sel.op == SelectorOp::kNotIn;
+  if (takes_values && sel.values.empty()) {
+    return InvalidArgument("field '" + f + "': '" + std::string(SelectorOpName(sel.op)) +
+                           "' needs a value");
+  }
+  if (sel.op == SelectorOp::kEquals && sel.values.size() != 1) {
+    return InvalidArgument("field '" + f + "': 'equals' takes one value");
+  }
+  if (!takes_values && !sel.values.empty()) {
+    return InvalidArgument("field '" + f + "': '" + std::string(SelectorOpName(sel.op)) +
+                           "' takes no values");
+  }
+  return sel;
+}
+
+json::value EncodeSelector(const LabelSelector& s) {
+  json::object o{{"key", s.key}, {"op", SelectorOpName(s.op)}};
+  if (!s.values.empty()) {
+    json::array values;
+    for (const std::string& v : s.values) values.push_back(json::value(v));
+    o["values"] = std::move(values);
+  }
+  return o;
+}
+
+}  // namespace
+
+Status DecodePlacementField(std::string_view k, const json::value& x, const std::string& f,
+                            const Limits& limits, Placement* p, bool* known) {
+  *known = true;
+  if (k == "resources") {
+    if (!x.is_object()) return WrongType(f, "an object of resource names to integers");
+    if (x.get_object().size() > kMaxResources) {
+      return InvalidArgument("field '" + f + "' names more than " + std::to_string(kMaxResources) +
+                             " resources");
+    }
+    for (const auto& [name, amount] : x.get_object()) {
+      const std::string rf = f + "." + std::string(name);
+      DRAY_RETURN_IF_ERROR(ValidateName(rf, name, limits));
+      auto n = GetInt(amount, rf, 0, std::int64_t{1} << 50);
+      if (!n.ok()) return n.status();
+      if (*n > 0) p->resources[std::string(name)] = *n;
+    }
+  } else if (k == "require" || k == "prefer") {
+    if (!x.is_array()) return WrongType(f, "a list of label selectors");
+    if (x.get_array().size() > kMaxSelectors) {
+      return InvalidArgument("field '" + f + "' holds more than " +
+                             std::to_string(kMaxSelectors) + " selectors");
+    }
+    for (std::size_t i = 0; i < x.get_array().size(); ++i) {
+      const json::value& y = x.get_array()[i];
+      const std::string ef = f + "[" + std::to_string(i) + "]";
+      auto sel = DecodeSelector(y, ef, limits);
+      if (!sel.ok()) return sel.status();
+      if (k == "require") {
+        if (y.is_object() && y.get_object().contains("weight")) {
+          return InvalidArgument("field '" + ef + ".weight': a requirement has no weight");
+        }
+        p->require.push_back(std::move(*sel));
+        continue;
+      }
+      LabelPreference pref{std::move(*sel), 1};
+      if (const json::value* w = y.is_object() ? y.get_object().if_contains("weight") : nullptr) {
+        auto n = GetInt(*w, ef + ".weight", 1, 1000);
+        if (!n.ok()) return n.status();
+        pref.weight = static_cast<std::int32_t>(*n);
+      }
+      p->prefer.push_back(std::move(pref));
+    }
+  } else if (k == "affinity_key") {
+    if (x.is_null()) return Status::Ok();
+    auto r = GetString(x, f, limits.max_key_bytes);
+    if (!r.ok()) return r.status();
+    p->affinity_key = std::move(*r);
+  } else {
+    *known = false;
+  }
+  return Status::Ok();
+}
+
+std::string PlacementToJson(const Placement& p) {
+  json::object o;
+  if (!p.resources.empty()) {
+    json::object r;
+    for (const auto& [k, v] : p.resources) r[k] = v;
+    o["resources"] = std::move(r);
+  }
+  if (!p.require.empty()) {
+    json::array a;
+    for (const LabelSelector& s : p.require) a.push_back(EncodeSelector(s));
+    o["require"] = std::move(a);
+  }
+  if (!p.prefer.empty()) {
+    json::array a;
+    for (const LabelPreference& pref : p.prefer) {
+      json::value v = EncodeSelector(pref.selector);
+      v.get_object()["weight"] = pref.weight;
+      a.push_back(std::move(v));
+    }
+    o["prefer"] = std::move(a);
+  }
+  if (!p.affinity_key.empty()) o["affinity_key"] = p.affinity_key;
+  if (p.shard_total > 0 || !p.worker.empty()) {
+    o["broadcast"] = json::object{
+        {"worker", p.worker}, {"shard_index", p.shard_index}, {"shard_total", p.shard_total}};
+  }
+  std::string text = json::serialize(o);
+  return text.size() <= 2 ? std::string() : text.substr(1, text.size() - 2);
+}
+
+Placement DecodePlacement(const json::object& o) {
+  Placement p;
+  for (const auto& [k, x] : o) {
+    bool known = false;
+    (void)DecodePlacementField(k, x, std::string(k), WideLimits(), &p, &known);
+  }
+  if (const json::value* b = o.if_contains("broadcast"); b && b->is_object()) {
+    p.worker = JsonString(b->get_object(), "worker");
+    p.shard_index = static_cast<std::int32_t>(JsonInt(b->get_object(), "shard_index"));
+    p.shard_total = static_cast<std::int32_t>(JsonInt(b->get_object(), "shard_total"));
+  }
+  return p;
+}
+
 StatusOr<TaskSpec> DecodeTaskSpec(const json::value& v, const Limits& limits,
                                   std::string_view where) {
   if (!v.is_object()) return WrongType(where.empty() ? "task" : where, "an object");
@@ -257,7 +453,9 @@ StatusOr<TaskSpec> DecodeTaskSpec(const json::value& v, const Limits& limits,
     } else if (k == "labels") {
       DRAY_RETURN_IF_ERROR(GetLabels(x, f, limits, &spec.labels));
     } else {
-      return InvalidArgument("unknown field '" + f + "'");
+      bool known = false;
+      DRAY_RETURN_IF_ERROR(DecodePlacementField(k, x, f, limits, &spec.placement, &known));
+      if (!known) return InvalidArgument("unknown field '" + f + "'");
     }
   }
   if (!has_type) return InvalidArgument("field '" + Field(where, "type") + "' is required");
@@ -570,6 +768,11 @@ json::object EncodeTaskSpec(const TaskSpec& s) {
     for (const auto& [k, v] : s.labels) l[k] = v;
     o["labels"] = std::move(l);
   }
+  if (!s.placement.empty()) {
+    json::object p = json::parse("{" + PlacementToJson(s.placement) + "}").as_object();
+    p.erase("broadcast");  // made by the server, not asked for
+    for (auto& kv : p) o[kv.key()] = std::move(kv.value());
+  }
   return o;
 }
 
@@ -731,6 +934,7 @@ StatusOr<Task> DecodeTask(const json::value& v) {
     }
   }
   t.on_dep_failure = ParseDepFailure(JsonString(o, "on_dep_failure")).value_or(DepFailure::kCancel);
+  t.placement = DecodePlacement(o);
   t.wait_reason = JsonString(o, "wait_reason");
   t.wait_detail = JsonString(o, "wait_detail");
   if (const json::value* l = o.if_contains("labels"); l && l->is_object()) {
@@ -774,7 +978,8 @@ json::object EncodeQueueSettings(const QueueSettings& s) {
           {"key_concurrency", s.key_concurrency},
           {"rate", s.rate},
           {"burst", s.burst},
-          {"weight", s.weight}};
+          {"weight", s.weight},
+          {"placement", PlacementPolicyName(s.placement)}};
 }
 
 Status ApplyQueuePatch(const json::value& body, QueueSettings* settings) {
@@ -818,6 +1023,10 @@ Status ApplyQueuePatch(const json::value& body, QueueSettings* settings) {
       auto r = GetInt(x, f, 1, 1000);
       if (!r.ok()) return r.status();
       s.weight = static_cast<std::int32_t>(*r);
+    } else if (k == "placement") {
+      auto p = x.is_string() ? ParsePlacementPolicy(x.get_string()) : std::nullopt;
+      if (!p) return InvalidArgument("field '" + f + "' must be \"binpack\" or \"spread\"");
+      s.placement = *p;
     } else {
       return InvalidArgument("unknown field '" + f + "'");
     }
@@ -1140,6 +1349,10 @@ json::object EncodeWorker(const WorkerInfo& w) {
   for (const std::string& d : w.spec.gpu_devices) devices.push_back(json::value(d));
   for (const std::string& q : w.spec.queues) queues.push_back(json::value(q));
   for (const std::string& t : w.running) running.push_back(json::value(t));
+  json::object in_use;
+  for (const auto& [k, v] : w.in_use) in_use[k] = v;
+  json::array devices_in_use;
+  for (const std::string& d : w.gpu_devices_in_use) devices_in_use.push_back(json::value(d));
   return {{"id", w.spec.id},
           {"namespace", w.spec.ns},
           {"capacity", std::move(capacity)},
@@ -1148,7 +1361,10 @@ json::object EncodeWorker(const WorkerInfo& w) {
           {"queues", std::move(queues)},
           {"registered_at", FormatRfc3339(w.registered_at)},
           {"last_seen", FormatRfc3339(w.last_seen)},
-          {"running", std::move(running)}};
+          {"running", std::move(running)},
+          {"in_use", std::move(in_use)},
+          {"gpu_devices_in_use", std::move(devices_in_use)},
+          {"reserved_for", w.reserved_for.empty() ? json::value(nullptr) : json::value(w.reserved_for)}};
 }
 
 }  // namespace dray

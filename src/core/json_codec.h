@@ -90,6 +90,17 @@ std::string TaskToJson(const Task& t);
 // The inverse, for clients. Accepts what EncodeTask writes.
 StatusOr<Task> DecodeTask(const boost::json::value& v);
 
+// Placement (docs/placement.md). A task spec's fields "resources",
+// "require", "prefer" and "affinity_key": decodes field `k` into `p`, and
+// says in `known` whether `k` is one of them.
+Status DecodePlacementField(std::string_view k, const boost::json::value& x, const std::string& f,
+                            const Limits& limits, Placement* p, bool* known);
+// Those fields, and "broadcast" for a broadcast copy, as the members of a
+// JSON object without its braces ("" for none).
+std::string PlacementToJson(const Placement& p);
+// The inverse, lenient: reads what PlacementToJson wrote among `o`'s members.
+Placement DecodePlacement(const boost::json::object& o);
+
 boost::json::object EncodeBackoff(const Backoff& b);
 StatusOr<Backoff> DecodeBackoff(const boost::json::value& v, std::string_view field);
 

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstdint>
 
+#include "core/json_codec.h"
 #include "core/time_format.h"
 
 namespace dray {
@@ -191,6 +192,10 @@ void AppendTaskJson(const Task& t, std::string* out, bool close) {
     out->push_back(']');
     Key("on_dep_failure", out);
     AppendJsonString(DepFailureName(t.on_dep_failure), out);
+  }
+  if (!t.placement.empty()) {
+    out->push_back(',');
+    out->append(PlacementToJson(t.placement));
   }
   Key("labels", out);
   out->push_back('{');

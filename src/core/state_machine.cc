@@ -48,6 +48,49 @@ std::optional<DepFailure> ParseDepFailure(std::string_view name) {
   return ByName(name, {DepFailure::kCancel, DepFailure::kContinue}, &DepFailureName);
 }
 
+std::string_view SelectorOpName(SelectorOp op) {
+  switch (op) {
+    case SelectorOp::kEquals: return "equals";
+    case SelectorOp::kIn: return "in";
+    case SelectorOp::kNotIn: return "not_in";
+    case SelectorOp::kExists: return "exists";
+    case SelectorOp::kNotExists: return "not_exists";
+  }
+  return "unknown";
+}
+
+std::optional<SelectorOp> ParseSelectorOp(std::string_view name) {
+  return ByName(name,
+                {SelectorOp::kEquals, SelectorOp::kIn, SelectorOp::kNotIn, SelectorOp::kExists,
+                 SelectorOp::kNotExists},
+                &SelectorOpName);
+}
+
+bool LabelSelector::Matches(const std::map<std::string, std::string>& labels) const {
+  auto it = labels.find(key);
+  const bool has = it != labels.end();
+  const auto listed = [&] {
+    return has && std::find(values.begin(), values.end(), it->second) != values.end();
+  };
+  switch (op) {
+    case SelectorOp::kEquals: return has && !values.empty() && it->second == values.front();
+    case SelectorOp::kIn: return listed();
+    case SelectorOp::kNotIn: return !listed();
+    case SelectorOp::kExists: return has;
+    case SelectorOp::kNotExists: return !has;
+  }
+  return false;
+}
+
+std::string_view PlacementPolicyName(PlacementPolicy p) {
+  return p == PlacementPolicy::kSpread ? "spread" : "binpack";
+}
+
+std::optional<PlacementPolicy> ParsePlacementPolicy(std::string_view name) {
+  return ByName(name, {PlacementPolicy::kBinpack, PlacementPolicy::kSpread},
+                &PlacementPolicyName);
+}
+
 std::string_view WorkflowStateName(WorkflowState s) {
   switch (s) {
     case WorkflowState::kRunning: return "running";

@@ -12,65 +12,6 @@
 
 namespace dray {
 
-// What most live tasks do not have, in two side records so that a task
-// with an idempotency key, say, does not carry room for a lease.
-//
-// Spec: fixed at submit. Labels are kept flat (FlattenLabels): one string
-// where a std::map costs a node per label.
-struct Engine::Extra {
-  std::string type;  // only when types_ is full (Live::type points here)
-  std::unique_ptr<Backoff> backoff;  // only when backoffs_ is full
-  std::string key;
-  std::string labels;
-  std::int64_t timeout_ms = 0;
-  std::int64_t spec_lease_ms = 0;  // Task::lease_ms
-  KeyGroup* group = nullptr;       // its concurrency key's, if it has one
-  std::int32_t concurrency_limit = 0;
-  std::unique_ptr<Deps> deps;      // dependencies, dependents, workflow
-};
-
-namespace {
-// A dependency that finished, as its dependents keep it.
-struct ParentLive {
-  IdBytes id;
-  std::string name;
-  TaskState state;
-  std::shared_ptr<const std::string> result;  // shared by all its dependents
-};
-}  // namespace
-
-// A task in a dependency graph: what it waits for and who waits for it.
-struct Engine::Deps {
-  WorkflowLive* workflow = nullptr;
-  std::string workflow_id;
-  std::string node;
-  std::vector<IdBytes> depends_on;
-  std::vector<IdBytes> children;     // live or not: looked up when this one finishes
-  std::vector<ParentLive> parents;   // of depends_on, those that finished
-  std::int32_t pending = 0;          // of depends_on, those not finished
-  DepFailure policy = DepFailure::kCancel;
-};
-
-struct Engine::WorkflowLive {
-  Workflow record;
-  std::int64_t unfinished = 0;
-  bool failed_any = false;
-  std::vector<IdBytes> tasks;  // every task that was live here (cancel walks them)
-};
-
-// Attempts: set once a task is first leased.
-struct Engine::RunState {
-  std::string result;
-  std::string error;
-  std::string worker;
-  std::uint64_t lease_token = 0;
-  TimeMs lease_expires_at = 0;
-  bool cancel_requested = false;
-  std::vector<Attempt> history;
-  std::int64_t lease_ms = 0;  // the current attempt's lease duration
-  TimeMs timer_at = 0;        // see Live::timer_at()
-};
-
 namespace {
 
 void AppendSized(std::string_view s, std::string* out) {
@@ -110,70 +51,10 @@ std::map<std::string, std::string> UnflattenLabels(std::string_view flat) {
 }  // namespace
 
 // One allocation per live task: this header, then the payload's bytes.
-struct Engine::Live {
-  IdBytes id;
-  std::uint8_t state_value;  // TaskState
-  std::uint32_t payload_size;
-  Live* next = nullptr;  // LiveTable's chain
-  QueueState* queue = nullptr;
-  const std::string* type = nullptr;
-  const Backoff* backoff = nullptr;
-  std::unique_ptr<Extra> extra;
-  std::unique_ptr<RunState> run;
-  TimeMs run_at = 0;
-  TimeMs created_at = 0;
-  TimeMs updated_at = 0;
-  std::uint64_t seq = 0;
-  // Its place in the one heap its state puts it in: the ready heap of its
-  // queue (ready) or the timer heap (scheduled, running).
-  HeapPos heap_pos = kNotInHeap;
-  std::int32_t priority = 0;
-  std::int32_t max_attempts = 0;
-  std::int32_t attempts = 0;
-
-  TaskState state() const { return static_cast<TaskState>(state_value); }
-  std::string_view payload() const {
-    return {reinterpret_cast<const char*>(this + 1), payload_size};
-  }
-  Extra& MutableExtra() {
-    if (!extra) extra = std::make_unique<Extra>();
-    return *extra;
-  }
-  std::uint64_t lease_token() const { return run ? run->lease_token : 0; }
-  // When the timer heap should look at it (scheduled: run_at; running: the
-  // lease's end or the attempt's deadline, whichever is first).
-  TimeMs timer_at() const { return run && state() == TaskState::kRunning ? run->timer_at : run_at; }
-  std::int64_t timeout_ms() const { return extra ? extra->timeout_ms : 0; }
-};
-
 void Engine::LiveDeleter::operator()(Live* l) const {
   l->~Live();
   ::operator delete(static_cast<void*>(l));
 }
-
-// The unfinished tasks of one concurrency key in a queue, in submit order.
-struct Engine::KeyGroup {
-  const std::string* key = nullptr;  // the queue's map holds it
-  std::set<Live*, SeqLess> members;
-  std::int32_t running = 0;
-  std::int32_t window = 0;  // the limit the last RefreshKey used
-};
-
-struct Engine::QueueState {
-  std::string ns;
-  std::string name;
-  QueueSettings settings;
-  ReadyHeap ready;
-  std::array<std::int64_t, 8> counts{};  // tasks by TaskState value (finished: until purged)
-  std::unordered_map<std::string, KeyGroup> keys;
-  double pass = 0;  // stride scheduling
-  // The rate limit as GCRA, a token bucket kept as one time: `tat` is when
-  // the bucket would be full again. A start is allowed at `now` if
-  // tat - (burst - 1) * interval <= now, and moves tat on by one interval.
-  // One addition per start, so no rounding builds up.
-  double tat = 0;
-  bool bucket_empty = false;  // restored: the bucket starts empty at first use
-};
 
 bool Engine::SeqLess::operator()(const Live* a, const Live* b) const { return a->seq < b->seq; }
 
@@ -324,6 +205,7 @@ Engine::LivePtr Engine::Compact(const Task& t, QueueState* q) {
   if (!t.labels.empty()) l->MutableExtra().labels = FlattenLabels(t.labels);
   if (t.timeout_ms) l->MutableExtra().timeout_ms = t.timeout_ms;
   if (t.lease_ms) l->MutableExtra().spec_lease_ms = t.lease_ms;
+  if (!t.placement.empty()) l->MutableExtra().placement = std::make_unique<Placement>(t.placement);
   if (!t.workflow.empty() || !t.depends_on.empty()) {
     auto d = std::make_unique<Deps>();
     d->workflow_id = t.workflow;
@@ -400,6 +282,7 @@ Task Engine::Expand(const Live* l) const {
     t.labels = UnflattenLabels(x->labels);
     if (x->group) t.concurrency_key = *x->group->key;
     t.concurrency_limit = x->concurrency_limit;
+    if (x->placement) t.placement = *x->placement;
     if (const Deps* d = x->deps.get()) {
       t.workflow = d->workflow_id;
       t.node = d->node;
@@ -452,7 +335,7 @@ void Engine::Index(Live* l, EngineOutput* out) {
   KeyGroup* g = GroupOf(l);
   switch (l->state()) {
     case TaskState::kReady:
-      if (!g) l->queue->ready.push(l);  // a keyed one: RefreshKey below decides
+      if (!g) PushReady(l->queue, l);  // a keyed one: RefreshKey below decides
       break;
     case TaskState::kScheduled:
       timers_.push(l);
@@ -477,7 +360,7 @@ void Engine::Unindex(Live* l) {
   l->queue->counts[l->state_value]--;
   switch (l->state()) {
     case TaskState::kReady:
-      l->queue->ready.erase(l);
+      EraseReady(l->queue, l);
       break;
     case TaskState::kScheduled:
       timers_.erase(l);
@@ -520,10 +403,10 @@ void Engine::RefreshKey(QueueState* q, KeyGroup* g, EngineOutput* out) {
     const bool may_start = rank < limit && g->running < limit;
     const bool in_heap = m->heap_pos != kNotInHeap;
     if (may_start && !in_heap) {
-      q->ready.push(m);
+      PushReady(q, m);
       if (out) out->made_ready = true;
     } else if (!may_start && in_heap) {
-      q->ready.erase(m);
+      EraseReady(q, m);
     }
   }
   g->window = limit;
@@ -579,7 +462,8 @@ Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, Engi
   const std::string old_worker = !workers_.empty() && was_running ? t.worker : std::string();
   Apply(*decision, in, &t);
   if (!workers_.empty()) {
-    TrackRunning(t.ns, old_worker, t.state == TaskState::kRunning ? t.worker : std::string(), t.id);
+    TrackRunning(l, t.ns, old_worker, t.state == TaskState::kRunning ? t.worker : std::string(),
+                 t.id);
   }
   const bool terminal = IsTerminal(t.state);
   WorkflowLive* workflow = nullptr;
@@ -606,8 +490,9 @@ Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, Engi
     Index(l, out);
     if (l->state() == TaskState::kReady && l->heap_pos != kNotInHeap) out->made_ready = true;
   }
-  // A slot under the queue's concurrency limit came free.
-  if (was_running && !q->ready.empty()) out->made_ready = true;
+  // A slot under the queue's concurrency limit, or a worker's capacity,
+  // came free.
+  if (was_running && (HasReady(*q) || placed_ready_ > 0)) out->made_ready = true;
   if (terminal) {
     out->finished.push_back(t.id);
     if (!buffered_waits_.empty()) ScheduledRunEnded(t.id, in.now);
@@ -854,6 +739,7 @@ Task Engine::MakeTask(TaskSpec&& spec, const QueueState& q, TimeMs now) {
   t.labels = std::move(spec.labels);
   t.concurrency_key = std::move(spec.concurrency_key);
   t.concurrency_limit = spec.concurrency_limit.value_or(0);
+  t.placement = std::move(spec.placement);
   t.state = InitialState(false, t.run_at, now);
   t.created_at = now;
   t.updated_at = now;
@@ -1121,16 +1007,20 @@ StatusOr<std::vector<LeasedTask>> Engine::Lease(const LeaseRequest& req, TimeMs 
       qs.push_back(it->second.get());
     }
   }
+  WorkerLive* w = WorkerOf(req.ns, req.worker);
   std::vector<LeasedTask> leased;
   while (leased.size() < req.max) {
     QueueState* best = nullptr;
+    Live* l = nullptr;
     double best_pass = 0;
     for (QueueState* q : qs) {
       if (!CanStart(q, now)) continue;
+      Live* c = PickFor(q, w, now, out);
+      if (!c) continue;
       const double pass = std::max(q->pass, vtime_);
-      if (!best || pass < best_pass ||
-          (pass == best_pass && ReadyLess()(q->ready.top(), best->ready.top()))) {
+      if (!best || pass < best_pass || (pass == best_pass && ReadyLess()(c, l))) {
         best = q;
+        l = c;
         best_pass = pass;
       }
     }
@@ -1140,7 +1030,6 @@ StatusOr<std::vector<LeasedTask>> Engine::Lease(const LeaseRequest& req, TimeMs 
     if (best->settings.rate > 0) {
       best->tat = std::max(best->tat, static_cast<double>(now)) + IntervalMs(best->settings);
     }
-    Live* l = best->ready.top();
     const std::int64_t lease_ms = LeaseMsFor(l, req.lease_ms);
     ApplyInput in{now};
     in.worker = req.worker;
@@ -1152,6 +1041,9 @@ StatusOr<std::vector<LeasedTask>> Engine::Lease(const LeaseRequest& req, TimeMs 
     l->run->lease_ms = lease_ms;
     lt.lease = dray::Lease{std::to_string(lt.task.lease_token), lt.task.lease_expires_at};
     lt.parents = ParentsOf(l);
+    if (w) {
+      if (auto h = w->running.find(lt.task.id); h != w->running.end()) lt.gpu_devices = h->second.gpus;
+    }
     leased.push_back(std::move(lt));
   }
   return leased;
@@ -1181,13 +1073,14 @@ void Engine::SawHolder(const std::string& ns, const std::string& task_id, TimeMs
   WorkerLive* w = WorkerOf(ns, l->run->worker);
   if (!w) return;
   SawWorker(w, now);
-  w->running.insert(task_id);  // adopts a task leased before it registered
+  Hold(w, l, task_id);  // adopts a task leased before it registered
 }
 
 void Engine::ReleaseTasksOf(WorkerLive* w, const std::string& why, TimeMs now,
                             EngineOutput* out) {
   // Copied first: each step takes its task out of the set.
-  const std::vector<std::string> held(w->running.begin(), w->running.end());
+  std::vector<std::string> held;
+  for (const auto& entry : w->running) held.push_back(entry.first);
   for (const std::string& id : held) {
     Live* l = FindLive(w->info.spec.ns, id);
     if (!l || l->state() != TaskState::kRunning) continue;
@@ -1258,13 +1151,19 @@ void Engine::RemoveWaiter(std::uint64_t waiter_id) { waiters_.erase(waiter_id); 
 std::vector<std::pair<std::uint64_t, std::vector<LeasedTask>>> Engine::ServeWaiters(
     TimeMs now, EngineOutput* out) {
   std::vector<std::pair<std::uint64_t, std::vector<LeasedTask>>> served;
-  for (auto it = waiters_.begin(); it != waiters_.end();) {
-    auto leased = Lease(it->second.req, now, out);
-    if (leased.ok() && !leased->empty()) {
-      served.emplace_back(it->first, std::move(*leased));
-      it = waiters_.erase(it);
-    } else {
-      ++it;
+  // A waiter may pass a placed task over for a better one behind it (see
+  // BetterWaiter); if that one took something else, the pass is repeated.
+  for (bool again = true; again;) {
+    again = false;
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      auto leased = Lease(it->second.req, now, out);
+      if (leased.ok() && !leased->empty()) {
+        served.emplace_back(it->first, std::move(*leased));
+        it = waiters_.erase(it);
+        again = placed_ready_ > 0;
+      } else {
+        ++it;
+      }
     }
   }
   return served;
@@ -1302,7 +1201,7 @@ void Engine::Tick(TimeMs now, EngineOutput* out) {
       ++it;
       continue;
     }
-    if (!q->ready.empty()) out->made_ready = true;  // a token came: serve waiters
+    if (HasReady(*q)) out->made_ready = true;  // a token came: serve waiters
     it = throttled_.erase(it);
   }
   PruneKeys(now);
@@ -1332,7 +1231,7 @@ TimeMs Engine::TokenAt(const QueueState& q) {
 }
 
 bool Engine::CanStart(QueueState* q, TimeMs now) {
-  if (q->ready.empty()) return false;
+  if (!HasReady(*q)) return false;
   const QueueSettings& s = q->settings;
   if (s.concurrency > 0 &&
       q->counts[static_cast<std::size_t>(TaskState::kRunning)] >= s.concurrency) {
@@ -1397,6 +1296,16 @@ std::pair<std::string, std::string> Engine::WaitReasonOf(const Live* l) const {
                               " per second; the next start is allowed at " +
                               FormatRfc3339(TokenAt(q))};
   }
+  if (const Placement* p = PlacementOf(l)) {
+    if (std::string why = UnschedulableReason(l, *p); !why.empty()) return {"unschedulable", why};
+    if (!p->resources.empty() && !workers_.empty()) {
+      std::string detail = "no live worker that could run it has room free now";
+      if (auto r = reservations_.find(FormatId(l->id)); r != reservations_.end()) {
+        detail += "; worker " + r->second->info.spec.id + " is held for it";
+      }
+      return {"resources", detail};
+    }
+  }
   return {"worker", "ready: no worker has leased it yet"};
 }
 
@@ -1435,7 +1344,7 @@ StatusOr<QueueSettings> Engine::PatchQueue(const std::string& ns, const std::str
     for (auto& [key, g] : q.keys) RefreshKey(&q, &g, out);
   }
   // Resumed, or a limit raised: whoever waits may get work now.
-  if (!q.ready.empty()) out->made_ready = true;
+  if (HasReady(q)) out->made_ready = true;
   return s;
 }
 

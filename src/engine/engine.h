@@ -99,6 +99,14 @@ struct LeaseRequest {
   std::int64_t lease_ms = 0;  // 0 = the task's, else the queue's default
 };
 
+// One copy of a broadcast task.
+struct BroadcastCopy {
+  std::string id;
+  std::string worker;
+  std::int32_t shard_index = 0;
+  bool created = true;  // false: an idempotency key matched an earlier broadcast
+};
+
 struct HeartbeatOutcome {
   TimeMs expires_at = 0;
   bool cancel_requested = false;
@@ -236,6 +244,25 @@ class Engine {
   std::vector<WorkerInfo> Workers(const std::string& ns) const;
   std::size_t workers() const { return workers_.size(); }
 
+  // --- Placement (docs/placement.md). A task with a Placement runs only
+  // where it fits: a lease hands it to a registered worker whose labels
+  // match its requirements and whose free capacity holds its resources;
+  // the worker holds them until the attempt ends, however it ends, so a
+  // worker is never over-committed. Among workers asking at once (long
+  // polls), the queue's policy (binpack or spread) and the task's
+  // preferences choose. A task that fits no free worker now but fits one
+  // whole reserves that worker: smaller tasks use only what it does not
+  // need, or all of it when their timeout ends before the running tasks'
+  // timeouts free enough (backfill). A task no live worker could ever take
+  // reads `unschedulable` with the reason.
+  //
+  // One copy of `spec` for each live registered worker that serves its
+  // queue and could run it, pinned to it, with shard index and total.
+  // FailedPrecondition if there is none. With a key, a repeat within the
+  // idempotency window answers the first broadcast's copies.
+  StatusOr<std::vector<BroadcastCopy>> SubmitBroadcast(TaskSpec&& spec, TimeMs now,
+                                                       EngineOutput* out);
+
   // --- Workers. A wrong or old token is Aborted and changes nothing.
   StatusOr<std::vector<LeasedTask>> Lease(const LeaseRequest& req, TimeMs now, EngineOutput* out);
   StatusOr<HeartbeatOutcome> Heartbeat(const std::string& ns, const std::string& id,
@@ -283,6 +310,8 @@ class Engine {
   //   concurrency_key    its key's limit, or earlier tasks of its key
   //   queue_concurrency  its queue's concurrency limit is reached
   //   rate_limit         its queue's token bucket is empty
+  //   unschedulable      no live worker could ever run it (labels, capacity)
+  //   resources          no live worker that could run it has room free now
   //   worker             nothing holds it back: no worker has leased it yet
   // and in wait_detail says it in words, with the numbers.
   std::optional<Task> Find(const std::string& ns, const std::string& id) const;
@@ -442,7 +471,7 @@ class Engine {
   // index of the tasks each holds as a task enters or leaves running;
   // declares dead those silent past the grace; releases a worker's tasks.
   WorkerLive* WorkerOf(const std::string& ns, const std::string& id) const;
-  void TrackRunning(const std::string& ns, const std::string& old_worker,
+  void TrackRunning(const Live* l, const std::string& ns, const std::string& old_worker,
                     const std::string& new_worker, const std::string& task_id);
   void SawWorker(WorkerLive* w, TimeMs now);
   // A call about a running task: its lease holder, if registered, is alive.
@@ -450,6 +479,38 @@ class Engine {
   void ReapWorkers(TimeMs now, EngineOutput* out);
   void ReleaseTasksOf(WorkerLive* w, const std::string& why, TimeMs now, EngineOutput* out);
   WorkerInfo ViewWorker(const WorkerLive& w) const;
+  // Placement (placement.cc). A ready task with a Placement waits in its
+  // queue's `placed` set (heap_pos kPlaced) instead of the ready heap.
+  static const Placement* PlacementOf(const Live* l);
+  void PushReady(QueueState* q, Live* l);
+  void EraseReady(QueueState* q, Live* l);
+  bool HasReady(const QueueState& q) const;
+  // The task a lease by `w` (null: an unregistered worker) takes from `q`
+  // next, or null; may reserve `w` for a large task it passes.
+  Live* PickFor(QueueState* q, WorkerLive* w, TimeMs now, EngineOutput* out);
+  bool MayTake(WorkerLive* w, Live* c, TimeMs now, EngineOutput* out);
+  // Whether `w` could run `p` at all: labels, queue, whole capacity.
+  static bool Admits(const WorkerLive& w, const Placement& p);
+  // Whether `p` fits what `w` has free, less `keep` (a reservation's need).
+  static bool FitsFree(const WorkerLive& w, const Placement& p, const Placement* keep);
+  // The live worker a pinned or affinity-keyed task must go to, or null.
+  const WorkerLive* TargetOf(const Live* c, const Placement& p) const;
+  // The task `w` is reserved for, if that reservation still stands.
+  const Live* ReservationOf(WorkerLive* w);
+  void Reserve(WorkerLive* w, const Live* c);
+  void DropReservation(const std::string& task_id);
+  // When enough of `w`'s running tasks must have ended (their attempt
+  // timeouts) for `r` to fit; a large value when that is unknown.
+  TimeMs ShadowTime(const WorkerLive& w, const Placement& r, TimeMs now) const;
+  // Whether a worker waiting in a long poll would be a better place for `c`.
+  bool BetterWaiter(const WorkerLive* w, const Live* c, const Placement& p) const;
+  double Score(const WorkerLive& w, const Live* c, const Placement& p) const;
+  void Hold(WorkerLive* w, const Live* l, const std::string& task_id);
+  void Unhold(WorkerLive* w, const std::string& task_id);
+  // A worker gone (dead or left): its reservation and affinity keys.
+  void ForgetWorker(WorkerLive* w);
+  // Why no live worker could ever run `l`, or "" if one could.
+  std::string UnschedulableReason(const Live* l, const Placement& p) const;
   std::int64_t LeaseMsFor(const Live* l, std::int64_t requested) const;
 
   const EngineOptions options_;
@@ -505,6 +566,11 @@ class Engine {
   std::map<std::pair<std::string, std::string>, std::unique_ptr<WorkerLive>> workers_;
   IndexedHeap<WorkerLive, WorkerLess, WorkerPos> worker_deadlines_;
   std::deque<std::pair<TimeMs, std::string>> event_order_;
+  // Placement: ready tasks in `placed` sets; (ns, affinity key) -> the
+  // worker it is bound to; reserved task id -> its worker.
+  std::size_t placed_ready_ = 0;
+  std::map<std::pair<std::string, std::string>, std::string> affinity_;
+  std::unordered_map<std::string, WorkerLive*> reservations_;
 };
 
 }  // namespace dray

@@ -26,16 +26,19 @@ void Engine::SawWorker(WorkerLive* w, TimeMs now) {
 }
 
 
-void Engine::TrackRunning(const std::string& ns, const std::string& old_worker,
+void Engine::TrackRunning(const Live* l, const std::string& ns, const std::string& old_worker,
                           const std::string& new_worker, const std::string& task_id) {
   if (old_worker == new_worker) return;
-  if (WorkerLive* w = WorkerOf(ns, old_worker)) w->running.erase(task_id);
-  if (WorkerLive* w = WorkerOf(ns, new_worker)) w->running.insert(task_id);
+  if (WorkerLive* w = WorkerOf(ns, old_worker)) Unhold(w, task_id);
+  if (WorkerLive* w = WorkerOf(ns, new_worker)) Hold(w, l, task_id);
 }
 
 WorkerInfo Engine::ViewWorker(const WorkerLive& w) const {
   WorkerInfo info = w.info;
-  info.running.assign(w.running.begin(), w.running.end());
+  for (const auto& entry : w.running) info.running.push_back(entry.first);
+  info.in_use = w.used;
+  info.gpu_devices_in_use.assign(w.gpus_in_use.begin(), w.gpus_in_use.end());
+  info.reserved_for = w.reserved_for;
   return info;
 }
 
@@ -50,6 +53,7 @@ void Engine::ReapWorkers(TimeMs now, EngineOutput* out) {
     std::unique_ptr<WorkerLive> gone = std::move(it->second);
     workers_.erase(it);
     // Unregistered first, so that the steps below do not track it again.
+    ForgetWorker(gone.get());
     ReleaseTasksOf(gone.get(), why, now, out);
     out->made_ready = true;
   }
@@ -66,6 +70,8 @@ WorkerInfo Engine::RegisterWorker(WorkerSpec&& spec, TimeMs now, EngineOutput* o
   }
   slot->info.spec = std::move(spec);
   SawWorker(slot.get(), now);
+  // Placed tasks may fit it: serve the waiters.
+  if (placed_ready_ > 0) out->made_ready = true;
   return ViewWorker(*slot);
 }
 
@@ -88,6 +94,7 @@ Status Engine::DeregisterWorker(const std::string& ns, const std::string& id, Ti
   std::unique_ptr<WorkerLive> gone = std::move(it->second);
   workers_.erase(it);
   worker_deadlines_.erase(gone.get());
+  ForgetWorker(gone.get());
   ReleaseTasksOf(gone.get(), "worker " + id + " left while holding the task", now, out);
   out->made_ready = true;
   return Status::Ok();

@@ -183,10 +183,13 @@ Status DecodeSettings(const std::string& text, QueueSettings* out) {
 // The flow column: what a task's flow control needs, '' when it has none.
 std::string EncodeFlow(const Task& t) {
   if (t.concurrency_key.empty() && t.concurrency_limit == 0 && t.node.empty() &&
-      t.depends_on.empty() && t.on_dep_failure == DepFailure::kCancel) {
+      t.depends_on.empty() && t.on_dep_failure == DepFailure::kCancel && t.placement.empty()) {
     return {};
   }
   json::object o;
+  if (!t.placement.empty()) {
+    o["placement"] = json::parse("{" + PlacementToJson(t.placement) + "}");
+  }
   if (!t.concurrency_key.empty()) o["concurrency_key"] = t.concurrency_key;
   if (t.concurrency_limit) o["concurrency_limit"] = t.concurrency_limit;
   if (!t.node.empty()) o["node"] = t.node;
@@ -207,6 +210,9 @@ Status DecodeFlow(const std::string& text, Task* t) {
   t->concurrency_key = JsonString(o, "concurrency_key");
   t->concurrency_limit = static_cast<std::int32_t>(JsonInt(o, "concurrency_limit"));
   t->node = JsonString(o, "node");
+  if (const json::value* p = o.if_contains("placement"); p && p->is_object()) {
+    t->placement = DecodePlacement(p->get_object());
+  }
   if (const json::value* deps = o.if_contains("depends_on")) {
     if (!deps->is_array()) return DataLoss("unreadable flow: depends_on");
     for (const json::value& d : deps->get_array()) {
