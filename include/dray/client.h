@@ -194,6 +194,11 @@ class Client {
   Status Watch(const WatchFilter& filter, const std::function<bool(const TaskChange&)>& on_change,
                std::string last_event_id = "");
 
+  // One copy of `spec` for each live registered worker that serves its
+  // queue and could run it, each pinned to its worker with its shard index
+  // (docs/placement.md). FailedPrecondition when there is no such worker.
+  StatusOr<std::vector<BroadcastCopy>> Broadcast(const TaskSpec& spec);
+
   // Workflows (docs/workflows.md). The spec's namespace is the client's.
   StatusOr<WorkflowSubmitted> SubmitWorkflow(const WorkflowSpec& spec);
   StatusOr<WorkflowInfo> GetWorkflow(const std::string& id);

@@ -242,6 +242,14 @@ struct LeasedTask {
   std::vector<std::string> gpu_devices;
 };
 
+// One copy of a broadcast task (POST /v1/tasks/broadcast).
+struct BroadcastCopy {
+  std::string id;
+  std::string worker;  // the worker it was made for
+  std::int32_t shard_index = 0;
+  bool created = true;  // false: an idempotency key matched an earlier broadcast
+};
+
 // ---------------------------------------------------------------- schedules
 
 // What to do with the ticks a schedule missed while the server was down or

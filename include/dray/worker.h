@@ -25,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <stop_token>
 #include <string>
@@ -63,6 +64,14 @@ struct WorkerOptions {
   // server runs those tasks again. While not stopping, acks are retried
   // until delivered.
   std::chrono::milliseconds stop_ack_timeout{10'000};
+  // Registration (docs/placement.md). When set, the worker registers under
+  // `name` with this capacity, labels and GPU device ids (its queues: these
+  // queues when it lists none) before it leases, heartbeats as a worker
+  // every `worker_heartbeat` (registering again when the server forgot it,
+  // as after a restart), and leaves when Run() returns. Tasks that request
+  // resources or require labels run only on registered workers.
+  std::optional<WorkerSpec> registration;
+  std::chrono::milliseconds worker_heartbeat{2'000};
 };
 
 enum class StopMode {
@@ -95,8 +104,13 @@ class TaskFailed : public std::runtime_error {
 class TaskContext {
  public:
   TaskContext(const Task& task, std::stop_token stop, const std::atomic<bool>* cancel,
-              const std::vector<ParentResult>* parents = nullptr)
-      : task_(task), stop_(std::move(stop)), cancel_(cancel), parents_(parents) {}
+              const std::vector<ParentResult>* parents = nullptr,
+              const std::vector<std::string>* gpu_devices = nullptr)
+      : task_(task),
+        stop_(std::move(stop)),
+        cancel_(cancel),
+        parents_(parents),
+        gpu_devices_(gpu_devices) {}
   const Task& task() const { return task_; }
   const std::string& payload() const { return task_.payload; }  // JSON text
   // The tasks this one depends on (a workflow's), in depends_on order.
@@ -112,6 +126,15 @@ class TaskContext {
     }
     return nullptr;
   }
+  // The GPU device ids this attempt was given (a registered worker with
+  // device ids, a task that requests "gpu"); empty otherwise.
+  const std::vector<std::string>& gpu_devices() const {
+    static const std::vector<std::string> kNone;
+    return gpu_devices_ ? *gpu_devices_ : kNone;
+  }
+  // A broadcast copy's shard: task().placement.shard_index of shard_total.
+  std::int32_t shard_index() const { return task_.placement.shard_index; }
+  std::int32_t shard_total() const { return task_.placement.shard_total; }
   // True once the server asked to cancel this task (learned from heartbeats).
   bool cancel_requested() const { return cancel_->load(std::memory_order_relaxed); }
   // Fires when the handler should stop: cancel requested, lease lost, or
@@ -124,6 +147,7 @@ class TaskContext {
   std::stop_token stop_;
   const std::atomic<bool>* cancel_;
   const std::vector<ParentResult>* parents_;
+  const std::vector<std::string>* gpu_devices_;
 };
 
 // Returns the result as JSON text ("null" for none).

@@ -442,6 +442,16 @@ int RunCli(int argc, char** argv) {
   worker->add_option("--queues", wo.queues, "comma-separated queues")->capture_default_str();
   worker->add_option("--concurrency", wo.concurrency, "tasks at once")->capture_default_str();
   worker->add_option("--name", wo.name, "worker name (default host-pid)");
+  bool no_register = false;
+  worker->add_flag("--no-register", no_register,
+                   "do not register capacity and labels (runs only tasks that need neither)");
+  worker->add_option("--capacity", wo.capacity,
+                     "resources to advertise over the machine's, e.g. cpu=4000,memory_mb=8192,licenses=3");
+  worker->add_option("--labels", wo.labels, "labels, e.g. zone=a,arch=arm64");
+  worker->add_option("--gpus", wo.gpus, "GPU device ids to hand out, e.g. 0,1 (default: those found)");
+  worker->add_option("--limits", wo.limits,
+                     "how task requests are enforced: auto, cgroup2, cgroup1, rlimit or none")
+      ->capture_default_str();
   runs.push_back([&]() -> int {
     if (!worker->parsed()) return -1;
     if (!exec) {
@@ -451,6 +461,7 @@ int RunCli(int argc, char** argv) {
     }
     wo.server = common.server;
     wo.ns = common.ns;
+    wo.register_worker = !no_register;
     // SIGINT/SIGTERM are taken by one thread with sigwait(), never by a
     // handler interrupting arbitrary code: every thread started below
     // inherits the blocked mask.
@@ -478,6 +489,14 @@ int RunCli(int argc, char** argv) {
       }
     });
     spdlog::info("command worker on {} serving {} with {} slots", wo.server, wo.queues, wo.concurrency);
+    if (wo.register_worker) {
+      std::string capacity;
+      for (const auto& [k, v] : w.registration().capacity) {
+        capacity += (capacity.empty() ? "" : ", ") + k + "=" + std::to_string(v);
+      }
+      spdlog::info("registering with {}", capacity);
+    }
+    spdlog::info("task limits: {}", w.limits_description());
     Status s = w.Run();
     done = true;
     pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter if Run ended on its own

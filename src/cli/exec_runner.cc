@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+
+#include "cli/task_limits.h"
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -110,6 +112,7 @@ StatusOr<ExecResult> RunCommand(const std::string& payload_json,
     sigprocmask(SIG_SETMASK, &none, nullptr);
     signal(SIGPIPE, SIG_DFL);
     setpgid(0, 0);
+    if (limits.cage) limits.cage->EnterFromChild();
     dup2(in[0], 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
@@ -170,6 +173,10 @@ StatusOr<ExecResult> RunCommand(const std::string& payload_json,
       kill(-pid, SIGKILL);
       kill_at = now + std::chrono::hours(1);
     }
+    if (limits.cage && !res.memory_exceeded && limits.cage->OverMemory(pid)) {
+      res.memory_exceeded = true;
+      kill(-pid, SIGKILL);
+    }
     pollfd fds[3];
     int n = 0;
     if (out[0] >= 0) fds[n++] = {out[0], POLLIN, 0};
@@ -228,6 +235,9 @@ StatusOr<ExecResult> RunCommand(const std::string& payload_json,
                         .count();
   if (WIFEXITED(status)) res.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) res.signal = WTERMSIG(status);
+  if (limits.cage && !res.memory_exceeded && (res.signal != 0 || res.exit_code != 0)) {
+    res.memory_exceeded = limits.cage->MemoryExceeded();
+  }
   return res;
 }
 
@@ -238,6 +248,7 @@ std::string ExecResultJson(const ExecResult& r) {
                  {"stderr", r.stderr_tail},
                  {"duration_ms", r.duration_ms},
                  {"timed_out", r.timed_out}};
+  if (r.memory_exceeded) o["memory_exceeded"] = true;
   return json::serialize(o);
 }
 

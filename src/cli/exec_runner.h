@@ -31,14 +31,20 @@ struct ExecResult {
   int signal = 0;            // the signal that ended the child, if any
   bool timed_out = false;
   bool stopped = false;      // ended because `stop` fired
+  bool memory_exceeded = false;  // killed for passing its memory limit (see Cage)
   std::string stdout_tail;
   std::string stderr_tail;
   std::int64_t duration_ms = 0;
 };
 
+class Cage;
+
 struct ExecLimits {
   std::size_t tail_bytes = 64 * 1024;
   std::chrono::milliseconds kill_grace{2000};
+  // The child's resource limits (task_limits.h): it enters the cage before
+  // exec; null for none.
+  Cage* cage = nullptr;
 };
 
 // Fails (InvalidArgument) when the payload is not a command, and

@@ -1,6 +1,9 @@
 #include "cli/exec_worker.h"
 
+#include <cstdlib>
+#include <map>
 #include <sstream>
+#include <stdexcept>
 
 #include "cli/exec_runner.h"
 #include "core/json_writer.h"
@@ -32,6 +35,19 @@ ClientOptions ClientFor(const ExecWorkerOptions& o) {
   return c;
 }
 
+// "k=v,k2=v2" into `into`; InvalidArgument naming the flag otherwise.
+Status ParsePairs(const std::string& text, std::string_view flag,
+                  std::map<std::string, std::string>* into) {
+  for (const std::string& item : SplitComma(text)) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return InvalidArgument(std::string(flag) + ": '" + item + "' is not name=value");
+    }
+    (*into)[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return Status::Ok();
+}
+
 WorkerOptions WorkerFor(const ExecWorkerOptions& o) {
   WorkerOptions w;
   w.queues = SplitComma(o.queues);
@@ -45,9 +61,48 @@ WorkerOptions WorkerFor(const ExecWorkerOptions& o) {
 
 }  // namespace
 
-ExecWorker::ExecWorker(const ExecWorkerOptions& options)
-    : worker_(ClientFor(options), WorkerFor(options)) {
-  worker_.HandleAll([](TaskContext& ctx) -> std::string {
+ExecWorker::ExecWorker(const ExecWorkerOptions& options) {
+  WorkerOptions wo = WorkerFor(options);
+  std::optional<LimitMethod> method;
+  if (options.limits != "auto") {
+    method = ParseLimitMethod(options.limits);
+    if (!method) {
+      setup_ = InvalidArgument("--limits must be auto, cgroup2, cgroup1, rlimit or none, not '" +
+                               options.limits + "'");
+    }
+  }
+  if (setup_.ok()) {
+    auto enforcer = LimitEnforcer::Create(method);
+    if (enforcer.ok()) {
+      enforcer_ = std::move(*enforcer);
+    } else {
+      setup_ = enforcer.status();
+    }
+  }
+  if (setup_.ok() && options.register_worker) {
+    registration_.capacity = MachineCapacity(&registration_.gpu_devices);
+    std::map<std::string, std::string> pairs;
+    setup_ = ParsePairs(options.capacity, "--capacity", &pairs);
+    for (const auto& [k, v] : pairs) {
+      char* end = nullptr;
+      const long long n = std::strtoll(v.c_str(), &end, 10);
+      if (v.empty() || *end || n < 0) {
+        setup_ = InvalidArgument("--capacity: '" + k + "=" + v + "' needs a whole number");
+        break;
+      }
+      registration_.capacity[k] = n;
+    }
+    if (setup_.ok()) setup_ = ParsePairs(options.labels, "--labels", &registration_.labels);
+    if (!options.gpus.empty()) {
+      registration_.gpu_devices = SplitComma(options.gpus);
+      registration_.capacity["gpu"] = static_cast<std::int64_t>(registration_.gpu_devices.size());
+    }
+    registration_.queues = wo.queues;
+    wo.registration = registration_;
+  }
+  worker_ = std::make_unique<Worker>(ClientFor(options), std::move(wo));
+  const bool has_gpus = !registration_.gpu_devices.empty();
+  worker_->HandleAll([this, has_gpus](TaskContext& ctx) -> std::string {
     std::optional<std::chrono::milliseconds> timeout;
     if (ctx.task().timeout_ms > 0) timeout = std::chrono::milliseconds(ctx.task().timeout_ms);
     // What the command knows of its task: its id, its workflow, and the
@@ -63,10 +118,36 @@ ExecWorker::ExecWorker(const ExecWorkerOptions& options)
       AppendParentsJson(ctx.parents(), &parents);
       env.push_back("DRAY_PARENTS=" + parents);
     }
-    auto r = RunCommand(ctx.payload(), timeout, ctx.stop_token(), ExecLimits{}, env);
+    if (ctx.shard_total() > 0) {
+      env.push_back("DRAY_SHARD_INDEX=" + std::to_string(ctx.shard_index()));
+      env.push_back("DRAY_SHARD_TOTAL=" + std::to_string(ctx.shard_total()));
+    }
+    // The GPUs this attempt was given, and none of the others.
+    if (has_gpus || !ctx.gpu_devices().empty()) {
+      std::string devices;
+      for (const std::string& d : ctx.gpu_devices()) devices += (devices.empty() ? "" : ",") + d;
+      env.push_back("CUDA_VISIBLE_DEVICES=" + devices);
+    }
+    const auto& requested = ctx.task().placement.resources;
+    TaskLimits want;
+    if (auto m = requested.find("memory_mb"); m != requested.end()) {
+      want.memory_bytes = m->second * 1024 * 1024;
+    }
+    if (auto c = requested.find("cpu"); c != requested.end()) want.cpu_millicores = c->second;
+    auto cage = enforcer_->Prepare(want);
+    if (!cage.ok()) throw std::runtime_error(cage.status().message());
+    ExecLimits limits;
+    limits.cage = cage->get();
+    auto r = RunCommand(ctx.payload(), timeout, ctx.stop_token(), limits, env);
     if (!r.ok()) throw NonRetryableError(r.status().message());
     // A failed run keeps its exit code and output as the task's result too.
     const std::string result = ExecResultJson(*r);
+    if (r->memory_exceeded) {
+      throw TaskFailed("memory limit exceeded: the task asked for memory_mb=" +
+                           std::to_string(want.memory_bytes / (1024 * 1024)) + " (enforced by " +
+                           std::string(LimitMethodName(enforcer_->method())) + ")",
+                       result);
+    }
     if (r->timed_out) {
       throw TaskFailed("killed after the task's timeout of " +
                            std::to_string(ctx.task().timeout_ms) + " ms",
@@ -91,7 +172,17 @@ ExecWorker::ExecWorker(const ExecWorkerOptions& options)
   });
 }
 
-Status ExecWorker::Run() { return worker_.Run(); }
-void ExecWorker::Stop(StopMode mode) { worker_.Stop(mode); }
+ExecWorker::~ExecWorker() = default;
+
+Status ExecWorker::Run() {
+  if (!setup_.ok()) return setup_;
+  return worker_->Run();
+}
+
+void ExecWorker::Stop(StopMode mode) { worker_->Stop(mode); }
+
+std::string ExecWorker::limits_description() const {
+  return enforcer_ ? enforcer_->Describe() : "none";
+}
 
 }  // namespace dray

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "cli/task_limits.h"
 #include "dray/worker.h"
 
 namespace dray {
@@ -20,19 +21,39 @@ struct ExecWorkerOptions {
   std::string queues = "default";  // comma-separated
   int concurrency = 4;
   std::string name;
+  // Registration (docs/placement.md): the machine's capacity as found
+  // (MachineCapacity), with `capacity` ("cpu=4000,memory_mb=8192,licenses=3")
+  // over it, `labels` ("zone=a,arch=arm64") and `gpus` (device ids "0,1",
+  // over those found).
+  bool register_worker = true;
+  std::string capacity;
+  std::string labels;
+  std::string gpus;
+  // How each task's "memory_mb" and "cpu" are enforced on its child:
+  // auto (the best the machine allows), cgroup2, cgroup1, rlimit or none.
+  std::string limits = "auto";
 };
 
 class ExecWorker {
  public:
   explicit ExecWorker(const ExecWorkerOptions& options);
-  Status Run();  // blocks until Stop()
+  ~ExecWorker();
+  // Blocks until Stop(). Fails at once for options it cannot honour (a
+  // limit method the machine does not allow, a malformed capacity).
+  Status Run();
   // See Worker::Stop. kCancelRunning kills running commands (SIGTERM, then
   // SIGKILL); their attempts fail and are retried.
   void Stop(StopMode mode = StopMode::kFinishRunning);
-  Worker::Stats stats() const { return worker_.stats(); }
+  Worker::Stats stats() const { return worker_->stats(); }
+  // What it registers (empty id when it does not) and how it limits tasks.
+  const WorkerSpec& registration() const { return registration_; }
+  std::string limits_description() const;
 
  private:
-  Worker worker_;
+  Status setup_;
+  WorkerSpec registration_;
+  std::unique_ptr<LimitEnforcer> enforcer_;
+  std::unique_ptr<Worker> worker_;
 };
 
 }  // namespace dray

@@ -20,8 +20,8 @@ std::function<int()> AddWorkersCommand(CLI::App* app, CliCommon* common) {
       return 0;
     }
     const json::value v = json::parse(*body);
-    std::printf("%-24s  %-24s  %7s  %-32s  %-20s  %s\n", "ID", "LAST SEEN", "RUNNING", "CAPACITY",
-                "LABELS", "QUEUES");
+    std::printf("%-24s  %-24s  %7s  %-32s  %-32s  %-20s  %s\n", "ID", "LAST SEEN", "RUNNING",
+                "CAPACITY", "IN USE", "LABELS", "QUEUES");
     for (const json::value& w : v.at("workers").as_array()) {
       auto join = [](const json::value& x, const char* sep) {
         std::string out;
@@ -37,11 +37,12 @@ std::function<int()> AddWorkersCommand(CLI::App* app, CliCommon* common) {
         }
         return out.empty() ? std::string("-") : out;
       };
-      std::printf("%-24s  %-24s  %7zu  %-32s  %-20s  %s\n",
+      std::printf("%-24s  %-24s  %7zu  %-32s  %-32s  %-20s  %s\n",
                   std::string(w.at("id").as_string()).c_str(),
                   std::string(w.at("last_seen").as_string()).c_str(),
                   w.at("running").as_array().size(), join(w.at("capacity"), "=").c_str(),
-                  join(w.at("labels"), "=").c_str(), join(w.at("queues"), "").c_str());
+                  join(w.at("in_use"), "=").c_str(), join(w.at("labels"), "=").c_str(),
+                  join(w.at("queues"), "").c_str());
     }
     return 0;
   };

@@ -217,6 +217,21 @@ StatusOr<SubmitResult> Client::Submit(const TaskSpec& spec) {
       });
 }
 
+StatusOr<std::vector<BroadcastCopy>> Client::Broadcast(const TaskSpec& spec) {
+  return Decode<std::vector<BroadcastCopy>>(
+      Call("POST", "/v1/tasks/broadcast", json::serialize(EncodeTaskSpec(spec))),
+      [](const json::value& v) {
+        std::vector<BroadcastCopy> out;
+        for (const json::value& t : v.at("tasks").as_array()) {
+          const json::object& o = t.as_object();
+          out.push_back(BroadcastCopy{JsonString(o, "id"), JsonString(o, "worker"),
+                                      static_cast<std::int32_t>(JsonInt(o, "shard_index")),
+                                      o.at("created").as_bool()});
+        }
+        return out;
+      });
+}
+
 StatusOr<std::vector<SubmitResult>> Client::SubmitBatch(const std::vector<TaskSpec>& specs) {
   json::array tasks;
   tasks.reserve(specs.size());
@@ -496,6 +511,13 @@ WorkerInfo DecodeWorkerInfo(const json::object& o) {
   strings("gpu_devices", &w.spec.gpu_devices);
   strings("queues", &w.spec.queues);
   strings("running", &w.running);
+  strings("gpu_devices_in_use", &w.gpu_devices_in_use);
+  if (const json::value* u = o.if_contains("in_use"); u && u->is_object()) {
+    for (const auto& [k, v] : u->get_object()) {
+      if (v.is_int64()) w.in_use[std::string(k)] = v.get_int64();
+    }
+  }
+  w.reserved_for = JsonString(o, "reserved_for");
   w.registered_at = ParseRfc3339(JsonString(o, "registered_at")).value_or(0);
   w.last_seen = ParseRfc3339(JsonString(o, "last_seen")).value_or(0);
   return w;
@@ -562,7 +584,7 @@ StatusOr<std::vector<LeasedTask>> Client::Lease(const std::string& worker,
         for (const json::value& t : v.at("tasks").as_array()) {
           auto task = DecodeTask(t);
           if (!task.ok()) return task.status();
-          LeasedTask l{std::move(*task), {}, {}};
+          LeasedTask l{std::move(*task), {}, {}, {}};
           l.lease.token = std::string(t.at("lease").at("token").as_string());
           l.lease.expires_at = ParseRfc3339(t.at("lease").at("expires_at").as_string()).value_or(0);
           if (const json::value* ps = t.as_object().if_contains("parents"); ps && ps->is_object()) {
@@ -577,6 +599,11 @@ StatusOr<std::vector<LeasedTask>> Client::Lease(const std::string& worker,
                 r.result = json::serialize(*res);
               }
               l.parents.push_back(std::move(r));
+            }
+          }
+          if (const json::value* g = t.as_object().if_contains("gpu_devices"); g && g->is_array()) {
+            for (const json::value& d : g->as_array()) {
+              if (d.is_string()) l.gpu_devices.emplace_back(d.as_string());
             }
           }
           out.push_back(std::move(l));

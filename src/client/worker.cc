@@ -78,6 +78,7 @@ struct Worker::Impl {
   std::size_t busy = 0;        // queued + running; guarded by mu
   std::vector<AckRequest> acks;  // guarded by mu
   Stats stats;                 // guarded by mu
+  Clock::time_point next_worker_heartbeat{};  // the heartbeat thread's own
 
   // At most a third of the lease, so that two heartbeats may fail before it
   // runs out.
@@ -91,6 +92,10 @@ struct Worker::Impl {
   void HandlerLoop();
   void HeartbeatLoop();
   void AckLoop();
+  // Registration: the spec to send; a worker heartbeat when one is due
+  // (registering again if the server does not know the worker).
+  WorkerSpec Registration() const;
+  void BeatAsWorker();
   void RunOne(const std::shared_ptr<Running>& r);
   void Outcome(const std::shared_ptr<Running>& r, AckRequest ack);
   bool SendAcks(const std::vector<AckRequest>& batch);
@@ -184,7 +189,8 @@ void Worker::Impl::RunOne(const std::shared_ptr<Running>& r) {
     ack.error = "no handler for type " + task.type;
     return Outcome(r, std::move(ack));
   }
-  TaskContext ctx(task, r->stop.get_token(), &r->cancel, &r->leased.parents);
+  TaskContext ctx(task, r->stop.get_token(), &r->cancel, &r->leased.parents,
+                  &r->leased.gpu_devices);
   try {
     ack.result = (*fn)(ctx);
     if (ack.result.empty()) ack.result = "null";
@@ -227,12 +233,32 @@ void Worker::Impl::Outcome(const std::shared_ptr<Running>& r, AckRequest ack) {
   if (leasing_done && running.empty()) heartbeat_cv.notify_one();
 }
 
+WorkerSpec Worker::Impl::Registration() const {
+  WorkerSpec spec = *options.registration;
+  spec.id = options.name;
+  if (spec.queues.empty()) spec.queues = options.queues;
+  return spec;
+}
+
+void Worker::Impl::BeatAsWorker() {
+  if (!options.registration) return;
+  const auto now = Clock::now();
+  if (now < next_worker_heartbeat) return;
+  next_worker_heartbeat = now + options.worker_heartbeat;
+  auto hb = client->WorkerHeartbeat(options.name);
+  if (!hb.ok() && hb.status().code() == StatusCode::kNotFound) {
+    (void)client->RegisterWorker(Registration());
+  }
+}
+
 void Worker::Impl::HeartbeatLoop() {
   for (;;) {
+    BeatAsWorker();
     std::vector<std::shared_ptr<Running>> due;
     {
       std::unique_lock<std::mutex> lock(mu);
       auto next = Clock::now() + std::chrono::seconds(1);
+      if (options.registration) next = std::min(next, next_worker_heartbeat);
       for (auto& [id, r] : running) next = std::min(next, r->next_heartbeat);
       if (leasing_done && running.empty()) return;
       // No predicate: a new lease due sooner than `next`, or the end,
@@ -340,6 +366,13 @@ Status Worker::Run() {
     impl_->client = std::move(*client);
     impl_->lease_client = std::move(*lease_client);
   }
+  if (impl_->options.registration) {
+    // A spec the server refuses is the caller's mistake: say so. A server
+    // that is away is not: the heartbeat thread registers once it answers.
+    auto reg = impl_->client->RegisterWorker(impl_->Registration());
+    if (!reg.ok() && reg.status().code() == StatusCode::kInvalidArgument) return reg.status();
+    impl_->next_worker_heartbeat = Clock::now() + impl_->options.worker_heartbeat;
+  }
   std::vector<std::thread> threads;
   for (int i = 0; i < impl_->options.concurrency; ++i) {
     threads.emplace_back([impl = impl_] { impl->HandlerLoop(); });
@@ -356,6 +389,7 @@ Status Worker::Run() {
   for (auto& t : threads) t.join();
   heartbeats.join();
   acker.join();
+  if (impl_->options.registration) (void)impl_->client->DeregisterWorker(impl_->options.name);
   return Status::Ok();
 }
 

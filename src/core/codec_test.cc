@@ -110,6 +110,16 @@ TEST(CodecTest, BadInputNamesTheFieldAndReason) {
       {R"({"type":"a","backoff":{"initial_ms":10,"max_ms":5}})", StatusCode::kInvalidArgument, "max_ms"},
       {R"({"tasks":[]})", StatusCode::kInvalidArgument, "'tasks'"},
       {R"({"tasks":[{"type":"a"},{"type":1}]})", StatusCode::kInvalidArgument, "tasks[1].type"},
+      {R"({"type":"a","resources":{"cpu":-1}})", StatusCode::kInvalidArgument, "'resources.cpu'"},
+      {R"({"type":"a","resources":{"c p u":1}})", StatusCode::kInvalidArgument, "'resources.c p u'"},
+      {R"({"type":"a","resources":[1]})", StatusCode::kInvalidArgument, "'resources' must be an object"},
+      {R"({"type":"a","require":[{"key":"z","op":"near"}]})", StatusCode::kInvalidArgument, "require[0].op"},
+      {R"({"type":"a","require":[{"key":"z","op":"in"}]})", StatusCode::kInvalidArgument, "needs a value"},
+      {R"({"type":"a","require":[{"key":"z","op":"exists","values":["x"]}]})", StatusCode::kInvalidArgument, "takes no values"},
+      {R"({"type":"a","require":[{"key":"z","values":["x"],"weight":2}]})", StatusCode::kInvalidArgument, "has no weight"},
+      {R"({"type":"a","require":[{"op":"exists"}]})", StatusCode::kInvalidArgument, "label key"},
+      {R"({"type":"a","require":[7]})", StatusCode::kInvalidArgument, "require[0]"},
+      {R"({"type":"a","prefer":[{"key":"z","value":"x","weight":0}]})", StatusCode::kInvalidArgument, "prefer[0].weight"},
   };
   for (const Case& c : cases) {
     auto r = Decode(c.body);
@@ -157,6 +167,43 @@ TEST(CodecTest, TaskRoundTripsThroughJson) {
   EXPECT_EQ(back->history, t.history);
   EXPECT_EQ(back->labels, t.labels);
   EXPECT_EQ(back->lease_expires_at, t.lease_expires_at);
+  EXPECT_TRUE(back->placement.empty());
+}
+
+TEST(CodecTest, PlacementDecodesShortFormsAndRoundTrips) {
+  auto spec = Decode(R"({"type":"a","resources":{"cpu":2000,"memory_mb":0,"licenses":1},
+      "require":["zone=a","spot!=1","gpu_model","!preemptible",{"key":"arch","values":["x","y"]}],
+      "prefer":[{"key":"zone","value":"b","weight":9},"ssd"],"affinity_key":"user-1"})");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  const Placement& p = spec->specs[0].placement;
+  EXPECT_EQ(p.resources, (std::map<std::string, std::int64_t>{{"cpu", 2000}, {"licenses", 1}}));
+  ASSERT_EQ(p.require.size(), 5u);
+  EXPECT_EQ(p.require[0], (LabelSelector{"zone", SelectorOp::kEquals, {"a"}}));
+  EXPECT_EQ(p.require[1], (LabelSelector{"spot", SelectorOp::kNotIn, {"1"}}));
+  EXPECT_EQ(p.require[2], (LabelSelector{"gpu_model", SelectorOp::kExists, {}}));
+  EXPECT_EQ(p.require[3], (LabelSelector{"preemptible", SelectorOp::kNotExists, {}}));
+  EXPECT_EQ(p.require[4], (LabelSelector{"arch", SelectorOp::kIn, {"x", "y"}}));
+  ASSERT_EQ(p.prefer.size(), 2u);
+  EXPECT_EQ(p.prefer[0].weight, 9);
+  EXPECT_EQ(p.prefer[1].weight, 1);
+  EXPECT_EQ(p.affinity_key, "user-1");
+  EXPECT_TRUE(p.require[1].Matches({{"spot", "0"}}));
+  EXPECT_TRUE(p.require[1].Matches({}));
+  EXPECT_FALSE(p.require[1].Matches({{"spot", "1"}}));
+  // The spec as the SDK sends it decodes to the same; a task answer too.
+  auto again = DecodeTaskSpec(EncodeTaskSpec(spec->specs[0]), Limits{});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->placement, p);
+  Task t;
+  t.id = "0190a0b0-0000-7000-8000-000000000001";
+  t.type = "a";
+  t.placement = p;
+  t.placement.worker = "w-2";
+  t.placement.shard_index = 1;
+  t.placement.shard_total = 3;
+  auto back = DecodeTask(boost::json::parse(TaskToJson(t)));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->placement, t.placement);
 }
 
 // Found by fuzz/json_fuzz: a task answer with "attempts": 1e300 made the

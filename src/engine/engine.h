@@ -99,14 +99,6 @@ struct LeaseRequest {
   std::int64_t lease_ms = 0;  // 0 = the task's, else the queue's default
 };
 
-// One copy of a broadcast task.
-struct BroadcastCopy {
-  std::string id;
-  std::string worker;
-  std::int32_t shard_index = 0;
-  bool created = true;  // false: an idempotency key matched an earlier broadcast
-};
-
 struct HeartbeatOutcome {
   TimeMs expires_at = 0;
   bool cancel_requested = false;

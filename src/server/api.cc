@@ -77,6 +77,14 @@ std::string LeasedTasksJson(const std::vector<LeasedTask>& leased) {
       out.append(",\"parents\":");
       AppendParentsJson(l.parents, &out);
     }
+    if (!l.gpu_devices.empty()) {
+      out.append(",\"gpu_devices\":[");
+      for (std::size_t d = 0; d < l.gpu_devices.size(); ++d) {
+        if (d) out.push_back(',');
+        AppendJsonString(l.gpu_devices[d], &out);
+      }
+      out.push_back(']');
+    }
     out.push_back('}');
   }
   out.append("]}");
@@ -218,6 +226,34 @@ class Api {
       }
       respond(JsonResponse(any_created ? 201 : 200,
                            json::object{{"ids", std::move(ids)}, {"created", std::move(created)}}));
+    });
+  }
+
+  // POST /v1/tasks/broadcast: one copy per live matching worker.
+  void Broadcast(HttpRequest&& req, Responder respond) {
+    auto ns = Namespace(req, opts_.limits);
+    if (!ns.ok()) return respond(ErrorResponse(ns.status()));
+    if (Status s = service_->Admission(); !s.ok()) return respond(ErrorResponse(s));
+    auto body = ParseJson(req.body);
+    if (!body.ok()) return respond(ErrorResponse(body.status()));
+    auto spec = DecodeTaskSpec(*body, opts_.limits);
+    if (!spec.ok()) return respond(ErrorResponse(spec.status()));
+    if (!body->as_object().contains("namespace")) spec->ns = *ns;
+    service_->Broadcast(std::move(*spec), [respond = std::move(respond)](
+                                              StatusOr<std::vector<BroadcastCopy>> r) {
+      if (!r.ok()) return respond(ErrorResponse(r.status()));
+      json::array tasks;
+      bool created = false;
+      for (const BroadcastCopy& c : *r) {
+        tasks.push_back(json::object{{"id", c.id},
+                                     {"worker", c.worker},
+                                     {"shard_index", c.shard_index},
+                                     {"created", c.created}});
+        created |= c.created;
+      }
+      respond(JsonResponse(created ? 201 : 200,
+                           json::object{{"shard_total", static_cast<std::int64_t>(r->size())},
+                                        {"tasks", std::move(tasks)}}));
     });
   }
 
@@ -655,6 +691,7 @@ void RegisterApi(Router* router, TaskService* service, ApiOptions options) {
   auto api = std::make_shared<Api>(service, options);
   router->Add(verb::post, "/v1/tasks", Bind(api, &Api::SubmitTasks));
   router->Add(verb::get, "/v1/tasks", Bind(api, &Api::ListTasks));
+  router->Add(verb::post, "/v1/tasks/broadcast", Bind(api, &Api::Broadcast));
   router->Add(verb::get, "/v1/tasks/{id}", Bind(api, &Api::GetTask));
   router->Add(verb::post, "/v1/tasks/{id}/cancel", [api](HttpRequest&& req, Responder r) {
     api->CancelOrRetry(std::move(req), std::move(r), false);

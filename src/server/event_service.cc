@@ -115,6 +115,22 @@ Status TaskService::Stream(ChangeFilter filter, const std::string& last_event_id
 
 // ---------------------------------------------------------------- workers
 
+void TaskService::Broadcast(TaskSpec spec, Callback<std::vector<BroadcastCopy>> done) {
+  MutexLock lock(&mu_);
+  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
+  if (Status s = Admission(); !s.ok()) return done(s);
+  EngineOutput out;
+  auto r = engine_.SubmitBroadcast(std::move(spec), clock_->NowMs(), &out);
+  if (!r.ok()) {
+    CommitLocked(std::move(out), nullptr);
+    return done(r.status());
+  }
+  CommitLocked(std::move(out), [this, done, copies = std::move(*r)](const Status& s) {
+    if (!s.ok()) return done(s);
+    boost::asio::post(ioc_, [done, copies] { done(copies); });
+  });
+}
+
 void TaskService::RegisterWorker(WorkerSpec spec, Callback<WorkerInfo> done) {
   MutexLock lock(&mu_);
   if (Status s = AcceptingLocked(); !s.ok()) return done(s);

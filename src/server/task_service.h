@@ -143,6 +143,10 @@ class TaskService {
   std::vector<Trigger> ListTriggers(const std::string& ns, const std::string& after,
                                     std::size_t limit);
 
+  // One copy of `spec` per live registered worker that could run it
+  // (docs/placement.md); FailedPrecondition if there is none.
+  void Broadcast(TaskSpec spec, Callback<std::vector<BroadcastCopy>> done);
+
   // Registered workers (docs/workers.md).
   void RegisterWorker(WorkerSpec spec, Callback<WorkerInfo> done);
   void WorkerHeartbeat(const std::string& ns, const std::string& id, Callback<WorkerInfo> done);

@@ -90,6 +90,14 @@ TEST_P(StoreConformanceTest, EveryFieldRoundTrips) {
   t.labels = {{"team", "core"}, {"tier", "gold"}};
   t.concurrency_key = "acct-\"7\"";
   t.concurrency_limit = 3;
+  t.placement.resources = {{"cpu", 1500}, {"memory_mb", 2048}, {"licenses", 1}};
+  t.placement.require = {LabelSelector{"zone", SelectorOp::kIn, {"a", "b"}},
+                         LabelSelector{"spot", SelectorOp::kNotExists, {}}};
+  t.placement.prefer = {LabelPreference{LabelSelector{"arch", SelectorOp::kEquals, {"arm64"}}, 7}};
+  t.placement.affinity_key = "user \"42\"";
+  t.placement.worker = "w-1";
+  t.placement.shard_index = 2;
+  t.placement.shard_total = 5;
   t.state = TaskState::kRunning;
   t.attempts = 2;
   t.result = R"({"ok":true})";

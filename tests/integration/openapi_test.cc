@@ -257,6 +257,20 @@ TEST_F(OpenApiTest, EveryOperationAnswersAsDocumented) {
   Call("GET", "/v1/workers", "/v1/workers");
   Call("GET", "/v1/workers/{id}", "/v1/workers/oaw");
   Call("POST", "/v1/workers/{id}/heartbeat", "/v1/workers/oaw/heartbeat");
+  // Placement (docs/placement.md): a placed task, leased with its GPU; a
+  // broadcast copy; one no worker could run.
+  json::value placed = Call("POST", "/v1/tasks", "/v1/tasks",
+      R"({"type":"t","queue":"oa","resources":{"cpu":500,"gpu":1},"require":["zone=a",)"
+      R"({"key":"arch","op":"not_in","values":["arm64"]}],"prefer":[{"key":"zone","value":"a","weight":5}],)"
+      R"("affinity_key":"u-1"})");
+  Call("POST", "/v1/leases", "/v1/leases", R"({"worker":"oaw","queues":["oa"]})");
+  Call("GET", "/v1/tasks/{id}", "/v1/tasks/" + std::string(placed.at("id").as_string()));
+  Call("GET", "/v1/workers/{id}", "/v1/workers/oaw");
+  Call("POST", "/v1/tasks/broadcast", "/v1/tasks/broadcast", R"({"type":"t","queue":"oa","key":"oa-b"})");
+  Call("POST", "/v1/tasks/broadcast", "/v1/tasks/broadcast", R"({"type":"t","queue":"oa","key":"oa-b"})");
+  Call("POST", "/v1/tasks/broadcast", "/v1/tasks/broadcast", R"({"type":"t","queue":"oa","require":["zone=z"]})");
+  json::value huge = Call("POST", "/v1/tasks", "/v1/tasks", R"({"type":"t","queue":"oa","resources":{"cpu":99000}})");
+  Call("GET", "/v1/tasks/{id}", "/v1/tasks/" + std::string(huge.at("id").as_string()));
   Call("DELETE", "/v1/workers/{id}", "/v1/workers/oaw");
   Call("POST", "/v1/workers/{id}/heartbeat", "/v1/workers/oaw/heartbeat");
   Call("GET", "/healthz", "/healthz");

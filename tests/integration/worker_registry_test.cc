@@ -6,7 +6,12 @@
 #include <chrono>
 #include <string>
 
+#include <mutex>
+#include <thread>
+#include <vector>
+
 #include "dray/client.h"
+#include "dray/worker.h"
 #include "integration/server_util.h"
 
 namespace dray::testing {
@@ -95,6 +100,82 @@ TEST(WorkerRegistryHttpTest, TheSdkRegistersHeartbeatsListsAndLeaves) {
   EXPECT_EQ(all->at(0).spec.capacity.at("licenses"), 3);
   ASSERT_TRUE((*client)->DeregisterWorker("w-1").ok());
   EXPECT_EQ((*client)->WorkerHeartbeat("w-1").status().code(), StatusCode::kNotFound);
+}
+
+// The SDK worker runtime registers itself with its capacity, runs the
+// tasks placed on it with their GPU devices and shard, registers again when
+// the server forgets it (a restart), and leaves when it stops.
+TEST(WorkerRegistryHttpTest, TheSdkWorkerRegistersRunsPlacedTasksAndLeaves) {
+  ServerProcess server;
+  server.Start();
+  ClientOptions o;
+  o.server = "http://127.0.0.1:" + std::to_string(server.port());
+  auto client = Client::Create(o);
+  ASSERT_TRUE(client.ok());
+  WorkerOptions wo;
+  wo.name = "sdk-gpu";
+  wo.queues = {"ml"};
+  wo.poll_wait = std::chrono::milliseconds(200);
+  wo.worker_heartbeat = std::chrono::milliseconds(100);
+  WorkerSpec reg;
+  reg.capacity = {{"cpu", 2000}, {"gpu", 2}};
+  reg.gpu_devices = {"3", "5"};
+  reg.labels = {{"accel", "a100"}};
+  wo.registration = reg;
+  Worker worker(o, wo);
+  std::mutex mu;
+  std::vector<std::string> seen;  // devices and shards, as handlers saw them
+  worker.HandleAll([&](TaskContext& ctx) {
+    std::lock_guard<std::mutex> lock(mu);
+    std::string devices;
+    for (const std::string& d : ctx.gpu_devices()) devices += d;
+    seen.push_back(devices + "/" + std::to_string(ctx.shard_index()) + ":" +
+                   std::to_string(ctx.shard_total()));
+    return std::string("null");
+  });
+  std::thread runner([&] { ASSERT_TRUE(worker.Run().ok()); });
+  ASSERT_TRUE(WaitFor([&] {
+    auto all = (*client)->Workers();
+    return all.ok() && all->size() == 1;
+  }, std::chrono::seconds(10)));
+  auto listed = (*client)->Workers();
+  EXPECT_EQ(listed->at(0).spec.queues, std::vector<std::string>{"ml"});
+  EXPECT_EQ(listed->at(0).spec.labels.at("accel"), "a100");
+
+  TaskSpec t;
+  t.type = "infer";
+  t.queue = "ml";
+  t.placement.resources = {{"gpu", 2}};
+  t.placement.require = {LabelSelector{"accel", SelectorOp::kEquals, {"a100"}}};
+  auto id = (*client)->Submit(t);
+  ASSERT_TRUE(id.ok());
+  auto done = (*client)->Wait(id->id, std::chrono::seconds(10));
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state, TaskState::kSucceeded);
+  TaskSpec b;
+  b.type = "flush";
+  b.queue = "ml";
+  auto copies = (*client)->Broadcast(b);
+  ASSERT_TRUE(copies.ok()) << copies.status().ToString();
+  ASSERT_EQ(copies->size(), 1u);
+  EXPECT_EQ(copies->at(0).worker, "sdk-gpu");
+  ASSERT_TRUE((*client)->Wait(copies->at(0).id, std::chrono::seconds(10)).ok());
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(seen, (std::vector<std::string>{"35/0:0", "/0:1"}));
+  }
+
+  // The server forgets it (as a restart would): it registers again.
+  ASSERT_TRUE((*client)->DeregisterWorker("sdk-gpu").ok());
+  EXPECT_TRUE(WaitFor([&] {
+    auto all = (*client)->Workers();
+    return all.ok() && all->size() == 1;
+  }, std::chrono::seconds(10)));
+  worker.Stop();
+  runner.join();
+  auto after = (*client)->Workers();
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(after->empty()) << "the worker did not leave";
 }
 
 }  // namespace
