@@ -80,6 +80,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       Require(s.payload.size() <= limits.max_payload_bytes);
       Require(s.labels.size() <= limits.max_labels);
       Require(s.key.size() <= limits.max_key_bytes);
+      // Placement as the SDK sends it, as a task answer and as the store
+      // writes it, reads back the same.
+      for (const auto& [name, amount] : s.placement.resources) Require(amount > 0);
+      auto again = DecodeTaskSpec(EncodeTaskSpec(s), limits);
+      Require(again.ok() && again->placement == s.placement);
+      const std::string members = PlacementToJson(s.placement);
+      Require(DecodePlacement(boost::json::parse("{" + members + "}").as_object()) == s.placement);
     }
   } else {
     Require(!submit.status().message().empty());

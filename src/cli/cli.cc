@@ -79,6 +79,10 @@ void PrintTask(const Task& t, bool as_json) {
     std::printf("waiting:    %s (%s)\n", t.wait_reason.c_str(), t.wait_detail.c_str());
   }
   if (!t.concurrency_key.empty()) std::printf("key:        %s\n", t.concurrency_key.c_str());
+  if (!t.placement.empty()) {
+    // The placement fields as the API writes them, one line.
+    std::printf("placement:  {%s}\n", PlacementToJson(t.placement).c_str());
+  }
   std::printf("attempts:   %d of %d\n", t.attempts, t.max_attempts);
   std::printf("payload:    %s\n", t.payload.c_str());
   if (!t.result.empty()) std::printf("result:     %s\n", t.result.c_str());
@@ -119,6 +123,9 @@ int RunCli(int argc, char** argv) {
   std::int64_t delay_ms = -1, timeout_ms = -1;
   int max_attempts = 0;
   std::vector<std::string> labels, command;
+  std::vector<std::string> require, prefer;
+  std::string resources;
+  bool broadcast = false;
   bool wait = false;
   std::int64_t wait_timeout_ms = 3'600'000;
   CLI::App* submit = app.add_subcommand("submit", "Submit a task; after --, the command to run");
@@ -137,6 +144,15 @@ int RunCli(int argc, char** argv) {
   submit->add_option("--concurrency-limit", spec.concurrency_limit,
                      "the key's limit (default: the queue's key_concurrency, 1)");
   submit->add_option("--label", labels, "k=v (repeatable)");
+  submit->add_option("--resources", resources,
+                     "what an attempt holds on its worker, e.g. cpu=2000,memory_mb=4096,gpu=1");
+  submit->add_option("--require", require,
+                     "worker labels: k=v, k!=v, k (set) or !k (not set); repeatable");
+  submit->add_option("--prefer", prefer, "soft: [WEIGHT:]k=v etc.; repeatable");
+  submit->add_option("--affinity-key", spec.placement.affinity_key,
+                     "tasks with the same key run on the same worker while it lives");
+  submit->add_flag("--broadcast", broadcast,
+                   "one copy per live worker that could run it (prints each copy's id)");
   submit->add_flag("--wait", wait, "wait for the task to finish and print it");
   submit->add_option("--wait-timeout-ms", wait_timeout_ms, "how long --wait waits");
   submit->footer("After --, the command to run: dray submit --wait -- echo hello");
@@ -170,8 +186,64 @@ int RunCli(int argc, char** argv) {
       if (eq == std::string::npos) return Fail(InvalidArgument("--label wants k=v"));
       spec.labels[l.substr(0, eq)] = l.substr(eq + 1);
     }
+    std::vector<std::string> resource_items;
+    for (std::size_t at = 0; at < resources.size();) {
+      std::size_t comma = resources.find(',', at);
+      if (comma == std::string::npos) comma = resources.size();
+      if (comma > at) resource_items.push_back(resources.substr(at, comma - at));
+      at = comma + 1;
+    }
+    for (const std::string& r : resource_items) {
+      auto eq = r.find('=');
+      char* end = nullptr;
+      const long long n = eq == std::string::npos ? -1 : std::strtoll(r.c_str() + eq + 1, &end, 10);
+      if (n < 0 || !end || *end) return Fail(InvalidArgument("--resources wants name=number, not '" + r + "'"));
+      if (n > 0) spec.placement.resources[r.substr(0, eq)] = n;
+    }
+    auto selector = [](const std::string& text, const char* flag) -> StatusOr<LabelSelector> {
+      Placement p;
+      bool known = false;
+      Status s = DecodePlacementField("require", json::array{json::string(text)}, flag, Limits{},
+                                      &p, &known);
+      if (!s.ok()) return s;
+      return p.require.front();
+    };
+    for (const std::string& r : require) {
+      auto sel = selector(r, "--require");
+      if (!sel.ok()) return Fail(sel.status());
+      spec.placement.require.push_back(std::move(*sel));
+    }
+    for (const std::string& p : prefer) {
+      std::int32_t weight = 1;
+      std::string text = p;
+      if (auto colon = p.find(':'); colon != std::string::npos && colon > 0 &&
+                                    p.find_first_not_of("0123456789") == colon) {
+        weight = static_cast<std::int32_t>(std::min(1000L, std::strtol(p.c_str(), nullptr, 10)));
+        text = p.substr(colon + 1);
+      }
+      auto sel = selector(text, "--prefer");
+      if (!sel.ok()) return Fail(sel.status());
+      spec.placement.prefer.push_back(LabelPreference{std::move(*sel), std::max(weight, 1)});
+    }
     spec.ns = common.ns;
     auto client = Connect(common);
+    if (broadcast) {
+      auto copies = client->Broadcast(spec);
+      if (!copies.ok()) return Fail(copies.status());
+      for (const BroadcastCopy& c : *copies) {
+        std::printf("%s  %s  shard %d/%zu\n", c.id.c_str(), c.worker.c_str(), c.shard_index,
+                    copies->size());
+      }
+      if (!wait) return 0;
+      int rc = 0;
+      for (const BroadcastCopy& c : *copies) {
+        auto t = client->Wait(c.id, std::chrono::milliseconds(wait_timeout_ms));
+        if (!t.ok()) return Fail(t.status());
+        PrintTask(*t, common.json_out);
+        if (t->state != TaskState::kSucceeded) rc = 1;
+      }
+      return rc;
+    }
     auto r = client->Submit(spec);
     if (!r.ok()) return Fail(r.status());
     if (!wait) {

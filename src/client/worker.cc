@@ -160,6 +160,8 @@ void Worker::Impl::HandlerLoop() {
       r = std::move(queue.front());
       queue.pop_front();
       run = !cancel_running;
+      // The lease loop waits for an empty queue to ask for the free slots.
+      if (queue.empty()) cv.notify_all();
     }
     if (r->lost.load()) {
       Outcome(r, {});  // dropped: another attempt owns it already
