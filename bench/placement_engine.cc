@@ -16,24 +16,13 @@
 #include <thread>
 #include <vector>
 
+#include "bench_flags.h"
 #include "engine/engine.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::vector<long> ParseList(const char* s) {
-  std::vector<long> out;
-  std::string text(s);
-  std::size_t at = 0;
-  while (at <= text.size()) {
-    std::size_t comma = text.find(',', at);
-    if (comma == std::string::npos) comma = text.size();
-    out.push_back(std::atol(text.substr(at, comma - at).c_str()));
-    at = comma + 1;
-  }
-  return out;
-}
 
 struct Result {
   long starts = 0;
@@ -115,7 +104,7 @@ int main(int argc, char** argv) {
   long backlog = 100'000, starts = 300'000;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
-    if (k == "--workers") workers = ParseList(argv[i + 1]);
+    if (k == "--workers") workers = dray::bench::ParseList(argv[i + 1]);
     else if (k == "--backlog") backlog = std::atol(argv[i + 1]);
     else if (k == "--starts") starts = std::atol(argv[i + 1]);
     else {

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_flags.h"
 #include "engine/engine.h"
 
 namespace {
@@ -28,18 +29,6 @@ struct Options {
   long step_ms = 100;
 };
 
-std::vector<long> ParseList(const char* s) {
-  std::vector<long> out;
-  std::string text(s);
-  std::size_t at = 0;
-  while (at <= text.size()) {
-    std::size_t comma = text.find(',', at);
-    if (comma == std::string::npos) comma = text.size();
-    out.push_back(std::atol(text.substr(at, comma - at).c_str()));
-    at = comma + 1;
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -47,7 +36,7 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
-    if (k == "--schedules") o.schedules = ParseList(argv[i + 1]);
+    if (k == "--schedules") o.schedules = dray::bench::ParseList(argv[i + 1]);
     else if (k == "--interval-ms") o.interval_ms = std::atol(argv[i + 1]);
     else if (k == "--minutes") o.minutes = std::atol(argv[i + 1]);
     else if (k == "--step-ms") o.step_ms = std::atol(argv[i + 1]);

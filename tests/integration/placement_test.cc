@@ -233,12 +233,41 @@ TEST(PlacementHttpTest, ACommandPastItsMemoryIsKilled) {
     EXPECT_EQ(Str(i.at("result").at("stdout")), "holding 16 MiB\n");
     // The method is reported at start.
     EXPECT_NE(w.Log().find("task limits: "), std::string::npos) << w.Log();
-    if (std::string(method) == "rlimit") EXPECT_NE(w.Log().find("task limits: rlimit"), std::string::npos);
+    if (std::string(method) == "rlimit") {
+      EXPECT_NE(w.Log().find("task limits: rlimit"), std::string::npos);
+    }
     std::printf("[ limits ] %s: %s\n", method,
                 w.Log().substr(w.Log().find("task limits: ")).c_str());
     w.Stop();
     ASSERT_TRUE(WaitFor([&] { return LiveWorkers(c) == 0; }, 30s));
   }
+}
+
+// Where the worker may make cgroups, a task's "cpu" caps its command's CPU
+// time: a busy loop at 100 millicores gets far fewer rounds in the same two
+// seconds than one at 2000. Skipped where only the rlimit watch is allowed
+// (it does not limit CPU).
+TEST(PlacementHttpTest, ACommandIsHeldToItsCpuWhereCgroupsAllow) {
+  ServerProcess server;
+  server.Start();
+  HttpConn c(server.port());
+  WorkerProcess w(server.port(), "cpu", {"--limits", "auto"});
+  ASSERT_TRUE(WaitFor([&] { return LiveWorkers(c) == 1; }, 30s)) << w.Log();
+  ASSERT_TRUE(WaitFor([&] { return w.Log().find("task limits: ") != std::string::npos; }, 10s));
+  if (w.Log().find("task limits: cgroup") == std::string::npos) {
+    GTEST_SKIP() << "no cgroup here: " << w.Log();
+  }
+  auto rounds = [&](int millicores) {
+    const std::string id = Submit(c, R"({"type":"exec","queue":"jobs","max_attempts":1,
+        "resources":{"cpu":)" + std::to_string(millicores) + R"(},"payload":{"argv":["sh","-c",
+        "i=0; end=$(($(date +%s)+2)); while [ $(date +%s) -lt $end ]; do i=$((i+1)); done; echo $i"]}})");
+    json::value t = Wait(c, id);
+    EXPECT_EQ(Str(t.at("state")), "succeeded") << json::serialize(t);
+    return std::atol(Str(t.at("result").at("stdout")).c_str());
+  };
+  const long capped = rounds(100);
+  const long whole = rounds(2000);
+  EXPECT_GT(whole, capped * 5 / 2) << "100 millicores: " << capped << " rounds; 2000: " << whole;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <string>
 
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -74,44 +75,51 @@ TEST(WorkerRegistryHttpTest, ADeadWorkersTaskIsReassignedAfterTheGraceNotTheLeas
   EXPECT_EQ(c.Call("DELETE", "/v1/workers/cpu-1").status, 404);
 }
 
-TEST(WorkerRegistryHttpTest, TheSdkRegistersHeartbeatsListsAndLeaves) {
+// A server and an SDK client for it.
+struct SdkSetup {
+  SdkSetup() {
+    server.Start();
+    options.server = "http://127.0.0.1:" + std::to_string(server.port());
+    if (auto c = Client::Create(options); c.ok()) client = std::move(*c);
+  }
   ServerProcess server;
-  server.Start();
-  ClientOptions o;
-  o.server = "http://127.0.0.1:" + std::to_string(server.port());
-  auto client = Client::Create(o);
-  ASSERT_TRUE(client.ok());
+  ClientOptions options;
+  std::unique_ptr<Client> client;
+};
+
+TEST(WorkerRegistryHttpTest, TheSdkRegistersHeartbeatsListsAndLeaves) {
+  SdkSetup sdk;
+  ASSERT_TRUE(sdk.client);
+  Client* client = sdk.client.get();
   WorkerSpec spec;
   spec.id = "w-1";
   spec.capacity = {{"cpu", 4000}, {"memory_mb", 8192}, {"licenses", 3}};
   spec.labels = {{"zone", "b"}};
   spec.queues = {"q"};
-  auto reg = (*client)->RegisterWorker(spec);
+  auto reg = client->RegisterWorker(spec);
   ASSERT_TRUE(reg.ok()) << reg.status().ToString();
   spec.ns = "default";
   EXPECT_EQ(reg->spec, spec);
   EXPECT_GT(reg->registered_at, 0);
-  auto beat = (*client)->WorkerHeartbeat("w-1");
+  auto beat = client->WorkerHeartbeat("w-1");
   ASSERT_TRUE(beat.ok());
   EXPECT_GE(beat->last_seen, reg->last_seen);
-  auto all = (*client)->Workers();
+  auto all = client->Workers();
   ASSERT_TRUE(all.ok());
   ASSERT_EQ(all->size(), 1u);
   EXPECT_EQ(all->at(0).spec.capacity.at("licenses"), 3);
-  ASSERT_TRUE((*client)->DeregisterWorker("w-1").ok());
-  EXPECT_EQ((*client)->WorkerHeartbeat("w-1").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(client->DeregisterWorker("w-1").ok());
+  EXPECT_EQ(client->WorkerHeartbeat("w-1").status().code(), StatusCode::kNotFound);
 }
 
 // The SDK worker runtime registers itself with its capacity, runs the
 // tasks placed on it with their GPU devices and shard, registers again when
 // the server forgets it (a restart), and leaves when it stops.
 TEST(WorkerRegistryHttpTest, TheSdkWorkerRegistersRunsPlacedTasksAndLeaves) {
-  ServerProcess server;
-  server.Start();
-  ClientOptions o;
-  o.server = "http://127.0.0.1:" + std::to_string(server.port());
-  auto client = Client::Create(o);
-  ASSERT_TRUE(client.ok());
+  SdkSetup sdk;
+  ASSERT_TRUE(sdk.client);
+  Client* client = sdk.client.get();
+  const ClientOptions& o = sdk.options;
   WorkerOptions wo;
   wo.name = "sdk-gpu";
   wo.queues = {"ml"};
@@ -135,10 +143,10 @@ TEST(WorkerRegistryHttpTest, TheSdkWorkerRegistersRunsPlacedTasksAndLeaves) {
   });
   std::thread runner([&] { ASSERT_TRUE(worker.Run().ok()); });
   ASSERT_TRUE(WaitFor([&] {
-    auto all = (*client)->Workers();
+    auto all = client->Workers();
     return all.ok() && all->size() == 1;
   }, std::chrono::seconds(10)));
-  auto listed = (*client)->Workers();
+  auto listed = client->Workers();
   EXPECT_EQ(listed->at(0).spec.queues, std::vector<std::string>{"ml"});
   EXPECT_EQ(listed->at(0).spec.labels.at("accel"), "a100");
 
@@ -147,33 +155,33 @@ TEST(WorkerRegistryHttpTest, TheSdkWorkerRegistersRunsPlacedTasksAndLeaves) {
   t.queue = "ml";
   t.placement.resources = {{"gpu", 2}};
   t.placement.require = {LabelSelector{"accel", SelectorOp::kEquals, {"a100"}}};
-  auto id = (*client)->Submit(t);
+  auto id = client->Submit(t);
   ASSERT_TRUE(id.ok());
-  auto done = (*client)->Wait(id->id, std::chrono::seconds(10));
+  auto done = client->Wait(id->id, std::chrono::seconds(10));
   ASSERT_TRUE(done.ok());
   EXPECT_EQ(done->state, TaskState::kSucceeded);
   TaskSpec b;
   b.type = "flush";
   b.queue = "ml";
-  auto copies = (*client)->Broadcast(b);
+  auto copies = client->Broadcast(b);
   ASSERT_TRUE(copies.ok()) << copies.status().ToString();
   ASSERT_EQ(copies->size(), 1u);
   EXPECT_EQ(copies->at(0).worker, "sdk-gpu");
-  ASSERT_TRUE((*client)->Wait(copies->at(0).id, std::chrono::seconds(10)).ok());
+  ASSERT_TRUE(client->Wait(copies->at(0).id, std::chrono::seconds(10)).ok());
   {
     std::lock_guard<std::mutex> lock(mu);
     EXPECT_EQ(seen, (std::vector<std::string>{"35/0:0", "/0:1"}));
   }
 
   // The server forgets it (as a restart would): it registers again.
-  ASSERT_TRUE((*client)->DeregisterWorker("sdk-gpu").ok());
+  ASSERT_TRUE(client->DeregisterWorker("sdk-gpu").ok());
   EXPECT_TRUE(WaitFor([&] {
-    auto all = (*client)->Workers();
+    auto all = client->Workers();
     return all.ok() && all->size() == 1;
   }, std::chrono::seconds(10)));
   worker.Stop();
   runner.join();
-  auto after = (*client)->Workers();
+  auto after = client->Workers();
   ASSERT_TRUE(after.ok());
   EXPECT_TRUE(after->empty()) << "the worker did not leave";
 }
