@@ -480,7 +480,16 @@ class Engine {
   // The task a lease by `w` (null: an unregistered worker) takes from `q`
   // next, or null; may reserve `w` for a large task it passes.
   Live* PickFor(QueueState* q, WorkerLive* w, TimeMs now, EngineOutput* out);
-  bool MayTake(WorkerLive* w, Live* c, TimeMs now, EngineOutput* out);
+  // What a lease by `w` may do with placed task `c`.
+  enum class Verdict { kTake, kWait, kNotHere };
+  // `reserved`: the task `w` is held for, if any; set when `c` takes it.
+  Verdict MayTake(WorkerLive* w, const Live*& reserved, Live* c, TimeMs now, EngineOutput* out);
+  // Whether some live worker (or, for a task that needs none, any worker)
+  // could run it; parks the ones none could, and brings back those a newly
+  // registered worker could.
+  bool AnyAdmits(const Live* c, const Placement& p) const;
+  void Park(QueueState* q, Live* c);
+  void Unpark(const WorkerLive& w, EngineOutput* out);
   // Whether `w` could run `p` at all: labels, queue, whole capacity.
   static bool Admits(const WorkerLive& w, const Placement& p);
   // Whether `p` fits what `w` has free, less `keep` (a reservation's need).
@@ -561,6 +570,7 @@ class Engine {
   // Placement: ready tasks in `placed` sets; (ns, affinity key) -> the
   // worker it is bound to; reserved task id -> its worker.
   std::size_t placed_ready_ = 0;
+  std::uint64_t workers_epoch_ = 1;  // changes when a worker registers, leaves or dies
   std::map<std::pair<std::string, std::string>, std::string> affinity_;
   std::unordered_map<std::string, WorkerLive*> reservations_;
 };

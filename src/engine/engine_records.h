@@ -31,6 +31,7 @@ struct Engine::Extra {
   std::int32_t concurrency_limit = 0;
   std::unique_ptr<Deps> deps;      // dependencies, dependents, workflow
   std::unique_ptr<Placement> placement;  // resources, selectors, affinity
+  std::uint64_t checked_epoch = 0;  // workers_epoch_ when a scan last asked if any worker admits it
 };
 
 // A dependency that finished, as its dependents keep it.
@@ -125,6 +126,9 @@ struct Engine::QueueState {
   // Ready tasks with a Placement, in the ready heap's order: a lease looks
   // past those the leasing worker cannot take (placement.cc).
   std::set<Live*, ReadyLess> placed;
+  // Ready placed tasks no live worker could run (heap_pos kParked): out of
+  // every lease's way until a worker that could registers.
+  std::set<Live*, ReadyLess> parked;
   std::array<std::int64_t, 8> counts{};  // tasks by TaskState value (finished: until purged)
   std::unordered_map<std::string, KeyGroup> keys;
   double pass = 0;  // stride scheduling

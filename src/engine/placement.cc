@@ -12,11 +12,14 @@ namespace dray {
 
 namespace {
 
-// heap_pos of a ready task kept in its queue's `placed` set.
+// heap_pos of a ready task kept in its queue's `placed` or `parked` set.
 constexpr HeapPos kPlaced = kNotInHeap - 1;
-// Placed tasks a lease looks at per queue before it gives up on them (a
-// worker that can take none of a million GPU tasks must not walk them all).
-constexpr int kPlacementScan = 512;
+constexpr HeapPos kParked = kNotInHeap - 2;
+// Per queue and lease: placed tasks the leasing worker could run but has no
+// room for now, and tasks it could not run at all (labels, size, bound
+// elsewhere), that a lease looks at before it gives up on the rest.
+constexpr int kPlacementScan = 128;
+constexpr int kPlacementSkips = 8192;
 // Waiting workers compared per placed task.
 constexpr int kWaitersCompared = 64;
 constexpr TimeMs kNever = std::numeric_limits<TimeMs>::max();
@@ -90,6 +93,11 @@ void Engine::PushReady(QueueState* q, Live* l) {
 }
 
 void Engine::EraseReady(QueueState* q, Live* l) {
+  if (l->heap_pos == kParked) {
+    q->parked.erase(l);
+    l->heap_pos = kNotInHeap;
+    return;
+  }
   if (l->heap_pos != kPlaced) {
     q->ready.erase(l);
     return;
@@ -220,14 +228,14 @@ bool Engine::BetterWaiter(const WorkerLive* w, const Live* c, const Placement& p
   return false;
 }
 
-bool Engine::MayTake(WorkerLive* w, Live* c, TimeMs now, EngineOutput* out) {
+Engine::Verdict Engine::MayTake(WorkerLive* w, const Live*& reserved, Live* c, TimeMs now,
+                                EngineOutput* out) {
   const Placement& p = *PlacementOf(c);
   const WorkerLive* target = TargetOf(c, p);
-  if (!w) return !target && !NeedsRegistered(p);
-  if (target && target != w) return false;
-  if (!Admits(*w, p)) return false;
-  const Live* r = ReservationOf(w);
-  if (r == c) r = nullptr;
+  if (!w) return !target && !NeedsRegistered(p) ? Verdict::kTake : Verdict::kNotHere;
+  if (target && target != w) return Verdict::kNotHere;
+  if (!Admits(*w, p)) return Verdict::kNotHere;
+  const Live* r = reserved == c ? nullptr : reserved;
   const Placement* keep = r ? PlacementOf(r) : nullptr;
   bool fits = FitsFree(*w, p, keep);
   if (!fits && keep && c->timeout_ms() > 0 && FitsFree(*w, p, nullptr)) {
@@ -239,25 +247,87 @@ bool Engine::MayTake(WorkerLive* w, Live* c, TimeMs now, EngineOutput* out) {
     // The first task that cannot fit here now but could once the running
     // ones end holds the worker for itself, so that smaller tasks behind it
     // do not starve it.
-    if (!r && !reservations_.count(FormatId(c->id))) Reserve(w, c);
-    return false;
+    if (!reserved && !reservations_.count(FormatId(c->id))) {
+      Reserve(w, c);
+      reserved = c;
+    }
+    return Verdict::kWait;
   }
   if (BetterWaiter(w, c, p)) {
     out->made_ready = true;  // that waiter is served once this call is done
-    return false;
+    return Verdict::kNotHere;
   }
-  return true;
+  return Verdict::kTake;
 }
 
 Engine::Live* Engine::PickFor(QueueState* q, WorkerLive* w, TimeMs now, EngineOutput* out) {
   Live* u = q->ready.top();
-  int budget = kPlacementScan;
+  if (q->placed.empty()) return u;
+  Live* pick = nullptr;
+  int waits = kPlacementScan, skips = kPlacementSkips;
+  std::vector<Live*> park;
+  const Live* reserved = w ? ReservationOf(w) : nullptr;
   for (Live* c : q->placed) {
     if (u && ReadyLess()(u, c)) break;  // the plain task comes first
-    if (budget-- == 0) break;
-    if (MayTake(w, c, now, out)) return c;
+    const Verdict v = MayTake(w, reserved, c, now, out);
+    if (v == Verdict::kTake) {
+      pick = c;
+      break;
+    }
+    if (v == Verdict::kWait) {
+      if (--waits == 0) break;
+      continue;
+    }
+    if (--skips == 0) break;
+    // Not for this worker. Once per change of the live workers, ask whether
+    // it is for any: a task none could run leaves the scan until one could.
+    Extra& x = *c->extra;
+    if (x.checked_epoch != workers_epoch_) {
+      x.checked_epoch = workers_epoch_;
+      if (!AnyAdmits(c, *x.placement)) park.push_back(c);
+    }
   }
-  return u;
+  for (Live* c : park) Park(q, c);
+  return pick ? pick : u;
+}
+
+bool Engine::AnyAdmits(const Live* c, const Placement& p) const {
+  if (!NeedsRegistered(p)) return true;
+  const std::string& ns = c->queue->ns;
+  for (auto it = workers_.lower_bound({ns, ""}); it != workers_.end() && it->first.first == ns;
+       ++it) {
+    const WorkerLive& w = *it->second;
+    if (ServesQueue(w.info.spec, c->queue->name) && Admits(w, p)) return true;
+  }
+  return false;
+}
+
+void Engine::Park(QueueState* q, Live* c) {
+  q->placed.erase(c);
+  placed_ready_--;
+  q->parked.insert(c);
+  c->heap_pos = kParked;
+  DropReservation(FormatId(c->id));
+}
+
+void Engine::Unpark(const WorkerLive& w, EngineOutput* out) {
+  const std::string& ns = w.info.spec.ns;
+  for (auto it = queues_.lower_bound({ns, ""}); it != queues_.end() && it->first.first == ns;
+       ++it) {
+    QueueState* q = it->second.get();
+    if (q->parked.empty() || !ServesQueue(w.info.spec, q->name)) continue;
+    for (auto p = q->parked.begin(); p != q->parked.end();) {
+      Live* c = *p;
+      if (!Admits(w, *PlacementOf(c))) {
+        ++p;
+        continue;
+      }
+      p = q->parked.erase(p);
+      c->heap_pos = kNotInHeap;
+      PushReady(q, c);
+      out->made_ready = true;
+    }
+  }
 }
 
 void Engine::Hold(WorkerLive* w, const Live* l, const std::string& task_id) {

@@ -52,6 +52,7 @@ void Engine::ReapWorkers(TimeMs now, EngineOutput* out) {
     auto it = workers_.find({w->info.spec.ns, w->info.spec.id});
     std::unique_ptr<WorkerLive> gone = std::move(it->second);
     workers_.erase(it);
+    workers_epoch_++;
     // Unregistered first, so that the steps below do not track it again.
     ForgetWorker(gone.get());
     ReleaseTasksOf(gone.get(), why, now, out);
@@ -70,6 +71,8 @@ WorkerInfo Engine::RegisterWorker(WorkerSpec&& spec, TimeMs now, EngineOutput* o
   }
   slot->info.spec = std::move(spec);
   SawWorker(slot.get(), now);
+  workers_epoch_++;
+  Unpark(*slot, out);
   // Placed tasks may fit it: serve the waiters.
   if (placed_ready_ > 0) out->made_ready = true;
   return ViewWorker(*slot);
@@ -94,6 +97,7 @@ Status Engine::DeregisterWorker(const std::string& ns, const std::string& id, Ti
   std::unique_ptr<WorkerLive> gone = std::move(it->second);
   workers_.erase(it);
   worker_deadlines_.erase(gone.get());
+  workers_epoch_++;
   ForgetWorker(gone.get());
   ReleaseTasksOf(gone.get(), "worker " + id + " left while holding the task", now, out);
   out->made_ready = true;
