@@ -1298,7 +1298,7 @@ std::pair<std::string, std::string> Engine::WaitReasonOf(const Live* l) const {
   }
   if (const Placement* p = PlacementOf(l)) {
     if (std::string why = UnschedulableReason(l, *p); !why.empty()) return {"unschedulable", why};
-    if (!p->resources.empty() && !workers_.empty()) {
+    if (!p->resources.empty() && !workers_.empty() && !AnyHasRoom(l, *p)) {
       std::string detail = "no live worker that could run it has room free now";
       if (auto r = reservations_.find(FormatId(l->id)); r != reservations_.end()) {
         detail += "; worker " + r->second->info.spec.id + " is held for it";

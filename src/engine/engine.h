@@ -488,6 +488,8 @@ class Engine {
   // could run it; parks the ones none could, and brings back those a newly
   // registered worker could.
   bool AnyAdmits(const Live* c, const Placement& p) const;
+  // Whether some live worker that could run it has room for it now.
+  bool AnyHasRoom(const Live* c, const Placement& p) const;
   void Park(QueueState* q, Live* c);
   void Unpark(const WorkerLive& w, EngineOutput* out);
   // Whether `w` could run `p` at all: labels, queue, whole capacity.

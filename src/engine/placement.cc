@@ -278,14 +278,18 @@ Engine::Live* Engine::PickFor(QueueState* q, WorkerLive* w, TimeMs now, EngineOu
       if (--waits == 0) break;
       continue;
     }
-    if (--skips == 0) break;
     // Not for this worker. Once per change of the live workers, ask whether
-    // it is for any: a task none could run leaves the scan until one could.
+    // it is for any: a task none could run leaves the scan until one could
+    // (and does not count: each task is parked at most once per change).
     Extra& x = *c->extra;
     if (x.checked_epoch != workers_epoch_) {
       x.checked_epoch = workers_epoch_;
-      if (!AnyAdmits(c, *x.placement)) park.push_back(c);
+      if (!AnyAdmits(c, *x.placement)) {
+        park.push_back(c);
+        continue;
+      }
     }
+    if (--skips == 0) break;
   }
   for (Live* c : park) Park(q, c);
   return pick ? pick : u;
@@ -298,6 +302,18 @@ bool Engine::AnyAdmits(const Live* c, const Placement& p) const {
        ++it) {
     const WorkerLive& w = *it->second;
     if (ServesQueue(w.info.spec, c->queue->name) && Admits(w, p)) return true;
+  }
+  return false;
+}
+
+bool Engine::AnyHasRoom(const Live* c, const Placement& p) const {
+  const std::string& ns = c->queue->ns;
+  for (auto it = workers_.lower_bound({ns, ""}); it != workers_.end() && it->first.first == ns;
+       ++it) {
+    const WorkerLive& w = *it->second;
+    if (ServesQueue(w.info.spec, c->queue->name) && Admits(w, p) && FitsFree(w, p, nullptr)) {
+      return true;
+    }
   }
   return false;
 }

@@ -184,7 +184,7 @@ TEST_F(PlacementTest, UnschedulableSaysWhyAndClearsWhenAWorkerFitsJoins) {
       << Get(gpu).wait_detail;
 
   Register("large", {{"cpu", 16000}}, {{"gpu_model", "a100"}});
-  EXPECT_EQ(Get(big).wait_reason, "resources");
+  EXPECT_EQ(Get(big).wait_reason, "worker");  // large has room: it has not asked yet
   EXPECT_EQ(Get(gpu).wait_reason, "worker");
   auto got = Lease("large", 5);
   EXPECT_EQ(got.size(), 2u);
@@ -193,6 +193,26 @@ TEST_F(PlacementTest, UnschedulableSaysWhyAndClearsWhenAWorkerFitsJoins) {
   ASSERT_TRUE(engine_.DeregisterWorker("default", "large", now_, &out).ok());
   engine_.Tick(now_, &out);  // its zero backoff ends
   EXPECT_EQ(Get(big).wait_reason, "unschedulable");
+}
+
+TEST_F(PlacementTest, TasksNoWorkerCanRunDoNotHoldBackThoseBehindThem) {
+  Register("w", {{"cpu", 4000}}, {{"zone", "a"}});
+  std::vector<std::string> nowhere;
+  for (int i = 0; i < 20'000; ++i) {
+    nowhere.push_back(Submit(Spec({{"cpu", 100}}, {Sel("zone", SelectorOp::kEquals, {"mars"})})));
+  }
+  const std::string runnable = Submit(Spec({{"cpu", 1000}}));
+  auto got = Lease("w");
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].task.id, runnable);
+  EXPECT_EQ(Get(nowhere[0]).wait_reason, "unschedulable");
+  // A worker that can run them joins: they are back in line, in order.
+  Register("m", {{"cpu", 1000}}, {{"zone", "mars"}});
+  EXPECT_EQ(Get(nowhere[0]).wait_reason, "worker");
+  auto on_mars = Lease("m", 20);
+  ASSERT_EQ(on_mars.size(), 10u);
+  EXPECT_EQ(on_mars[0].task.id, nowhere[0]);
+  EXPECT_EQ(on_mars[9].task.id, nowhere[9]);
 }
 
 TEST_F(PlacementTest, ALargeTaskReservesAWorkerAndIsNotStarvedBySmallOnes) {
