@@ -78,6 +78,8 @@ struct Worker::Impl {
   std::size_t busy = 0;        // queued + running; guarded by mu
   std::vector<AckRequest> acks;  // guarded by mu
   Stats stats;                 // guarded by mu
+  std::size_t lease_slots = 0;   // the lease loop's, set before any task; guarded by mu
+  std::size_t lease_refill = 1;  // guarded by mu
   Clock::time_point next_worker_heartbeat{};  // the heartbeat thread's own
 
   // At most a third of the lease, so that two heartbeats may fail before it
@@ -110,6 +112,11 @@ void Worker::Impl::LeaseLoop() {
   // have nothing left to start: few large calls while tasks stream, no idle
   // handler while the server has work.
   const std::size_t refill = std::max<std::size_t>(1, std::min(batch, slots) / 2);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    lease_slots = slots;
+    lease_refill = refill;
+  }
   for (;;) {
     std::size_t want;
     {
@@ -160,8 +167,12 @@ void Worker::Impl::HandlerLoop() {
       r = std::move(queue.front());
       queue.pop_front();
       run = !cancel_running;
-      // The lease loop waits for an empty queue to ask for the free slots.
-      if (queue.empty()) cv.notify_all();
+      // The lease loop, holding fewer free slots than it refills at, waits
+      // for the queue to empty to ask for them: tell it (only then, so that
+      // a busy stream of short tasks does not wake every thread per pop).
+      if (queue.empty() && busy < lease_slots && lease_slots - busy < lease_refill) {
+        cv.notify_all();
+      }
     }
     if (r->lost.load()) {
       Outcome(r, {});  // dropped: another attempt owns it already
