@@ -1,6 +1,7 @@
 #include "integration/server_util.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -148,11 +150,31 @@ void ServerProcess::Start() {
   }
   close(out[1]);
   // The server prints "listening on HOST:PORT" once it accepts connections.
-  std::string line;
+  // Within a deadline: a server that hangs while it starts (recovery, say)
+  // fails the test with what it printed instead of hanging it.
+  constexpr int kStartDeadlineMs = 120'000;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kStartDeadlineMs);
+  std::string line, printed;
   char ch;
-  while (read(out[0], &ch, 1) == 1) {
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now())
+                          .count();
+    pollfd pfd{out[0], POLLIN, 0};
+    if (left <= 0 || poll(&pfd, 1, static_cast<int>(left)) == 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+      close(out[0]);
+      throw std::runtime_error("dray server printed no 'listening on' line within " +
+                               std::to_string(kStartDeadlineMs / 1000) + " s (output: '" +
+                               printed + line + "')");
+    }
+    if (read(out[0], &ch, 1) != 1) break;
     if (ch == '\n') {
       if (line.rfind("listening on ", 0) == 0) break;
+      printed += line + "\n";
       line.clear();
     } else {
       line.push_back(ch);
