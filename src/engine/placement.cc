@@ -253,7 +253,9 @@ Engine::Verdict Engine::MayTake(WorkerLive* w, const Live*& reserved, Live* c, T
     }
     return Verdict::kWait;
   }
-  if (BetterWaiter(w, c, p)) {
+  // Bound to this worker (broadcast copy, affinity key): no one else may
+  // take it, so no one else is compared.
+  if (!target && BetterWaiter(w, c, p)) {
     out->made_ready = true;  // that waiter is served once this call is done
     return Verdict::kNotHere;
   }

@@ -406,6 +406,31 @@ TEST_F(PlacementTest, TasksWithOneAffinityKeyGoToOneWorkerWhileItLives) {
   EXPECT_EQ(Lease("w2").size(), 1u);
 }
 
+TEST_F(PlacementTest, ATaskBoundToAWorkerIsNotDeferredToABetterOne) {
+  Register("busy", {{"cpu", 4000}});
+  Register("idle", {{"cpu", 4000}});
+  auto keyed = [&] {
+    TaskSpec s = Spec({{"cpu", 1000}});
+    s.placement.affinity_key = "user-7";
+    return Submit(std::move(s));
+  };
+  keyed();
+  auto first = Lease("idle");
+  ASSERT_EQ(first.size(), 1u);
+  Complete(first[0]);  // user-7 stays bound to idle
+  Submit(Spec({{"cpu", 2000}}));
+  ASSERT_EQ(Lease("busy").size(), 1u);
+  // Both wait; binpack would rather give work to busy, but the key says idle.
+  engine_.AddWaiter(1, LeaseRequest{"default", "idle", {"q"}, 1, kLease});
+  engine_.AddWaiter(2, LeaseRequest{"default", "busy", {"q"}, 1, kLease});
+  const std::string id = keyed();
+  EngineOutput out;
+  auto served = engine_.ServeWaiters(now_, &out);
+  ASSERT_EQ(served.size(), 1u);
+  EXPECT_EQ(served[0].first, 1u);
+  EXPECT_EQ(served[0].second[0].task.id, id);
+}
+
 TEST_F(PlacementTest, GpuTasksGetDistinctDevices) {
   Register("g", {{"gpu", 2}}, {}, {"0", "1"});
   for (int i = 0; i < 3; ++i) Submit(Spec({{"gpu", 1}}));
