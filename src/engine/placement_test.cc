@@ -530,6 +530,21 @@ TEST_P(PlacementPropertyTest, NeverOverCommitsConservesCapacityAndRunsWhatFits) 
     ASSERT_TRUE(r.ok());
     for (LeasedTask& lt : *r) leases[lt.task.id] = lt;
   };
+  // Every live worker asks at once in a long poll, as real workers do: the
+  // placement policy and preferences choose among them.
+  std::uint64_t next_waiter = 1;
+  auto all_wait = [&] {
+    std::vector<std::uint64_t> added;
+    for (const auto& [id, spec] : alive) {
+      added.push_back(next_waiter);
+      engine.AddWaiter(next_waiter++, LeaseRequest{"default", id, {"q", "r"}, 1 + pick(3), kLease});
+    }
+    EngineOutput out;
+    for (auto& [waiter, got] : engine.ServeWaiters(now, &out)) {
+      for (LeasedTask& lt : got) leases[lt.task.id] = lt;
+    }
+    for (std::uint64_t w : added) engine.RemoveWaiter(w);
+  };
   auto end_one = [&](bool succeed) {
     if (leases.empty()) return;
     auto it = std::next(leases.begin(), static_cast<std::ptrdiff_t>(pick(leases.size())));
@@ -562,9 +577,11 @@ TEST_P(PlacementPropertyTest, NeverOverCommitsConservesCapacityAndRunsWhatFits) 
       auto r = engine.Submit(std::move(specs), now, &out);
       ASSERT_TRUE(r.ok());
       tasks.push_back((*r)[0].id);
-    } else if (action < 65 && !alive.empty()) {
+    } else if (action < 60 && !alive.empty()) {
       auto it = std::next(alive.begin(), static_cast<std::ptrdiff_t>(pick(alive.size())));
       lease_by(it->first);
+    } else if (action < 65) {
+      all_wait();
     } else if (action < 85) {
       end_one(true);
     } else if (action < 90) {
@@ -598,7 +615,13 @@ TEST_P(PlacementPropertyTest, NeverOverCommitsConservesCapacityAndRunsWhatFits) 
     for (const auto& [id, spec] : alive) (void)engine.WorkerHeartbeat("default", id, now, &out);
     engine.Tick(now, &out);
     std::size_t before = leases.size();
-    for (const auto& [id, spec] : alive) lease_by(id);
+    // Half the seeds drain through long polls only: a task every waiting
+    // worker passes over to another would never run.
+    if (GetParam() % 2 == 0) {
+      all_wait();
+    } else {
+      for (const auto& [id, spec] : alive) lease_by(id);
+    }
     check();
     if (HasFatalFailure()) return;
     if (leases.empty() && before == 0) break;
