@@ -255,6 +255,12 @@ StatusOr<LabelSelector> DecodeSelector(const json::value& x, const std::string& 
     return InvalidArgument("field '" + f + "' needs a label key of 1.." +
                            std::to_string(limits.max_label_bytes) + " bytes");
   }
+  for (const std::string& v : sel.values) {  // the short forms' too
+    if (v.size() > limits.max_label_bytes) {
+      return InvalidArgument("field '" + f + "' has a value longer than " +
+                             std::to_string(limits.max_label_bytes) + " bytes");
+    }
+  }
   const bool takes_values = sel.op == SelectorOp::kEquals || sel.op == SelectorOp::kIn ||
                             sel.op == SelectorOp::kNotIn;
   if (takes_values && sel.values.empty()) {
