@@ -135,14 +135,6 @@ namespace {
 constexpr std::size_t kMaxInternedTypes = 4096;
 constexpr std::size_t kMaxInternedBackoffs = 1024;
 
-std::string KeyOf(const std::string& ns, const std::string& key) {
-  std::string k;
-  k.reserve(ns.size() + 1 + key.size());
-  k.append(ns).push_back('\0');
-  k.append(key);
-  return k;
-}
-
 // A rate limit's time between starts, and how far ahead of it a burst may go.
 double IntervalMs(const QueueSettings& s) { return 1000.0 / s.rate; }
 double ToleranceMs(const QueueSettings& s) { return (s.effective_burst() - 1) * IntervalMs(s); }

@@ -15,6 +15,15 @@
 
 namespace dray {
 
+// A key unique across namespaces: ns + '\0' + key (idempotency keys, event ids).
+inline std::string KeyOf(const std::string& ns, const std::string& key) {
+  std::string k;
+  k.reserve(ns.size() + 1 + key.size());
+  k.append(ns).push_back('\0');
+  k.append(key);
+  return k;
+}
+
 // What most live tasks do not have, in two side records so that a task
 // with an idempotency key, say, does not carry room for a lease.
 //

@@ -398,14 +398,18 @@ std::string Engine::UnschedulableReason(const Live* l, const Placement& p) const
   const std::string& ns = l->queue->ns;
   const std::string& queue = l->queue->name;
   std::size_t live = 0, labelled = 0;
-  const WorkerLive* largest = nullptr;  // of those that match its labels
+  // Of those that match its labels, the one that comes closest (the most
+  // of what it asks for, each resource capped at the request), to name.
+  const WorkerLive* closest = nullptr;
+  double closest_share = -1;
   std::size_t failed_selector = p.require.size();
   for (auto it = workers_.lower_bound({ns, ""}); it != workers_.end() && it->first.first == ns;
        ++it) {
     const WorkerLive& w = *it->second;
     if (!ServesQueue(w.info.spec, queue)) continue;
     live++;
-    if (!p.worker.empty() && w.info.spec.id != p.worker) continue;
+    // A broadcast copy is for its own worker while that one lives.
+    if (!p.worker.empty() && WorkerOf(ns, p.worker) && w.info.spec.id != p.worker) continue;
     bool match = true;
     for (std::size_t i = 0; i < p.require.size(); ++i) {
       if (!p.require[i].Matches(w.info.spec.labels)) {
@@ -417,7 +421,15 @@ std::string Engine::UnschedulableReason(const Live* l, const Placement& p) const
     if (!match) continue;
     labelled++;
     if (FitsTotal(w.info.spec, p)) return {};
-    if (!largest) largest = &w;
+    double share = 0;
+    for (const auto& [name, amount] : p.resources) {
+      share += std::min(1.0, static_cast<double>(Get(w.info.spec.capacity, name)) /
+                                 static_cast<double>(amount));
+    }
+    if (share > closest_share) {
+      closest = &w;
+      closest_share = share;
+    }
   }
   if (live == 0) {
     return "no live registered worker serves queue '" + queue + "' in namespace '" + ns + "'";
@@ -427,9 +439,9 @@ std::string Engine::UnschedulableReason(const Live* l, const Placement& p) const
     return "no live worker has labels matching " + DescribeSelector(p.require[failed_selector]);
   }
   return "it requests " + Amounts(p.resources) + "; no live worker matching its labels has " +
-         "that much in all (worker " + largest->info.spec.id + " has " +
-         (largest->info.spec.capacity.empty() ? std::string("no resources")
-                                               : Amounts(largest->info.spec.capacity)) +
+         "that much in all (worker " + closest->info.spec.id + " has " +
+         (closest->info.spec.capacity.empty() ? std::string("no resources")
+                                               : Amounts(closest->info.spec.capacity)) +
          ")";
 }
 
@@ -441,7 +453,7 @@ StatusOr<std::vector<BroadcastCopy>> Engine::SubmitBroadcast(TaskSpec&& spec, Ti
     // The copies of one broadcast carry the key with "#<shard>" after it.
     std::vector<BroadcastCopy> earlier;
     for (std::int32_t i = 0;; ++i) {
-      auto it = keys_.find(spec.ns + '\0' + base_key + "#" + std::to_string(i));
+      auto it = keys_.find(KeyOf(spec.ns, base_key + "#" + std::to_string(i)));
       if (it == keys_.end() || it->second.created_at + options_.idempotency_window_ms <= now) break;
       BroadcastCopy copy{it->second.id, {}, i, false};
       if (const Live* l = FindLive(spec.ns, copy.id); l && PlacementOf(l)) {

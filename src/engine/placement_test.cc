@@ -363,6 +363,7 @@ TEST_F(PlacementTest, BroadcastMakesOneCopyPerMatchingWorkerWithItsShard) {
   ASSERT_EQ(on_w2.size(), 1u);
   EXPECT_EQ(on_w2[0].task.id, (*copies)[1].id);
   ASSERT_TRUE(engine_.DeregisterWorker("default", "w1", now_, &out).ok());
+  EXPECT_EQ(Get((*copies)[0].id).wait_reason, "worker");  // w2 could run it, and has room
   Complete(on_w2[0]);
   auto moved = Lease("w2", 5);  // w1 is gone: its shard may run elsewhere
   ASSERT_EQ(moved.size(), 1u);

@@ -12,13 +12,6 @@ namespace {
 
 constexpr const char* kTriggerLabel = "dray.trigger";
 
-std::string EventKey(const std::string& ns, const std::string& id) {
-  std::string k = ns;
-  k.push_back('\0');
-  k += id;
-  return k;
-}
-
 // {"input": <template payload>, "<what>": <about>}: the fired task's payload.
 std::string Envelope(const std::string& input, const char* what, const std::string& about) {
   std::string p = "{\"input\":";
@@ -75,7 +68,7 @@ void Engine::RestoreTrigger(Trigger t) {
 }
 
 void Engine::RestoreEventId(const std::string& ns, const std::string& id, TimeMs created_at) {
-  const std::string key = EventKey(ns, id);
+  const std::string key = KeyOf(ns, id);
   event_ids_[key] = created_at;
   event_order_.emplace_back(created_at, key);
 }
@@ -199,7 +192,7 @@ StatusOr<Engine::EventOutcome> Engine::EmitEvent(
   Tick(now, out);
   EventOutcome r;
   if (!spec.id.empty()) {
-    auto seen = event_ids_.find(EventKey(spec.ns, spec.id));
+    auto seen = event_ids_.find(KeyOf(spec.ns, spec.id));
     if (seen != event_ids_.end()) {
       r.duplicate = true;
       r.event.ns = std::move(spec.ns);
