@@ -186,19 +186,10 @@ int RunCli(int argc, char** argv) {
       if (eq == std::string::npos) return Fail(InvalidArgument("--label wants k=v"));
       spec.labels[l.substr(0, eq)] = l.substr(eq + 1);
     }
-    std::vector<std::string> resource_items;
-    for (std::size_t at = 0; at < resources.size();) {
-      std::size_t comma = resources.find(',', at);
-      if (comma == std::string::npos) comma = resources.size();
-      if (comma > at) resource_items.push_back(resources.substr(at, comma - at));
-      at = comma + 1;
-    }
-    for (const std::string& r : resource_items) {
-      auto eq = r.find('=');
-      char* end = nullptr;
-      const long long n = eq == std::string::npos ? -1 : std::strtoll(r.c_str() + eq + 1, &end, 10);
-      if (n < 0 || !end || *end) return Fail(InvalidArgument("--resources wants name=number, not '" + r + "'"));
-      if (n > 0) spec.placement.resources[r.substr(0, eq)] = n;
+    std::map<std::string, std::int64_t> amounts;
+    if (Status st = ParseAmounts(resources, "--resources", &amounts); !st.ok()) return Fail(st);
+    for (const auto& [name, n] : amounts) {
+      if (n > 0) spec.placement.resources[name] = n;
     }
     auto selector = [](const std::string& text, const char* flag) -> StatusOr<LabelSelector> {
       Placement p;

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <sstream>
 
 #include "cli/yaml_json.h"
 #include "core/json_codec.h"
@@ -59,6 +60,43 @@ StatusOr<std::string> ReadJsonBody(const std::string& file, bool yaml) {
   auto parsed = ParseJson(text);
   if (!parsed.ok()) return InvalidArgument(file + ": " + parsed.status().message());
   return text;
+}
+
+std::vector<std::string> SplitComma(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+Status ParsePairs(const std::string& text, std::string_view flag,
+                  std::map<std::string, std::string>* into) {
+  for (const std::string& item : SplitComma(text)) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return InvalidArgument(std::string(flag) + ": '" + item + "' is not name=value");
+    }
+    (*into)[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return Status::Ok();
+}
+
+Status ParseAmounts(const std::string& text, std::string_view flag,
+                    std::map<std::string, std::int64_t>* into) {
+  std::map<std::string, std::string> pairs;
+  DRAY_RETURN_IF_ERROR(ParsePairs(text, flag, &pairs));
+  for (const auto& [k, v] : pairs) {
+    char* end = nullptr;
+    const long long n = std::strtoll(v.c_str(), &end, 10);
+    if (v.empty() || *end || n < 0) {
+      return InvalidArgument(std::string(flag) + ": '" + k + "=" + v + "' needs a whole number");
+    }
+    (*into)[k] = n;
+  }
+  return Status::Ok();
 }
 
 }  // namespace dray

@@ -3,8 +3,12 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "dray/client.h"
 #include "dray/status.h"
@@ -25,6 +29,18 @@ std::unique_ptr<Client> Connect(const CliCommon& c);
 
 // Prints "dray: <status>" on stderr; returns the exit code 2.
 int Fail(const Status& s);
+
+// "a,b,,c" -> {"a", "b", "c"}.
+std::vector<std::string> SplitComma(const std::string& s);
+
+// A flag's "k=v,k2=v2" into `into`; InvalidArgument naming the flag.
+Status ParsePairs(const std::string& text, std::string_view flag,
+                  std::map<std::string, std::string>* into);
+
+// A flag's "cpu=4000,memory_mb=512" (whole numbers, 0 or more) into
+// `into`; InvalidArgument naming the flag.
+Status ParseAmounts(const std::string& text, std::string_view flag,
+                    std::map<std::string, std::int64_t>* into);
 
 // RFC 3339, or "-" for 0.
 std::string CliTime(TimeMs t);

@@ -1,25 +1,14 @@
 #include "cli/exec_worker.h"
 
-#include <cstdlib>
 #include <map>
-#include <sstream>
 #include <stdexcept>
 
+#include "cli/cli_common.h"
 #include "cli/exec_runner.h"
 #include "core/json_writer.h"
 
 namespace dray {
 namespace {
-
-std::vector<std::string> SplitComma(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
 
 std::string LastLine(const std::string& text) {
   std::size_t end = text.find_last_not_of("\r\n");
@@ -33,19 +22,6 @@ ClientOptions ClientFor(const ExecWorkerOptions& o) {
   c.server = o.server;
   c.ns = o.ns;
   return c;
-}
-
-// "k=v,k2=v2" into `into`; InvalidArgument naming the flag otherwise.
-Status ParsePairs(const std::string& text, std::string_view flag,
-                  std::map<std::string, std::string>* into) {
-  for (const std::string& item : SplitComma(text)) {
-    const auto eq = item.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return InvalidArgument(std::string(flag) + ": '" + item + "' is not name=value");
-    }
-    (*into)[item.substr(0, eq)] = item.substr(eq + 1);
-  }
-  return Status::Ok();
 }
 
 WorkerOptions WorkerFor(const ExecWorkerOptions& o) {
@@ -81,17 +57,7 @@ ExecWorker::ExecWorker(const ExecWorkerOptions& options) {
   }
   if (setup_.ok() && options.register_worker) {
     registration_.capacity = MachineCapacity(&registration_.gpu_devices);
-    std::map<std::string, std::string> pairs;
-    setup_ = ParsePairs(options.capacity, "--capacity", &pairs);
-    for (const auto& [k, v] : pairs) {
-      char* end = nullptr;
-      const long long n = std::strtoll(v.c_str(), &end, 10);
-      if (v.empty() || *end || n < 0) {
-        setup_ = InvalidArgument("--capacity: '" + k + "=" + v + "' needs a whole number");
-        break;
-      }
-      registration_.capacity[k] = n;
-    }
+    setup_ = ParseAmounts(options.capacity, "--capacity", &registration_.capacity);
     if (setup_.ok()) setup_ = ParsePairs(options.labels, "--labels", &registration_.labels);
     if (!options.gpus.empty()) {
       registration_.gpu_devices = SplitComma(options.gpus);

@@ -342,7 +342,7 @@ Status DecodePlacementField(std::string_view k, const json::value& x, const std:
   return Status::Ok();
 }
 
-std::string PlacementToJson(const Placement& p) {
+json::object EncodePlacement(const Placement& p) {
   json::object o;
   if (!p.resources.empty()) {
     json::object r;
@@ -368,7 +368,11 @@ std::string PlacementToJson(const Placement& p) {
     o["broadcast"] = json::object{
         {"worker", p.worker}, {"shard_index", p.shard_index}, {"shard_total", p.shard_total}};
   }
-  std::string text = json::serialize(o);
+  return o;
+}
+
+std::string PlacementToJson(const Placement& p) {
+  std::string text = json::serialize(EncodePlacement(p));
   return text.size() <= 2 ? std::string() : text.substr(1, text.size() - 2);
 }
 
@@ -775,7 +779,7 @@ json::object EncodeTaskSpec(const TaskSpec& s) {
     o["labels"] = std::move(l);
   }
   if (!s.placement.empty()) {
-    json::object p = json::parse("{" + PlacementToJson(s.placement) + "}").as_object();
+    json::object p = EncodePlacement(s.placement);
     p.erase("broadcast");  // made by the server, not asked for
     for (auto& kv : p) o[kv.key()] = std::move(kv.value());
   }

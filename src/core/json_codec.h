@@ -95,8 +95,9 @@ StatusOr<Task> DecodeTask(const boost::json::value& v);
 // says in `known` whether `k` is one of them.
 Status DecodePlacementField(std::string_view k, const boost::json::value& x, const std::string& f,
                             const Limits& limits, Placement* p, bool* known);
-// Those fields, and "broadcast" for a broadcast copy, as the members of a
-// JSON object without its braces ("" for none).
+// Those fields, and "broadcast" for a broadcast copy: as an object, and
+// as its members without the braces ("" for none).
+boost::json::object EncodePlacement(const Placement& p);
 std::string PlacementToJson(const Placement& p);
 // The inverse, lenient: reads what PlacementToJson wrote among `o`'s members.
 Placement DecodePlacement(const boost::json::object& o);

@@ -188,7 +188,7 @@ std::string EncodeFlow(const Task& t) {
   }
   json::object o;
   if (!t.placement.empty()) {
-    o["placement"] = json::parse("{" + PlacementToJson(t.placement) + "}");
+    o["placement"] = EncodePlacement(t.placement);
   }
   if (!t.concurrency_key.empty()) o["concurrency_key"] = t.concurrency_key;
   if (t.concurrency_limit) o["concurrency_limit"] = t.concurrency_limit;
