@@ -6,9 +6,9 @@
 #
 #   bench/run.sh [WORKLOAD...] [RUNS]
 #
-# WORKLOAD: w1-single | w1-batch | w2 | w3 | floor | w4 | peers
+# WORKLOAD: w1-single | w1-batch | w2 | w3 | floor | w4 | overload | peers
 #           all  = w1-single w1-batch w2 w3 floor           (a few minutes)
-#           full = all w4 peers                             (most of an hour)
+#           full = all w4 overload peers                    (most of an hour)
 # RUNS: runs per figure (default 3).
 #
 # Environment: BUILD_DIR (default build), PORT (default 7390),
@@ -16,6 +16,7 @@
 #   PEERS (default "beanstalkd bullmq graphile-worker pg-boss"),
 #   PEER_MODES (default "durable default"), W3_SECONDS (default 20),
 #   SERVER_ARGS: more flags for `dray server` (e.g. "--io-threads 1"),
+#   OVERLOAD_SECONDS (default 8): how long the overload workload floods,
 #   BENCH_SMOKE=1: tiny sizes (2,000 tasks, W3 for 1 s, W4 at 1,000) to check
 #   that the harness and the generators work, as ctest does; not a measurement.
 #   PORT=0 lets the server pick a free port.
@@ -33,9 +34,10 @@ build=${BUILD_DIR:-build}
 requested_port=${PORT:-7390}
 port=$requested_port
 w3_seconds=${W3_SECONDS:-20}
+overload_seconds=${OVERLOAD_SECONDS:-8}
 w1s_tasks=50000 w1b_tasks=100000 w2_tasks=100000 floor_tasks=100000
 if [ "${BENCH_SMOKE:-0}" = 1 ]; then
-  w1s_tasks=2000 w1b_tasks=2000 w2_tasks=2000 floor_tasks=2000 w3_seconds=1
+  w1s_tasks=2000 w1b_tasks=2000 w2_tasks=2000 floor_tasks=2000 w3_seconds=1 overload_seconds=1
   W4_SIZES=${W4_SIZES:-1000}
 fi
 dray="$build/bin/dray"
@@ -49,8 +51,8 @@ names=()
 for a in "${args[@]}"; do
   case $a in
     all) names+=(w1-single w1-batch w2 w3 floor) ;;
-    full) names+=(w1-single w1-batch w2 w3 floor w4 peers) ;;
-    w1-single|w1-batch|w2|w3|floor|w4|peers) names+=("$a") ;;
+    full) names+=(w1-single w1-batch w2 w3 floor w4 overload peers) ;;
+    w1-single|w1-batch|w2|w3|floor|w4|overload|peers) names+=("$a") ;;
     *) echo "unknown workload $a" >&2; exit 2 ;;
   esac
 done
@@ -144,6 +146,9 @@ dray_once() {
     w3)
       local out; out=$(gen "$bench/dray_latency_load" --port "$port" --rate 1000 --seconds "$w3_seconds")
       echo "$(field p50 <<< "$out") $(field p99 <<< "$out") $(grep -o 'p99\.9=[0-9.]*' <<< "$out" | cut -d= -f2) $(field max <<< "$out")" ;;
+    overload)  # far past what one server commits; the default backlog bound refuses the rest
+      local out; out=$(gen "$bench/dray_submit_load" --port "$port" --seconds "$overload_seconds" --connections 96 --batch 1000)
+      echo "$(field rate <<< "$out") $(field refused_share <<< "$out") $(field p50 <<< "$out") $(field p99 <<< "$out")" ;;
   esac
   stop_server
   rm -rf "$data" "$data.out" "$data.err"; data=""
@@ -174,7 +179,20 @@ run_dray() {
     w2) dray_med[$w]=$(printf '%s\n' "${vals[@]}" | median)
         row "Dray W2 drain $(human "$w2_tasks"), SDK worker, 4 threads, lease+ack 256" "tasks/s" "" "${vals[@]}" ;;
     w3) w3_rows "Dray W3 1000/s ${w3_seconds}s," dray "${vals[@]}" ;;
+    overload) overload_rows "Dray overload ${overload_seconds}s, 96 conns x 1000," "${vals[@]}" ;;
   esac
+}
+
+overload_rows() {  # label values ("rate share p50 p99" per run)
+  local label=$1; shift
+  local i=1 what unit
+  for what in "accepted:tasks/s" "refused with 429:share" "accepted p50:ms" "accepted p99:ms"; do
+    unit=${what#*:}
+    local vals=()
+    for v in "$@"; do vals+=("$(cut -d' ' -f$i <<< "$v")"); done
+    row "$label ${what%%:*}" "$unit" "" "${vals[@]}"
+    i=$((i + 1))
+  done
 }
 
 run_floor() {

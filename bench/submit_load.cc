@@ -5,6 +5,12 @@
 //   dray_submit_load --port 7070 --tasks 100000 --connections 64 --batch 1
 //   dray_submit_load --port 7070 --tasks 100000 --connections 4 --batch 1000
 //
+// Overload (--seconds S): submit for S seconds with no task count, far past
+// what the server commits, and report what it accepted, what it refused with
+// 429 (its commit backlog bound) and the latency of the accepted requests:
+//
+//   dray_submit_load --port 7070 --seconds 8 --connections 96 --batch 1000
+//
 // Each connection keeps exactly one request in flight (HTTP/1.1 without
 // pipelining), so the server's group commit, not the client, sets the pace.
 #include <unistd.h>
@@ -42,12 +48,15 @@ struct Options {
   int batch = 1;
   int threads = 1;
   std::string queue = "bench";
+  double seconds = 0;  // > 0: overload mode, for this long with no task count
 };
 
 struct Shared {
   std::atomic<long> next{0};     // tasks handed out to connections
   std::atomic<long> done{0};     // tasks acknowledged with 2xx
-  std::atomic<long> errors{0};   // non-2xx answers
+  std::atomic<long> errors{0};   // non-2xx answers (but 429 in overload mode)
+  std::atomic<long> refused{0};  // tasks refused with 429 (overload mode)
+  Clock::time_point deadline;    // overload mode: no request starts after it
   std::vector<double> latencies_ms;  // per request, merged at the end
 };
 
@@ -71,6 +80,8 @@ std::string Body(int n, const std::string& queue) {
 
 class Conn : public std::enable_shared_from_this<Conn> {
  public:
+  // `lat` gets the latency of every request, or in overload mode of every
+  // accepted one.
   Conn(asio::io_context& ioc, const Options& o, Shared* s, std::vector<double>* lat)
       : stream_(ioc), opts_(o), shared_(s), lat_(lat) {}
 
@@ -87,9 +98,14 @@ class Conn : public std::enable_shared_from_this<Conn> {
 
  private:
   void Next() {
-    long first = shared_->next.fetch_add(opts_.batch);
-    if (first >= opts_.tasks) return;
-    int n = static_cast<int>(std::min<long>(opts_.batch, opts_.tasks - first));
+    int n = opts_.batch;
+    if (opts_.seconds > 0) {
+      if (Clock::now() >= shared_->deadline) return;
+    } else {
+      long first = shared_->next.fetch_add(opts_.batch);
+      if (first >= opts_.tasks) return;
+      n = static_cast<int>(std::min<long>(opts_.batch, opts_.tasks - first));
+    }
     req_ = {http::verb::post, "/v1/tasks", 11};
     req_.set(http::field::host, opts_.host);
     req_.set(http::field::content_type, "application/json");
@@ -103,10 +119,15 @@ class Conn : public std::enable_shared_from_this<Conn> {
       http::async_read(self->stream_, self->buf_, self->res_,
                        [self, n](beast::error_code ec2, std::size_t) {
                          if (ec2) return self->Fail(ec2);
-                         self->lat_->push_back(
-                             std::chrono::duration<double, std::milli>(Clock::now() - self->started_).count());
+                         const double ms =
+                             std::chrono::duration<double, std::milli>(Clock::now() - self->started_).count();
+                         const bool overload = self->opts_.seconds > 0;
+                         if (!overload) self->lat_->push_back(ms);
                          if (self->res_.result_int() / 100 == 2) {
                            self->shared_->done += n;
+                           if (overload) self->lat_->push_back(ms);
+                         } else if (overload && self->res_.result_int() == 429) {
+                           self->shared_->refused += n;
                          } else {
                            self->shared_->errors += n;
                            if (self->shared_->errors <= n) {
@@ -144,6 +165,7 @@ int main(int argc, char** argv) {
     else if (k == "--batch") o.batch = std::max(1, std::atoi(v.c_str()));
     else if (k == "--threads") o.threads = std::max(1, std::atoi(v.c_str()));
     else if (k == "--queue") o.queue = v;
+    else if (k == "--seconds") o.seconds = std::atof(v.c_str());
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
@@ -155,6 +177,8 @@ int main(int argc, char** argv) {
   for (int t = 0; t < o.threads; ++t) ctxs.push_back(std::make_unique<asio::io_context>(1));
   asio::ip::tcp::endpoint ep(asio::ip::make_address(o.host), static_cast<unsigned short>(o.port));
   auto start = Clock::now();
+  shared.deadline = start + std::chrono::duration_cast<Clock::duration>(
+                                std::chrono::duration<double>(o.seconds));
   for (int c = 0; c < o.connections; ++c) {
     auto conn = std::make_shared<Conn>(*ctxs[static_cast<std::size_t>(c % o.threads)], o, &shared,
                                        &lats[static_cast<std::size_t>(c)]);
@@ -167,6 +191,21 @@ int main(int argc, char** argv) {
   std::vector<double> all;
   for (auto& l : lats) all.insert(all.end(), l.begin(), l.end());
 
+  if (o.seconds > 0) {
+    const long offered = shared.done.load() + shared.refused.load();
+    std::printf("Overload: seconds=%.0f batch=%d connections=%d client_threads=%d payload=%zuB cores=%ld\n",
+                o.seconds, o.batch, o.connections, o.threads, std::strlen(kPayload),
+                sysconf(_SC_NPROCESSORS_ONLN));
+    std::printf("  accepted=%ld refused_429=%ld other_errors=%ld elapsed=%.2fs offered=%.0f tasks/s "
+                "rate=%.0f tasks/s refused_share=%.2f\n",
+                shared.done.load(), shared.refused.load(), shared.errors.load(), secs,
+                static_cast<double>(offered) / secs, static_cast<double>(shared.done.load()) / secs,
+                offered ? static_cast<double>(shared.refused.load()) / static_cast<double>(offered) : 0.0);
+    std::printf("  accepted request latency ms: p50=%.2f p99=%.2f p99.9=%.2f max=%.2f\n",
+                Percentile(all, 0.50), Percentile(all, 0.99), Percentile(all, 0.999),
+                Percentile(all, 1.0));
+    return shared.errors.load() == 0 ? 0 : 1;
+  }
   std::printf("W1 enqueue: tasks=%ld batch=%d connections=%d client_threads=%d payload=%zuB cores=%ld\n",
               o.tasks, o.batch, o.connections, o.threads, std::strlen(kPayload),
               sysconf(_SC_NPROCESSORS_ONLN));

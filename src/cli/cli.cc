@@ -21,6 +21,7 @@
 #include "cli/server_command.h"
 #include "cli/workers_command.h"
 #include "cli/yaml_json.h"
+#include "core/json_writer.h"
 #include "core/json_codec.h"
 #include "core/time_format.h"
 #include "dray/client.h"
@@ -29,12 +30,6 @@ namespace json = boost::json;
 
 namespace dray {
 namespace {
-
-std::string FormatRate(double rate) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", rate);
-  return buf;
-}
 
 void PrintWorkflow(const WorkflowInfo& info) {
   const Workflow& w = info.workflow;
@@ -100,12 +95,13 @@ void PrintTask(const Task& t, bool as_json) {
 
 }  // namespace
 
-int RunCli(int argc, char** argv) {
+int RunCli(int argc, char** argv, const BuildInfo& build) {
   // Build spdlog's registry on this thread before any other thread logs: the
   // library is not built for ThreadSanitizer, which then cannot see that its
   // lazy initialisation is synchronised.
   spdlog::set_level(spdlog::level::info);
-  CLI::App app{"dray: a durable task scheduler and job server"};
+  CLI::App app{"dray: a durable task scheduler and job server", "dray"};
+  app.set_version_flag("--version", build.Line());
   app.require_subcommand(1);
   CliCommon common;
   if (const char* env = std::getenv("DRAY_SERVER")) common.server = env;
@@ -114,7 +110,7 @@ int RunCli(int argc, char** argv) {
   std::vector<std::function<int()>> runs;
 
   std::function<int()> server_run;
-  AddServerCommand(&app, &server_run);
+  AddServerCommand(&app, build, &server_run);
   runs.push_back([&] { return server_run(); });
 
   // submit
@@ -161,7 +157,7 @@ int RunCli(int argc, char** argv) {
     if (!command.empty()) {
       json::array a;
       for (const std::string& c : command) a.push_back(json::string(c));
-      spec.payload = json::serialize(json::object{{"argv", std::move(a)}});
+      spec.payload = JsonText(json::object{{"argv", std::move(a)}});
       if (spec.type.empty()) spec.type = "exec";
     }
     if (spec.type.empty()) {
@@ -171,7 +167,7 @@ int RunCli(int argc, char** argv) {
     if (!payload.empty()) {
       auto v = ParseJson(payload);
       if (!v.ok()) return Fail(InvalidArgument("--payload is not JSON"));
-      spec.payload = json::serialize(*v);
+      spec.payload = JsonText(*v);
     }
     if (delay_ms >= 0) spec.delay_ms = delay_ms;
     if (timeout_ms >= 0) spec.timeout_ms = timeout_ms;
@@ -303,7 +299,7 @@ int RunCli(int argc, char** argv) {
       for (const Task& t : r->tasks) a.push_back(EncodeTask(t));
       json::object o{{"tasks", std::move(a)},
                      {"next_cursor", r->next_cursor.empty() ? json::value(nullptr) : json::value(r->next_cursor)}};
-      std::printf("%s\n", json::serialize(o).c_str());
+      std::printf("%s\n", JsonText(o).c_str());
       return 0;
     }
     std::printf("%-36s  %-10s  %-12s  %-16s  %-8s  %s\n", "ID", "STATE", "QUEUE", "TYPE", "ATTEMPTS",
@@ -358,7 +354,7 @@ int RunCli(int argc, char** argv) {
       if (q_rate) patch["rate"] = *q_rate;
       if (q_burst) patch["burst"] = *q_burst;
       if (q_weight) patch["weight"] = *q_weight;
-      auto r = client->PatchQueue(qname, json::serialize(patch));
+      auto r = client->PatchQueue(qname, JsonText(patch));
       if (!r.ok()) return Fail(r.status());
       shown.push_back(*r);
     } else if (qget->parsed()) {
@@ -393,7 +389,7 @@ int RunCli(int argc, char** argv) {
       std::printf("limits: concurrency %s, per key %d, rate %s, weight %d\n",
                   s.concurrency ? std::to_string(s.concurrency).c_str() : "none",
                   s.key_concurrency,
-                  s.rate > 0 ? (FormatRate(s.rate) + "/s burst " +
+                  s.rate > 0 ? (FormatDouble(s.rate) + "/s burst " +
                                 std::to_string(static_cast<long long>(s.effective_burst())))
                                    .c_str()
                              : "none",

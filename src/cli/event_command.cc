@@ -72,7 +72,7 @@ std::function<int()> AddEventCommand(CLI::App* app, CliCommon* common) {
       auto e = client->GetEvent(f->id);
       if (!e.ok()) return Fail(e.status());
       if (common->json_out) {
-        std::printf("%s\n", json::serialize(EncodeEvent(*e)).c_str());
+        std::printf("%s\n", JsonText(EncodeEvent(*e)).c_str());
       } else {
         PrintEvent(*e, false);
       }
@@ -83,13 +83,13 @@ std::function<int()> AddEventCommand(CLI::App* app, CliCommon* common) {
     EventSpec spec;
     spec.name = f->name;
     spec.id = f->id;
-    spec.payload = json::serialize(*payload);
+    spec.payload = JsonText(*payload);
     auto r = client->EmitEvent(spec);
     if (!r.ok()) return Fail(r.status());
     if (common->json_out) {
       json::object o = EncodeEvent(r->event);
       o["duplicate"] = r->duplicate;
-      std::printf("%s\n", json::serialize(o).c_str());
+      std::printf("%s\n", JsonText(o).c_str());
     } else {
       PrintEvent(r->event, r->duplicate);
     }
@@ -139,7 +139,7 @@ std::function<int()> AddTriggerCommand(CLI::App* app, CliCommon* common) {
     auto show = [&](const StatusOr<Trigger>& t) -> int {
       if (!t.ok()) return Fail(t.status());
       if (common->json_out) {
-        std::printf("%s\n", json::serialize(EncodeTrigger(*t)).c_str());
+        std::printf("%s\n", JsonText(EncodeTrigger(*t)).c_str());
       } else {
         PrintTrigger(*t);
       }
@@ -187,7 +187,7 @@ std::function<int()> AddTriggerCommand(CLI::App* app, CliCommon* common) {
         }
         o["task"] = std::move(task);
         if (f->spec.paused) o["paused"] = true;
-        body = json::serialize(o);
+        body = JsonText(o);
       }
       auto answer = client->Call("POST", "/v1/triggers", body);
       if (!answer.ok()) return Fail(answer.status());
@@ -207,7 +207,7 @@ std::function<int()> AddTriggerCommand(CLI::App* app, CliCommon* common) {
     if (common->json_out) {
       json::array items;
       for (const Trigger& t : page->triggers) items.push_back(EncodeTrigger(t));
-      std::printf("%s\n", json::serialize(items).c_str());
+      std::printf("%s\n", JsonText(items).c_str());
       return 0;
     }
     std::printf("%-24s  %-40s  %-7s  %6s  %s\n", "ID", "ON", "STATE", "FIRED", "TASK");
@@ -251,7 +251,7 @@ std::function<int()> AddWatchCommand(CLI::App* app, CliCommon* common) {
           } else if (common->json_out) {
             std::string line = "{\"event_id\":";
             AppendJsonString(c.event_id, &line);
-            line += ",\"task\":" + json::serialize(EncodeTask(c.task)) + "}";
+            line += ",\"task\":" + JsonText(EncodeTask(c.task)) + "}";
             std::printf("%s\n", line.c_str());
           } else {
             const Task& t = c.task;

@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 
 #include "cli/task_limits.h"
+#include "core/json_writer.h"
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -249,7 +250,7 @@ std::string ExecResultJson(const ExecResult& r) {
                  {"duration_ms", r.duration_ms},
                  {"timed_out", r.timed_out}};
   if (r.memory_exceeded) o["memory_exceeded"] = true;
-  return json::serialize(o);
+  return JsonText(o);
 }
 
 }  // namespace dray

@@ -1,4 +1,9 @@
-// The `dray` command. Everything lives in cli.cc so that tests can drive it.
+// The `dray` command. Everything lives in cli.cc so that tests can drive it;
+// this file adds what the build knows of itself (dray_build_info.h is
+// generated at build time by cmake/WriteBuildInfo.cmake).
 #include "cli/cli.h"
+#include "dray_build_info.h"
 
-int main(int argc, char** argv) { return dray::RunCli(argc, argv); }
+int main(int argc, char** argv) {
+  return dray::RunCli(argc, argv, dray::BuildInfo{DRAY_VERSION, DRAY_REVISION});
+}

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "core/json_codec.h"
+#include "core/json_writer.h"
 #include "core/time_format.h"
 
 namespace json = boost::json;
@@ -124,7 +125,7 @@ std::function<int()> AddScheduleCommand(CLI::App* app, CliCommon* common) {
     auto show = [&](const StatusOr<Schedule>& s) -> int {
       if (!s.ok()) return Fail(s.status());
       if (common->json_out) {
-        std::printf("%s\n", json::serialize(EncodeSchedule(*s)).c_str());
+        std::printf("%s\n", JsonText(EncodeSchedule(*s)).c_str());
       } else {
         PrintSchedule(*s);
       }
@@ -153,7 +154,7 @@ std::function<int()> AddScheduleCommand(CLI::App* app, CliCommon* common) {
       if (!f->payload.empty()) {
         auto p = ParseJson(f->payload);
         if (!p.ok()) return Fail(InvalidArgument("--payload: " + p.status().message()));
-        spec.task.payload = json::serialize(*p);
+        spec.task.payload = JsonText(*p);
       }
       if (!f->misfire.empty()) {
         auto m = ParseMisfirePolicy(f->misfire);
@@ -188,7 +189,7 @@ std::function<int()> AddScheduleCommand(CLI::App* app, CliCommon* common) {
     if (common->json_out) {
       json::array items;
       for (const Schedule& s : page->schedules) items.push_back(EncodeSchedule(s));
-      std::printf("%s\n", json::serialize(items).c_str());
+      std::printf("%s\n", JsonText(items).c_str());
       return 0;
     }
     std::printf("%-24s  %-26s  %-7s  %7s  %-24s  %s\n", "ID", "WHEN", "STATE", "FIRED", "NEXT", "TASK");

@@ -141,9 +141,10 @@ int RunServerWithWorker(const ServerFlags& f) {
 
 }  // namespace
 
-void AddServerCommand(CLI::App* app, std::function<int()>* run) {
+void AddServerCommand(CLI::App* app, const BuildInfo& build, std::function<int()>* run) {
   auto f = std::make_shared<ServerFlags>();
   ServerConfig& c = f->config;
+  c.build = build;
   CLI::App* cmd = app->add_subcommand("server", "Run the Dray server (embedded SQLite store)");
   cmd->add_option("--listen", c.listen, "host:port to serve HTTP on (port 0: any free port)")
       ->capture_default_str();

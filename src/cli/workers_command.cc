@@ -3,6 +3,8 @@
 #include <boost/json.hpp>
 #include <cstdio>
 
+#include "core/json_writer.h"
+
 namespace json = boost::json;
 
 namespace dray {
@@ -28,7 +30,7 @@ std::function<int()> AddWorkersCommand(CLI::App* app, CliCommon* common) {
         if (x.is_object()) {
           for (const auto& [k, val] : x.as_object()) {
             out += (out.empty() ? "" : ",") + std::string(k) + sep +
-                   (val.is_string() ? std::string(val.as_string()) : json::serialize(val));
+                   (val.is_string() ? std::string(val.as_string()) : JsonText(val));
           }
         } else {
           for (const json::value& e : x.as_array()) {

@@ -6,6 +6,8 @@
 #include <charconv>
 #include <regex>
 
+#include "core/json_writer.h"
+
 namespace dray {
 namespace {
 
@@ -99,7 +101,7 @@ StatusOr<std::string> YamlToJson(std::string_view yaml, const YamlLimits& limits
     Converter c(limits);
     auto v = c.Convert(root, 0);
     if (!v.ok()) return v.status();
-    return json::serialize(*v);
+    return JsonText(*v);
   } catch (const YAML::Exception& e) {
     return InvalidArgument(std::string("YAML: ") + e.what());
   }

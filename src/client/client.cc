@@ -5,6 +5,7 @@
 
 #include "client/http_client.h"
 #include "core/json_codec.h"
+#include "core/json_writer.h"
 #include "core/time_format.h"
 
 namespace json = boost::json;
@@ -146,7 +147,7 @@ StatusOr<WorkflowInfo> DecodeWorkflowInfo(const json::value& v) {
       }
       ti.error = JsonString(t, "error");
       if (const json::value* r = t.if_contains("result"); r && !r->is_null()) {
-        ti.result = json::serialize(*r);
+        ti.result = JsonText(*r);
       }
       ti.wait_reason = JsonString(t, "wait_reason");
       if (const json::value* f = t.if_contains("finished_at"); f && f->is_string()) {
@@ -212,14 +213,14 @@ StatusOr<std::string> Client::Call(const std::string& method, const std::string&
 
 StatusOr<SubmitResult> Client::Submit(const TaskSpec& spec) {
   return Decode<SubmitResult>(
-      Call("POST", "/v1/tasks", json::serialize(EncodeTaskSpec(spec))), [](const json::value& v) {
+      Call("POST", "/v1/tasks", JsonText(EncodeTaskSpec(spec))), [](const json::value& v) {
         return SubmitResult{std::string(v.at("id").as_string()), v.at("created").as_bool()};
       });
 }
 
 StatusOr<std::vector<BroadcastCopy>> Client::Broadcast(const TaskSpec& spec) {
   return Decode<std::vector<BroadcastCopy>>(
-      Call("POST", "/v1/tasks/broadcast", json::serialize(EncodeTaskSpec(spec))),
+      Call("POST", "/v1/tasks/broadcast", JsonText(EncodeTaskSpec(spec))),
       [](const json::value& v) {
         std::vector<BroadcastCopy> out;
         for (const json::value& t : v.at("tasks").as_array()) {
@@ -236,7 +237,7 @@ StatusOr<std::vector<SubmitResult>> Client::SubmitBatch(const std::vector<TaskSp
   json::array tasks;
   tasks.reserve(specs.size());
   for (const TaskSpec& s : specs) tasks.push_back(EncodeTaskSpec(s));
-  auto body = Call("POST", "/v1/tasks", json::serialize(json::object{{"tasks", std::move(tasks)}}));
+  auto body = Call("POST", "/v1/tasks", JsonText(json::object{{"tasks", std::move(tasks)}}));
   return Decode<std::vector<SubmitResult>>(body, [&](const json::value& v) {
     std::vector<SubmitResult> out;
     const json::array& ids = v.at("ids").as_array();
@@ -310,7 +311,7 @@ StatusOr<WorkflowSubmitted> Client::SubmitWorkflow(const WorkflowSpec& spec) {
   if (!spec.name.empty()) body["name"] = spec.name;
   if (spec.on_failure != DepFailure::kCancel) body["on_failure"] = DepFailureName(spec.on_failure);
   return Decode<WorkflowSubmitted>(
-      Call("POST", "/v1/workflows", json::serialize(body)),
+      Call("POST", "/v1/workflows", JsonText(body)),
       [](const json::value& v) -> StatusOr<WorkflowSubmitted> {
         WorkflowSubmitted out;
         out.workflow = DecodeWorkflow(v.at("workflow").as_object());
@@ -376,7 +377,7 @@ StatusOr<Schedule> ScheduleFrom(const StatusOr<std::string>& body) {
 }  // namespace
 
 StatusOr<Schedule> Client::CreateSchedule(const ScheduleSpec& spec) {
-  return ScheduleFrom(Call("POST", "/v1/schedules", json::serialize(EncodeScheduleSpec(spec))));
+  return ScheduleFrom(Call("POST", "/v1/schedules", JsonText(EncodeScheduleSpec(spec))));
 }
 
 StatusOr<Schedule> Client::GetSchedule(const std::string& id, std::size_t next) {
@@ -436,7 +437,7 @@ json::object EncodeTriggerSpec(const TriggerSpec& spec) {
 StatusOr<EventResult> Client::EmitEvent(const EventSpec& event) {
   json::object o{{"name", event.name}, {"payload", JsonOrNull(event.payload)}};
   if (!event.id.empty()) o["id"] = event.id;
-  return Decode<EventResult>(Call("POST", "/v1/events", json::serialize(o)),
+  return Decode<EventResult>(Call("POST", "/v1/events", JsonText(o)),
                              [](const json::value& v) -> StatusOr<EventResult> {
                                auto e = DecodeEvent(v);
                                if (!e.ok()) return e.status();
@@ -450,7 +451,7 @@ StatusOr<Event> Client::GetEvent(const std::string& id) {
 }
 
 StatusOr<Trigger> Client::CreateTrigger(const TriggerSpec& spec) {
-  return TriggerFrom(Call("POST", "/v1/triggers", json::serialize(EncodeTriggerSpec(spec))));
+  return TriggerFrom(Call("POST", "/v1/triggers", JsonText(EncodeTriggerSpec(spec))));
 }
 
 StatusOr<Trigger> Client::GetTrigger(const std::string& id) {
@@ -540,7 +541,7 @@ StatusOr<WorkerInfo> Client::RegisterWorker(const WorkerSpec& spec) {
                           {"gpu_devices", std::move(devices)},
                           {"labels", std::move(labels)},
                           {"queues", std::move(queues)}};
-  return WorkerFrom(Call("POST", "/v1/workers", json::serialize(body)));
+  return WorkerFrom(Call("POST", "/v1/workers", JsonText(body)));
 }
 
 StatusOr<WorkerInfo> Client::WorkerHeartbeat(const std::string& id) {
@@ -577,7 +578,7 @@ StatusOr<std::vector<LeasedTask>> Client::Lease(const std::string& worker,
   json::object req{{"worker", worker}, {"queues", std::move(qs)}, {"max", max},
                    {"wait_ms", wait.count()}};
   if (lease_ms > 0) req["lease_ms"] = lease_ms;
-  auto body = Call("POST", "/v1/leases", json::serialize(req), wait);
+  auto body = Call("POST", "/v1/leases", JsonText(req), wait);
   return Decode<std::vector<LeasedTask>>(
       body, [](const json::value& v) -> StatusOr<std::vector<LeasedTask>> {
         std::vector<LeasedTask> out;
@@ -596,7 +597,7 @@ StatusOr<std::vector<LeasedTask>> Client::Lease(const std::string& worker,
               r.id = JsonString(p.as_object(), "id");
               r.state = ParseTaskState(JsonString(p.as_object(), "state")).value_or(TaskState::kSucceeded);
               if (const json::value* res = p.as_object().if_contains("result"); res && !res->is_null()) {
-                r.result = json::serialize(*res);
+                r.result = JsonText(*res);
               }
               l.parents.push_back(std::move(r));
             }
@@ -616,7 +617,7 @@ StatusOr<HeartbeatResult> Client::Heartbeat(const std::string& id, const std::st
                                             std::int64_t lease_ms) {
   json::object req{{"lease", token}};
   if (lease_ms > 0) req["lease_ms"] = lease_ms;
-  auto body = Call("POST", "/v1/tasks/" + UrlEncode(id) + "/heartbeat", json::serialize(req));
+  auto body = Call("POST", "/v1/tasks/" + UrlEncode(id) + "/heartbeat", JsonText(req));
   return Decode<HeartbeatResult>(body, [](const json::value& v) {
     return HeartbeatResult{ParseRfc3339(v.at("expires_at").as_string()).value_or(0),
                            v.at("cancel_requested").as_bool()};
@@ -626,14 +627,14 @@ StatusOr<HeartbeatResult> Client::Heartbeat(const std::string& id, const std::st
 StatusOr<Task> Client::Complete(const std::string& id, const std::string& token,
                                 const std::string& result_json) {
   json::object req{{"lease", token}, {"result", JsonOrNull(result_json)}};
-  return TaskFrom(Call("POST", "/v1/tasks/" + UrlEncode(id) + "/complete", json::serialize(req)));
+  return TaskFrom(Call("POST", "/v1/tasks/" + UrlEncode(id) + "/complete", JsonText(req)));
 }
 
 StatusOr<Task> Client::Fail(const std::string& id, const std::string& token,
                             const std::string& error, bool retry, const std::string& result_json) {
   json::object req{{"lease", token}, {"error", error}, {"retry", retry}};
   if (!result_json.empty()) req["result"] = JsonOrNull(result_json);
-  return TaskFrom(Call("POST", "/v1/tasks/" + UrlEncode(id) + "/fail", json::serialize(req)));
+  return TaskFrom(Call("POST", "/v1/tasks/" + UrlEncode(id) + "/fail", JsonText(req)));
 }
 
 StatusOr<std::vector<AckResult>> Client::Ack(const std::vector<AckRequest>& acks) {
@@ -650,7 +651,7 @@ StatusOr<std::vector<AckResult>> Client::Ack(const std::vector<AckRequest>& acks
     }
     items.push_back(std::move(o));
   }
-  auto body = Call("POST", "/v1/acks", json::serialize(json::object{{"acks", std::move(items)}}));
+  auto body = Call("POST", "/v1/acks", JsonText(json::object{{"acks", std::move(items)}}));
   return Decode<std::vector<AckResult>>(body, [&](const json::value& v) -> StatusOr<std::vector<AckResult>> {
     std::vector<AckResult> out;
     for (const json::value& r : v.at("results").as_array()) {
@@ -734,7 +735,7 @@ Task StreamTask(const json::object& o) {
   t.node = JsonString(o, "node");
   t.worker = JsonString(o, "worker");
   t.error = JsonString(o, "error");
-  if (const json::value* r = o.if_contains("result")) t.result = json::serialize(*r);
+  if (const json::value* r = o.if_contains("result")) t.result = JsonText(*r);
   t.updated_at = ParseRfc3339(JsonString(o, "updated_at")).value_or(0);
   t.finished_at = ParseRfc3339(JsonString(o, "finished_at")).value_or(0);
   return t;

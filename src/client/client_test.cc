@@ -450,10 +450,8 @@ TEST(ClientTest, ASlowServerGivesDeadlineExceeded) {
     return Json(200, "{}");
   });
   auto client = ClientFor(server, "default", milliseconds(100));
-  auto start = std::chrono::steady_clock::now();
-  auto r = client->Get("t");
+  auto r = client->Get("t");  // the server answers only when released, below
   EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   EXPECT_EQ(server.requests().size(), 1u);  // not sent again
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -497,11 +495,9 @@ TEST(ClientTest, InterruptCutsALongPollWithoutResendingIt) {
     ASSERT_TRUE(WaitFor([&] { return server.requests().size() == 1; }));
     client->Interrupt();
   });
-  auto start = std::chrono::steady_clock::now();
   auto r = client->Lease("w", {"q"}, 1, std::chrono::seconds(30));
   cutter.join();
-  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);  // an answer would be OK and empty
   EXPECT_EQ(server.requests().size(), 1u);
   {
     std::lock_guard<std::mutex> lock(mu);

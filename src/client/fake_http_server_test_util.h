@@ -202,7 +202,7 @@ class FakeHttpServer {
 // Polls `cond` until it holds or `timeout` passes; the tests' only way to
 // wait for another thread.
 template <typename Cond>
-bool WaitFor(Cond cond, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+bool WaitFor(Cond cond, std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!cond()) {
     if (std::chrono::steady_clock::now() > deadline) return false;

@@ -59,6 +59,8 @@ class FakeDray {
     cv_.notify_all();
   }
   void SetHeartbeat(Heartbeat h) { heartbeat_ = h; }
+  // How long an empty lease poll is held at most (10 s unless told).
+  void SetPollCap(milliseconds cap) { poll_cap_ms_ = cap.count(); }
   void SetAckStatus(int status) { ack_status_ = status; }
 
   std::vector<AckItem> acks() const {
@@ -94,7 +96,7 @@ class FakeDray {
 
   FakeResponse Lease(const json::value& body) {
     std::size_t max = static_cast<std::size_t>(body.at("max").as_int64());
-    auto wait = milliseconds(std::min<std::int64_t>(body.at("wait_ms").as_int64(), 10'000));
+    auto wait = milliseconds(std::min<std::int64_t>(body.at("wait_ms").as_int64(), poll_cap_ms_));
     std::unique_lock<std::mutex> lock(mu_);
     max_asked_.push_back(max);
     cv_.wait_for(lock, wait, [&] { return !pending_.empty() || closing_; });
@@ -148,6 +150,7 @@ class FakeDray {
   std::size_t leased_ = 0;             // guarded by mu_
   bool closing_ = false;               // guarded by mu_
   std::atomic<Heartbeat> heartbeat_{Heartbeat::kOk};
+  std::atomic<std::int64_t> poll_cap_ms_{10'000};
   std::atomic<int> ack_status_{200};
   FakeHttpServer server_;  // last: its threads call Handle(), so it goes first
 };
@@ -419,18 +422,18 @@ TEST(WorkerTest, StopLetsRunningHandlersFinishAndReportsThem) {
 TEST(WorkerTest, StopCancelRunningFiresStopTokens) {
   FakeDray dray;
   std::atomic<bool> started{false};
+  std::atomic<bool> saw_stop{false};
   RunningWorker w(dray, Options(1), [&](Worker& worker) {
     worker.Handle("slow", [&](TaskContext& ctx) -> std::string {
       started = true;
-      WaitFor([&] { return ctx.stop_token().stop_requested(); }, std::chrono::seconds(30));
+      saw_stop = WaitFor([&] { return ctx.stop_token().stop_requested(); }, std::chrono::seconds(120));
       throw std::runtime_error("stopped");
     });
   });
   dray.Add("t1", "slow");
   ASSERT_TRUE(WaitFor([&] { return started.load(); }));
-  auto start = std::chrono::steady_clock::now();
   w.StopAndJoin(StopMode::kCancelRunning);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_TRUE(saw_stop) << "the handler's stop token never fired";
   ASSERT_EQ(dray.acks().size(), 1u);
   EXPECT_FALSE(dray.acks()[0].success);
   EXPECT_TRUE(dray.acks()[0].retry);
@@ -447,9 +450,7 @@ TEST(WorkerTest, AcksRetryWhileTheServerIsAwayAndAreGivenUpAfterStop) {
   dray.Add("t1", "ok");
   // Refused more than once: the worker keeps trying.
   ASSERT_TRUE(WaitFor([&] { return dray.server().requests_to("/v1/acks").size() >= 2; }));
-  auto start = std::chrono::steady_clock::now();
-  w.StopAndJoin();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  w.StopAndJoin();  // returns although the server never takes the ack
   EXPECT_EQ(w.worker().stats().acks_unsent, 1u);
 }
 
@@ -477,17 +478,19 @@ TEST(WorkerTest, StopBeforeRunReturnsAtOnce) {
   EXPECT_TRUE(dray.server().requests().empty());
 }
 
-TEST(WorkerTest, StopCutsAnIdleLongPollPromptly) {
+TEST(WorkerTest, StopCutsAnIdleLongPoll) {
   FakeDray dray;
+  dray.SetPollCap(std::chrono::hours(1));  // the poll ends only if the worker cuts it
   WorkerOptions o = Options(1);
-  o.poll_wait = std::chrono::seconds(30);
+  o.poll_wait = std::chrono::hours(1);
   RunningWorker w(dray, o, [](Worker& worker) {
     worker.Handle("ok", [](TaskContext&) { return std::string("1"); });
   });
   ASSERT_TRUE(WaitFor([&] { return !dray.max_asked().empty(); }));
-  auto start = std::chrono::steady_clock::now();
-  w.StopAndJoin();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  auto stopped = std::async(std::launch::async, [&] { w.StopAndJoin(); });
+  EXPECT_TRUE(WaitFor([&] {
+    return stopped.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  }, std::chrono::seconds(120))) << "Stop left the worker in its hour-long poll";
 }
 
 }  // namespace

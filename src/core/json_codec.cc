@@ -372,7 +372,7 @@ json::object EncodePlacement(const Placement& p) {
 }
 
 std::string PlacementToJson(const Placement& p) {
-  std::string text = json::serialize(EncodePlacement(p));
+  std::string text = JsonText(EncodePlacement(p));
   return text.size() <= 2 ? std::string() : text.substr(1, text.size() - 2);
 }
 
@@ -410,7 +410,7 @@ StatusOr<TaskSpec> DecodeTaskSpec(const json::value& v, const Limits& limits,
       (k == "queue" ? spec.queue : spec.ns) = std::move(*r);
     } else if (k == "payload") {
       DRAY_RETURN_IF_ERROR(CheckFinite(x, f));
-      spec.payload = json::serialize(x);
+      spec.payload = JsonText(x);
       if (spec.payload.size() > limits.max_payload_bytes) {
         return OutOfRange("field '" + f + "' is " + std::to_string(spec.payload.size()) +
                           " bytes; the limit is " + std::to_string(limits.max_payload_bytes));
@@ -899,9 +899,10 @@ std::string TaskToJson(const Task& t) {
 
 namespace {
 
-std::string JsonText(const json::object& o, std::string_view k) {
+// The field's JSON text, or "" when it is missing or null.
+std::string FieldText(const json::object& o, std::string_view k) {
   const json::value* v = o.if_contains(k);
-  return v && !v->is_null() ? json::serialize(*v) : std::string();
+  return v && !v->is_null() ? JsonText(*v) : std::string();
 }
 
 }  // namespace
@@ -921,7 +922,7 @@ StatusOr<Task> DecodeTask(const json::value& v) {
   for (std::string_view k : {"payload", "result"}) {
     if (const json::value* x = o.if_contains(k)) DRAY_RETURN_IF_ERROR(CheckFinite(*x, k));
   }
-  t.payload = JsonText(o, "payload");
+  t.payload = FieldText(o, "payload");
   if (t.payload.empty()) t.payload = "null";
   t.priority = static_cast<std::int32_t>(JsonInt(o, "priority"));
   t.run_at = Time(o, "run_at");
@@ -952,7 +953,7 @@ StatusOr<Task> DecodeTask(const json::value& v) {
       if (x.is_string()) t.labels.emplace(std::string(k), std::string(x.get_string()));
     }
   }
-  t.result = JsonText(o, "result");
+  t.result = FieldText(o, "result");
   t.error = JsonString(o, "error");
   t.created_at = Time(o, "created_at");
   t.updated_at = Time(o, "updated_at");
@@ -1047,7 +1048,7 @@ Status ApplyQueuePatch(const json::value& body, QueueSettings* settings) {
 
 std::string ErrorJson(const Status& s) {
   json::object e{{"code", StatusCodeName(s.code())}, {"message", s.message()}};
-  return json::serialize(json::object{{"error", std::move(e)}});
+  return JsonText(json::object{{"error", std::move(e)}});
 }
 
 // ---------------------------------------------------------------- events
@@ -1070,7 +1071,7 @@ StatusOr<EventSpec> DecodeEventSpec(const json::value& body, const Limits& limit
       e.id = std::move(*r);
     } else if (k == "payload") {
       DRAY_RETURN_IF_ERROR(CheckFinite(x, f));
-      e.payload = json::serialize(x);
+      e.payload = JsonText(x);
       if (e.payload.size() > limits.max_payload_bytes) {
         return OutOfRange("field 'payload' is " + std::to_string(e.payload.size()) +
                           " bytes; the limit is " + std::to_string(limits.max_payload_bytes));
@@ -1102,7 +1103,7 @@ StatusOr<Event> DecodeEvent(const json::value& v) {
   e.id = JsonString(o, "id");
   e.name = JsonString(o, "name");
   if (e.id.empty() || e.name.empty()) return InvalidArgument("an event needs an id and a name");
-  if (const json::value* p = o.if_contains("payload")) e.payload = json::serialize(*p);
+  if (const json::value* p = o.if_contains("payload")) e.payload = JsonText(*p);
   e.created_at = Time(o, "created_at");
   if (const json::value* t = o.if_contains("tasks"); t && t->is_array()) {
     for (const json::value& id : t->get_array()) {
@@ -1143,7 +1144,7 @@ Status DecodeTriggerOn(const json::value& on, const Limits& limits, TriggerSpec*
           return InvalidArgument("field 'on.match' keys are 1..256-byte paths such as 'order.currency'");
         }
         DRAY_RETURN_IF_ERROR(CheckFinite(value, "on.match." + std::string(path)));
-        spec->match.emplace_back(std::string(path), json::serialize(value));
+        spec->match.emplace_back(std::string(path), JsonText(value));
       }
     }
     return Status::Ok();

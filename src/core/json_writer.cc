@@ -1,6 +1,8 @@
 #include "core/json_writer.h"
 
+#include <boost/json/value.hpp>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 
 #include "core/json_codec.h"
@@ -79,6 +81,92 @@ void AppendJsonString(std::string_view s, std::string* out) {
 
 namespace {
 
+template <typename Integer>
+void AppendInteger(Integer v, std::string* out) {
+  char buf[24];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out->append(buf, end);
+}
+
+}  // namespace
+
+std::string FormatDouble(double v) {
+  char buf[32];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, end);
+}
+
+void AppendJsonDouble(double v, std::string* out) {
+  if (!std::isfinite(v)) {
+    out->append("null");
+    return;
+  }
+  const std::string text = FormatDouble(v);
+  out->append(text);
+  if (text.find_first_of(".e") == std::string::npos) out->append(".0");
+}
+
+void AppendJson(const boost::json::value& v, std::string* out) {
+  switch (v.kind()) {
+    case boost::json::kind::null: out->append("null"); return;
+    case boost::json::kind::bool_: out->append(v.get_bool() ? "true" : "false"); return;
+    case boost::json::kind::int64: AppendInteger(v.get_int64(), out); return;
+    case boost::json::kind::uint64: AppendInteger(v.get_uint64(), out); return;
+    case boost::json::kind::double_: AppendJsonDouble(v.get_double(), out); return;
+    case boost::json::kind::string: {
+      const boost::json::string& s = v.get_string();
+      AppendJsonString(std::string_view(s.data(), s.size()), out);
+      return;
+    }
+    case boost::json::kind::array: AppendJson(v.get_array(), out); return;
+    case boost::json::kind::object: AppendJson(v.get_object(), out); return;
+  }
+}
+
+void AppendJson(const boost::json::array& a, std::string* out) {
+  out->push_back('[');
+  bool first = true;
+  for (const boost::json::value& x : a) {
+    if (!first) out->push_back(',');
+    first = false;
+    AppendJson(x, out);
+  }
+  out->push_back(']');
+}
+
+void AppendJson(const boost::json::object& o, std::string* out) {
+  out->push_back('{');
+  bool first = true;
+  for (const auto& [key, x] : o) {
+    if (!first) out->push_back(',');
+    first = false;
+    AppendJsonString(std::string_view(key.data(), key.size()), out);
+    out->push_back(':');
+    AppendJson(x, out);
+  }
+  out->push_back('}');
+}
+
+std::string JsonText(const boost::json::value& v) {
+  std::string out;
+  AppendJson(v, &out);
+  return out;
+}
+
+std::string JsonText(const boost::json::object& o) {
+  std::string out;
+  AppendJson(o, &out);
+  return out;
+}
+
+std::string JsonText(const boost::json::array& a) {
+  std::string out;
+  AppendJson(a, &out);
+  return out;
+}
+
+namespace {
+
 void Key(std::string_view k, std::string* out) {
   out->push_back(',');
   out->push_back('"');
@@ -86,17 +174,7 @@ void Key(std::string_view k, std::string* out) {
   out->append("\":");
 }
 
-void Int(std::int64_t v, std::string* out) {
-  char buf[24];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  out->append(buf, p);
-}
-
-void Double(double v, std::string* out) {
-  char buf[32];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  out->append(buf, p);
-}
+void Int(std::int64_t v, std::string* out) { AppendInteger(v, out); }
 
 void Time(TimeMs t, std::string* out) {
   out->push_back('"');
@@ -154,9 +232,9 @@ void AppendTaskJson(const Task& t, std::string* out, bool close) {
   Key("max_ms", out);
   Int(t.backoff.max_ms, out);
   Key("multiplier", out);
-  Double(t.backoff.multiplier, out);
+  AppendJsonDouble(t.backoff.multiplier, out);
   Key("jitter", out);
-  Double(t.backoff.jitter, out);
+  AppendJsonDouble(t.backoff.jitter, out);
   out->push_back('}');
   Key("timeout_ms", out);
   Int(t.timeout_ms, out);

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/json/fwd.hpp>
+
 #include "dray/types.h"
 
 namespace dray {
@@ -14,6 +16,26 @@ namespace dray {
 // Appends `s` as a JSON string literal, quotes included. Invalid UTF-8
 // becomes U+FFFD, so the output is always valid JSON.
 void AppendJsonString(std::string_view s, std::string* out);
+
+// The shortest text that reads back as the same double (2, 0.5, 1e+300), for
+// messages and tables; NaN and the infinities as "nan", "inf", "-inf".
+std::string FormatDouble(double v);
+
+// Appends a double as people write it: the shortest text that reads back as
+// the same double, with a decimal point or an exponent so that it reads back
+// as a double and not an integer (2.0, 0.2, 0.0, 1e+300). NaN and the
+// infinities, which JSON cannot hold, become null.
+void AppendJsonDouble(double v, std::string* out);
+
+// Appends `v` as compact JSON text. This, not boost::json::serialize (which
+// writes 2.0 as 2E0), is how every JSON value Dray sends or stores is
+// written: the API, the CLI, the change feed and the store's JSON columns.
+void AppendJson(const boost::json::value& v, std::string* out);
+void AppendJson(const boost::json::object& o, std::string* out);
+void AppendJson(const boost::json::array& a, std::string* out);
+std::string JsonText(const boost::json::value& v);
+std::string JsonText(const boost::json::object& o);
+std::string JsonText(const boost::json::array& a);
 
 // Appends the task as the API returns it (the same fields as EncodeTask in
 // json_codec.h). With `close` false the object is left open, so the caller

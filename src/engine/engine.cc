@@ -7,6 +7,7 @@
 #include <cstring>
 #include <new>
 
+#include "core/json_writer.h"
 #include "core/time_format.h"
 #include "engine/engine_records.h"
 
@@ -1282,9 +1283,7 @@ std::pair<std::string, std::string> Engine::WaitReasonOf(const Live* l) const {
                                      " at a time: " + std::to_string(running) + " running"};
   }
   if (s.rate > 0 && throttled_.count(const_cast<QueueState*>(&q))) {
-    char rate[32];
-    std::snprintf(rate, sizeof rate, "%g", s.rate);
-    return {"rate_limit", queue + " starts at most " + std::string(rate) +
+    return {"rate_limit", queue + " starts at most " + FormatDouble(s.rate) +
                               " per second; the next start is allowed at " +
                               FormatRfc3339(TokenAt(q))};
   }

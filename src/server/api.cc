@@ -24,7 +24,7 @@ StatusOr<std::string> ResultField(const json::object& o, const Limits& limits,
   if (!v) return std::string("null");
   DRAY_RETURN_IF_ERROR(
       CheckFinite(*v, std::string(where) + (where.empty() ? "" : ".") + "result"));
-  std::string text = json::serialize(*v);
+  std::string text = JsonText(*v);
   if (text.size() > limits.max_result_bytes) {
     return OutOfRange("field '" + std::string(where) + (where.empty() ? "" : ".") + "result' is " +
                       std::to_string(text.size()) + " bytes; the limit is " +
@@ -173,7 +173,7 @@ std::string WorkflowViewJson(const WorkflowView& v, bool with_tasks) {
       o["wait_reason"] = t.wait_reason;
       o["wait_detail"] = t.wait_detail;
     }
-    out.append(json::serialize(o));
+    out.append(JsonText(o));
   }
   out.append("]}");
   return out;
@@ -627,9 +627,20 @@ class Api {
     respond(JsonResponse(503, json::object{{"status", "unavailable"}, {"reason", s.message()}}));
   }
 
+  // Alive, and which build: it answers while the store refuses writes
+  // (/readyz says that).
+  void Health(HttpRequest&&, Responder respond) {
+    respond(JsonResponse(200, json::object{{"status", "ok"},
+                                           {"version", opts_.build.version},
+                                           {"revision", opts_.build.revision}}));
+  }
+
   void Metrics(HttpRequest&&, Responder respond) {
     ServiceStats s = service_->stats();
-    std::string text;
+    // The Prometheus convention for what is running: a constant 1 with labels.
+    std::string text = "# HELP dray_build_info The running build: version and git revision.\n"
+                       "# TYPE dray_build_info gauge\ndray_build_info{version=\"" +
+                       opts_.build.version + "\",revision=\"" + opts_.build.revision + "\"} 1\n";
     auto metric = [&text](const char* name, const char* type, const char* help,
                           std::uint64_t value) {
       text += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
@@ -711,9 +722,7 @@ void RegisterApi(Router* router, TaskService* service, ApiOptions options) {
   router->Add(verb::get, "/v1/queues", Bind(api, &Api::ListQueues));
   router->Add(verb::get, "/v1/queues/{name}", Bind(api, &Api::GetQueue));
   router->Add(verb::patch, "/v1/queues/{name}", Bind(api, &Api::PatchQueue));
-  router->Add(verb::get, "/healthz", [](HttpRequest&&, Responder r) {
-    r(HttpResponse::Json(200, R"({"status":"ok"})"));
-  });
+  router->Add(verb::get, "/healthz", Bind(api, &Api::Health));
   router->Add(verb::get, "/readyz", Bind(api, &Api::Ready));
   router->Add(verb::get, "/metrics", Bind(api, &Api::Metrics));
 }

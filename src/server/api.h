@@ -12,6 +12,7 @@ namespace dray {
 struct ApiOptions {
   Limits limits;
   std::int64_t max_wait_ms = 60'000;
+  BuildInfo build;  // /healthz and dray_build_info in /metrics
 };
 
 // Adds every /v1 route plus /healthz, /readyz and /metrics to `router`.

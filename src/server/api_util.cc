@@ -5,13 +5,14 @@
 #include <charconv>
 
 #include "core/json_codec.h"
+#include "core/json_writer.h"
 
 namespace json = boost::json;
 
 namespace dray {
 
 HttpResponse JsonResponse(int status, const json::value& v) {
-  return HttpResponse::Json(status, json::serialize(v));
+  return HttpResponse::Json(status, JsonText(v));
 }
 
 HttpResponse ErrorResponse(const Status& s) {

@@ -15,7 +15,7 @@ class EventApi {
  public:
   EventApi(TaskService* service, ApiOptions opts) : service_(service), opts_(std::move(opts)) {}
 
-  static void AnswerTrigger(const Responder& respond, StatusOr<Trigger> r, int status = 200) {
+  static void AnswerTrigger(const Responder& respond, const StatusOr<Trigger>& r, int status = 200) {
     if (!r.ok()) return respond(ErrorResponse(r.status()));
     respond(JsonResponse(status, EncodeTrigger(*r)));
   }
@@ -53,8 +53,8 @@ class EventApi {
     auto spec = DecodeTriggerSpec(*body, opts_.limits);
     if (!spec.ok()) return respond(ErrorResponse(spec.status()));
     spec->ns = *ns;
-    service_->CreateTrigger(std::move(*spec), [respond](StatusOr<Trigger> r) {
-      AnswerTrigger(respond, std::move(r), 201);
+    service_->CreateTrigger(std::move(*spec), [respond](const StatusOr<Trigger>& r) {
+      AnswerTrigger(respond, r, 201);
     });
   }
 
@@ -88,7 +88,7 @@ class EventApi {
     if (!body.ok()) return respond(ErrorResponse(body.status()));
     if (Status s = UnknownFields(*body, {}); !s.ok()) return respond(ErrorResponse(s));
     service_->SetTriggerPaused(*ns, req.params.at("id"), paused,
-                               [respond](StatusOr<Trigger> r) { AnswerTrigger(respond, std::move(r)); });
+                               [respond](const StatusOr<Trigger>& r) { AnswerTrigger(respond, r); });
   }
 
   // GET /v1/stream: server-sent events of task changes (server/change_feed.h).

@@ -56,7 +56,7 @@ class ScheduleApi {
  public:
   ScheduleApi(TaskService* service, ApiOptions opts) : service_(service), opts_(std::move(opts)) {}
 
-  static void Answer(const Responder& respond, StatusOr<Schedule> r, int status = 200) {
+  static void Answer(const Responder& respond, const StatusOr<Schedule>& r, int status = 200) {
     if (!r.ok()) return respond(ErrorResponse(r.status()));
     respond(JsonResponse(status, EncodeSchedule(*r)));
   }
@@ -69,8 +69,8 @@ class ScheduleApi {
     auto spec = DecodeScheduleSpec(*body, opts_.limits);
     if (!spec.ok()) return respond(ErrorResponse(spec.status()));
     spec->ns = *ns;
-    service_->CreateSchedule(std::move(*spec), [respond](StatusOr<Schedule> r) {
-      Answer(respond, std::move(r), 201);
+    service_->CreateSchedule(std::move(*spec), [respond](const StatusOr<Schedule>& r) {
+      Answer(respond, r, 201);
     });
   }
 
@@ -139,7 +139,7 @@ class ScheduleApi {
         [patch = std::move(patch), limits = opts_.limits](const ScheduleSpec& current) {
           return MergePatch(current, patch, limits);
         },
-        [respond](StatusOr<Schedule> r) { Answer(respond, std::move(r)); });
+        [respond](const StatusOr<Schedule>& r) { Answer(respond, r); });
   }
 
   TaskService* const service_;

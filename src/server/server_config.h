@@ -9,7 +9,16 @@
 
 namespace dray {
 
+// What the running binary is, as the build stamped it (src/cli/main.cc):
+// `dray --version`, the server's first log line, /healthz and /metrics.
+struct BuildInfo {
+  std::string version = "unknown";   // the project's version (CMakeLists.txt)
+  std::string revision = "unknown";  // git commit, "-dirty" if the tree differed
+  std::string Line() const { return "dray " + version + " (" + revision + ")"; }
+};
+
 struct ServerConfig {
+  BuildInfo build;
   std::string listen = "127.0.0.1:7070";  // host:port; port 0 picks a free one
   std::string data_dir = "./dray-data";   // the SQLite file lives here
   // Threads serving HTTP; 0: one less than the cores, at least one (the

@@ -139,7 +139,7 @@ int RunServer(const ServerConfig& config,
                    .count());
 
   Router router;
-  RegisterApi(&router, &service, ApiOptions{config.limits, config.max_wait_ms});
+  RegisterApi(&router, &service, ApiOptions{config.limits, config.max_wait_ms, config.build});
   HttpServerOptions http_options;
   http_options.max_body_bytes = config.limits.max_body_bytes;
   http_options.header_timeout = config.header_timeout;
@@ -162,8 +162,8 @@ int RunServer(const ServerConfig& config,
     http.Shutdown();
   });
 
-  spdlog::info("dray serving on {} with data in {}, io threads: {}", http.address(), config.data_dir,
-               threads);
+  spdlog::info("{} serving on {} with data in {}, io threads: {}", config.build.Line(),
+               http.address(), config.data_dir, threads);
   if (config.announce) {
     std::printf("listening on %s\n", http.address().c_str());
     std::fflush(stdout);

@@ -47,7 +47,7 @@ class ScheduleHttpTest : public ::testing::Test {
   ServerProcess server_;
 };
 
-TEST_F(ScheduleHttpTest, BadSchedulesAreRefusedQuicklyNamingTheField) {
+TEST_F(ScheduleHttpTest, BadSchedulesAreRefusedNamingTheField) {
   HttpConn c(server_.port());
   struct Case {
     const char* body;
@@ -67,12 +67,9 @@ TEST_F(ScheduleHttpTest, BadSchedulesAreRefusedQuicklyNamingTheField) {
            Case{R"({"interval_ms":60000,"task":{"type":"t","key":"k"}})", "task.key"},
            Case{R"({"id":"no spaces","interval_ms":60000,"task":{"type":"t"}})", "field 'id'"},
        }) {
-    const auto start = std::chrono::steady_clock::now();
     HttpResult r = c.Call("POST", "/v1/schedules", k.body);
-    const auto took = std::chrono::steady_clock::now() - start;
     EXPECT_EQ(r.status, 422) << k.body << " -> " << r.body;
     EXPECT_NE(r.body.find(k.says), std::string::npos) << k.body << " -> " << r.body;
-    EXPECT_LT(took, std::chrono::seconds(2)) << k.body;
   }
   HttpResult list = c.Call("GET", "/v1/schedules");
   ASSERT_EQ(list.status, 200);

@@ -80,7 +80,7 @@ class ServerProcess {
 
 // Polls `cond` until it holds or `timeout` passes; returns whether it held.
 bool WaitFor(const std::function<bool()>& cond,
-             std::chrono::milliseconds timeout = std::chrono::seconds(10));
+             std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 std::string BinaryPath();
 

@@ -148,7 +148,7 @@ Status DecodeHistory(const std::string& text, std::vector<Attempt>* out) {
 std::string EncodeLabels(const std::map<std::string, std::string>& labels) {
   json::object o;
   for (const auto& [k, v] : labels) o[k] = v;
-  return json::serialize(o);
+  return JsonText(o);
 }
 
 Status DecodeLabels(const std::string& text, std::map<std::string, std::string>* out) {
@@ -199,7 +199,7 @@ std::string EncodeFlow(const Task& t) {
     o["depends_on"] = std::move(deps);
   }
   if (t.on_dep_failure != DepFailure::kCancel) o["on_dep_failure"] = DepFailureName(t.on_dep_failure);
-  return json::serialize(o);
+  return JsonText(o);
 }
 
 Status DecodeFlow(const std::string& text, Task* t) {
@@ -775,7 +775,7 @@ Status SqliteStore::ApplyLocked(const Mutation& m) {
     case Mutation::Kind::kPutTask: {
       if (!m.task) return InvalidArgument("a kPutTask mutation without a task");
       const Task& t = *m.task;
-      TaskJson j{json::serialize(EncodeBackoff(t.backoff)), EncodeLabels(t.labels),
+      TaskJson j{JsonText(EncodeBackoff(t.backoff)), EncodeLabels(t.labels),
                  EncodeHistory(t.history), EncodeFlow(t)};
       put_task_.Reset();
       BindTask(&put_task_, t, j);
@@ -830,7 +830,7 @@ Status SqliteStore::ApplyLocked(const Mutation& m) {
       if (!m.schedule) return InvalidArgument("a kPutSchedule mutation without a schedule");
       Schedule stored = *m.schedule;
       stored.next_fire_times.clear();
-      const std::string body = json::serialize(EncodeSchedule(stored));
+      const std::string body = JsonText(EncodeSchedule(stored));
       put_schedule_.Reset();
       put_schedule_.Bind(1, stored.spec.ns);
       put_schedule_.Bind(2, stored.spec.id);
@@ -847,7 +847,7 @@ Status SqliteStore::ApplyLocked(const Mutation& m) {
       const Event& e = *m.event;
       json::array tasks;
       for (const std::string& t : e.tasks) tasks.push_back(json::value(t));
-      const std::string task_ids = json::serialize(tasks);
+      const std::string task_ids = JsonText(tasks);
       put_event_.Reset();
       put_event_.Bind(1, e.ns);
       put_event_.Bind(2, e.id);
@@ -865,7 +865,7 @@ Status SqliteStore::ApplyLocked(const Mutation& m) {
       if (!m.trigger) return InvalidArgument("a kPutTrigger mutation without a trigger");
       Trigger stored = *m.trigger;
       stored.fired = 0;  // counted since the server started
-      const std::string body = json::serialize(EncodeTrigger(stored));
+      const std::string body = JsonText(EncodeTrigger(stored));
       put_trigger_.Reset();
       put_trigger_.Bind(1, stored.spec.ns);
       put_trigger_.Bind(2, stored.spec.id);
@@ -878,7 +878,7 @@ Status SqliteStore::ApplyLocked(const Mutation& m) {
       delete_trigger_.Bind(2, m.id);
       return StepWriteLocked(&delete_trigger_, "deleting a trigger");
     case Mutation::Kind::kPutQueue: {
-      std::string settings = json::serialize(EncodeQueueSettings(m.queue.settings));
+      std::string settings = JsonText(EncodeQueueSettings(m.queue.settings));
       put_queue_.Reset();
       put_queue_.Bind(1, m.queue.ns);
       put_queue_.Bind(2, m.queue.name);
