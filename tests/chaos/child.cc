@@ -30,6 +30,13 @@ Status ChildClient::Start() {
   pid_ = fork();
   if (pid_ < 0) return Unavailable("fork failed");
   if (pid_ == 0) {
+    // A process group of its own. Paused (SIGSTOP) in its parent's group,
+    // it would be sent SIGHUP, which ends it, whenever any process of that
+    // group exits while the group is orphaned: the case for a suite run
+    // detached from its terminal (nohup, a CI runner whose parent is init).
+    // Alone in its group with its parent outside, it is never orphaned while
+    // the test lives.
+    setpgid(0, 0);
     dup2(out[1], 1);
     close(out[0]);
     close(out[1]);
