@@ -14,31 +14,28 @@ void TaskService::EmitEvent(EventSpec spec, Callback<EventAnswer> done) {
   boost::system::error_code ec;
   const json::value payload = json::parse(spec.payload, ec);
   if (ec) return done(InvalidArgument("field 'payload' is not JSON"));
-  const std::string ns = spec.ns;
-  MutexLock lock(&mu_);
-  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-  EngineOutput out;
-  auto r = engine_.EmitEvent(
-      std::move(spec),
-      [&payload](const TriggerSpec& t) { return MatchPayload(payload, t.match); },
-      clock_->NowMs(), &out);
-  if (!r.ok()) return done(r.status());
-  if (r->duplicate) {
-    // As first recorded: read once its commit (perhaps in flight) is done.
-    CommitLocked(std::move(out), [this, ns, id = r->event.id, done](const Status& s) {
-      if (!s.ok()) return done(s);
-      boost::asio::post(ioc_, [this, ns, id, done] {
-        auto e = store_->GetEvent(ns, id);
-        if (!e.ok()) return done(e.status());
-        done(EventAnswer{std::move(*e), true});
-      });
-    });
-    return;
+  Status s;
+  {
+    MutexLock lock(&mu_);
+    s = MutateLocked<Engine::EventOutcome>(
+        Admit::kWrite,
+        [&](Engine& e, TimeMs now, EngineOutput* out) {
+          return e.EmitEvent(
+              std::move(spec),
+              [&payload](const TriggerSpec& t) { return MatchPayload(payload, t.match); }, now,
+              out);
+        },
+        [this, done](const Status& c, Engine::EventOutcome r) {
+          if (!c.ok()) return done(c);
+          if (!r.duplicate) return done(EventAnswer{std::move(r.event), false});
+          // As first recorded, read now that its commit (perhaps in flight
+          // when this one was made) is done.
+          auto e = store_->GetEvent(r.event.ns, r.event.id);
+          if (!e.ok()) return done(e.status());
+          done(EventAnswer{std::move(*e), true});
+        });
   }
-  CommitLocked(std::move(out), [this, done, event = std::move(r->event)](const Status& s) {
-    if (!s.ok()) return done(s);
-    boost::asio::post(ioc_, [done, event] { done(EventAnswer{event, false}); });
-  });
+  if (!s.ok()) done(s);
 }
 
 StatusOr<Event> TaskService::GetEvent(const std::string& ns, const std::string& id) {
@@ -46,40 +43,29 @@ StatusOr<Event> TaskService::GetEvent(const std::string& ns, const std::string& 
 }
 
 void TaskService::CreateTrigger(TriggerSpec spec, Callback<Trigger> done) {
-  MutexLock lock(&mu_);
-  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-  EngineOutput out;
-  auto r = engine_.CreateTrigger(std::move(spec), clock_->NowMs(), &out);
-  if (!r.ok()) return done(r.status());
-  CommitLocked(std::move(out), [this, done, t = std::move(*r)](const Status& s) {
-    if (!s.ok()) return done(s);
-    boost::asio::post(ioc_, [done, t] { done(t); });
-  });
+  Mutate<Trigger>(
+      Admit::kWrite,
+      [&](Engine& e, TimeMs now, EngineOutput* out) { return e.CreateTrigger(std::move(spec), now, out); },
+      std::move(done));
 }
 
 void TaskService::SetTriggerPaused(const std::string& ns, const std::string& id, bool paused,
                                    Callback<Trigger> done) {
-  MutexLock lock(&mu_);
-  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-  EngineOutput out;
-  auto r = engine_.SetTriggerPaused(ns, id, paused, clock_->NowMs(), &out);
-  if (!r.ok()) return done(r.status());
-  CommitLocked(std::move(out), [this, done, t = std::move(*r)](const Status& s) {
-    if (!s.ok()) return done(s);
-    boost::asio::post(ioc_, [done, t] { done(t); });
-  });
+  Mutate<Trigger>(
+      Admit::kWrite,
+      [&](Engine& e, TimeMs now, EngineOutput* out) { return e.SetTriggerPaused(ns, id, paused, now, out); },
+      std::move(done));
 }
 
 void TaskService::DeleteTrigger(const std::string& ns, const std::string& id,
                                 Callback<bool> done) {
-  MutexLock lock(&mu_);
-  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-  EngineOutput out;
-  if (Status s = engine_.DeleteTrigger(ns, id, &out); !s.ok()) return done(s);
-  CommitLocked(std::move(out), [this, done](const Status& s) {
-    if (!s.ok()) return done(s);
-    boost::asio::post(ioc_, [done] { done(true); });
-  });
+  Mutate<bool>(
+      Admit::kWrite,
+      [&](Engine& e, TimeMs, EngineOutput* out) -> StatusOr<bool> {
+        DRAY_RETURN_IF_ERROR(e.DeleteTrigger(ns, id, out));
+        return true;
+      },
+      std::move(done));
 }
 
 StatusOr<Trigger> TaskService::GetTrigger(const std::string& ns, const std::string& id) {
@@ -116,62 +102,38 @@ Status TaskService::Stream(ChangeFilter filter, const std::string& last_event_id
 // ---------------------------------------------------------------- workers
 
 void TaskService::Broadcast(TaskSpec spec, Callback<std::vector<BroadcastCopy>> done) {
-  MutexLock lock(&mu_);
-  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-  if (Status s = Admission(); !s.ok()) return done(s);
-  EngineOutput out;
-  auto r = engine_.SubmitBroadcast(std::move(spec), clock_->NowMs(), &out);
-  if (!r.ok()) {
-    CommitLocked(std::move(out), nullptr);
-    return done(r.status());
-  }
-  CommitLocked(std::move(out), [this, done, copies = std::move(*r)](const Status& s) {
-    if (!s.ok()) return done(s);
-    boost::asio::post(ioc_, [done, copies] { done(copies); });
-  });
+  Mutate<std::vector<BroadcastCopy>>(
+      Admit::kSubmit,
+      [&](Engine& e, TimeMs now, EngineOutput* out) { return e.SubmitBroadcast(std::move(spec), now, out); },
+      std::move(done));
 }
 
 void TaskService::RegisterWorker(WorkerSpec spec, Callback<WorkerInfo> done) {
-  MutexLock lock(&mu_);
-  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-  EngineOutput out;
-  WorkerInfo w = engine_.RegisterWorker(std::move(spec), clock_->NowMs(), &out);
-  CommitLocked(std::move(out), [this, done, w = std::move(w)](const Status& s) {
-    if (!s.ok()) return done(s);
-    boost::asio::post(ioc_, [done, w] { done(w); });
-  });
+  Mutate<WorkerInfo>(
+      Admit::kWrite,
+      [&](Engine& e, TimeMs now, EngineOutput* out) -> StatusOr<WorkerInfo> {
+        return e.RegisterWorker(std::move(spec), now, out);
+      },
+      std::move(done));
 }
 
 void TaskService::WorkerHeartbeat(const std::string& ns, const std::string& id,
                                   Callback<WorkerInfo> done) {
-  MutexLock lock(&mu_);
-  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-  EngineOutput out;
-  auto r = engine_.WorkerHeartbeat(ns, id, clock_->NowMs(), &out);
-  if (!r.ok()) {
-    CommitLocked(std::move(out), nullptr);
-    return done(r.status());
-  }
-  CommitLocked(std::move(out), [this, done, w = std::move(*r)](const Status& s) {
-    if (!s.ok()) return done(s);
-    boost::asio::post(ioc_, [done, w] { done(w); });
-  });
+  Mutate<WorkerInfo>(
+      Admit::kWrite,
+      [&](Engine& e, TimeMs now, EngineOutput* out) { return e.WorkerHeartbeat(ns, id, now, out); },
+      std::move(done));
 }
 
 void TaskService::DeregisterWorker(const std::string& ns, const std::string& id,
                                    Callback<bool> done) {
-  MutexLock lock(&mu_);
-  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-  EngineOutput out;
-  Status s = engine_.DeregisterWorker(ns, id, clock_->NowMs(), &out);
-  if (!s.ok()) {
-    CommitLocked(std::move(out), nullptr);
-    return done(s);
-  }
-  CommitLocked(std::move(out), [this, done](const Status& st) {
-    if (!st.ok()) return done(st);
-    boost::asio::post(ioc_, [done] { done(true); });
-  });
+  Mutate<bool>(
+      Admit::kWrite,
+      [&](Engine& e, TimeMs now, EngineOutput* out) -> StatusOr<bool> {
+        DRAY_RETURN_IF_ERROR(e.DeregisterWorker(ns, id, now, out));
+        return true;
+      },
+      std::move(done));
 }
 
 StatusOr<WorkerInfo> TaskService::GetWorker(const std::string& ns, const std::string& id) {

@@ -93,9 +93,9 @@ Status TaskService::Recover() {
 void TaskService::Start() {
   MutexLock lock(&mu_);
   // Leases that ran out while the server was down expire on the first tick.
-  EngineOutput out;
-  engine_.Tick(clock_->NowMs(), &out);
-  CommitLocked(std::move(out), nullptr);
+  PendingOutput out;
+  engine_.Tick(clock_->NowMs(), out.get());
+  CommitLocked(out, nullptr);
   ArmTickerLocked(clock_->NowMs());
   purge_timer_.expires_after(std::chrono::milliseconds(config_.purge_interval_ms));
   purge_timer_.async_wait([this](boost::system::error_code ec) {
@@ -210,21 +210,8 @@ ServiceStats TaskService::stats() const {
 
 // ---------------------------------------------------------------- commit
 
-template <typename T>
-bool TaskService::AnswerLiveLocked(StatusOr<T> r, EngineOutput&& out, const Callback<T>& done) {
-  if (r.ok()) {
-    CommitLocked(std::move(out), [done, value = std::move(*r)](const Status& s) {
-      Respond(done, s, value);
-    });
-    return true;
-  }
-  CommitLocked(std::move(out), nullptr);
-  if (r.status().code() == StatusCode::kNotFound) return false;
-  done(r.status());
-  return true;
-}
-
-void TaskService::CommitLocked(EngineOutput&& out, std::function<void(const Status&)> done) {
+void TaskService::CommitLocked(PendingOutput& pending, std::function<void(const Status&)> done) {
+  EngineOutput out = pending.Take();
   const TimeMs now = clock_->NowMs();
   std::vector<Delivery> deliveries;
   if (out.made_ready && !lease_waiters_.empty()) {
@@ -321,9 +308,9 @@ void TaskService::OnTick() {
   MutexLock lock(&mu_);
   ticker_at_ = 0;
   if (stopped_) return;
-  EngineOutput out;
-  engine_.Tick(clock_->NowMs(), &out);
-  CommitLocked(std::move(out), nullptr);
+  PendingOutput out;
+  engine_.Tick(clock_->NowMs(), out.get());
+  CommitLocked(out, nullptr);
 }
 
 void TaskService::Purge() {
@@ -411,17 +398,13 @@ void TaskService::SubmitWorkflow(WorkflowSpec spec, Callback<WorkflowOutcome> do
 
 void TaskService::SubmitWorkflowLocked(WorkflowSpec spec, const std::map<std::string, Task>& finished,
                                        Callback<WorkflowOutcome> done) {
-  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-  if (Status s = Admission(); !s.ok()) return done(s);
-  EngineOutput out;
-  auto r = engine_.SubmitWorkflow(std::move(spec), finished, clock_->NowMs(), &out);
-  if (!r.ok()) {
-    CommitLocked(std::move(out), nullptr);
-    return done(r.status());
-  }
-  CommitLocked(std::move(out), [done, outcome = std::move(*r)](const Status& s) {
-    Respond(done, s, outcome);
-  });
+  Status s = MutateLocked<WorkflowOutcome>(
+      Admit::kSubmit,
+      [&](Engine& e, TimeMs now, EngineOutput* out) {
+        return e.SubmitWorkflow(std::move(spec), finished, now, out);
+      },
+      [done](const Status& c, WorkflowOutcome outcome) { Respond(done, c, std::move(outcome)); });
+  if (!s.ok()) done(s);
 }
 
 void TaskService::OnWorkflowsCommitted(
@@ -499,12 +482,17 @@ StatusOr<WorkflowPage> TaskService::ListWorkflows(const WorkflowQuery& query) {
 
 void TaskService::CancelWorkflow(const std::string& ns, const std::string& id,
                                  Callback<Workflow> done) {
+  Status s;
   {
     MutexLock lock(&mu_);
-    if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-    EngineOutput out;
-    auto r = engine_.CancelWorkflow(ns, id, clock_->NowMs(), &out);
-    if (AnswerLiveLocked(std::move(r), std::move(out), done)) return;
+    s = MutateLocked<Workflow>(
+        Admit::kWrite,
+        [&](Engine& e, TimeMs now, EngineOutput* out) { return e.CancelWorkflow(ns, id, now, out); },
+        [done](const Status& c, Workflow w) { Respond(done, c, std::move(w)); });
+  }
+  if (s.code() != StatusCode::kNotFound) {
+    if (!s.ok()) done(s);
+    return;
   }
   // Not live: finished, or unknown. The barrier makes the row current.
   pipeline_.Submit({}, [this, ns, id, done = std::move(done)](const Status&) {
@@ -522,20 +510,12 @@ void TaskService::CancelWorkflow(const std::string& ns, const std::string& id,
 // ---------------------------------------------------------------- producers
 
 void TaskService::Submit(std::vector<TaskSpec> specs, Callback<std::vector<SubmitOutcome>> done) {
-  MutexLock lock(&mu_);
-  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-  if (Status s = Admission(); !s.ok()) return done(s);
-  EngineOutput out;
-  auto r = engine_.Submit(std::move(specs), clock_->NowMs(), &out);
-  if (!r.ok()) {
-    CommitLocked(std::move(out), nullptr);
-    return done(r.status());
-  }
   // Even a submit that only matched idempotency keys waits for the commit
   // (an empty entry is a barrier): the first task may not be durable yet.
-  CommitLocked(std::move(out), [done, outcomes = std::move(*r)](const Status& s) {
-    Respond(done, s, outcomes);
-  });
+  Mutate<std::vector<SubmitOutcome>>(
+      Admit::kSubmit,
+      [&](Engine& e, TimeMs now, EngineOutput* out) { return e.Submit(std::move(specs), now, out); },
+      std::move(done));
 }
 
 void TaskService::Get(const std::string& ns, const std::string& id, std::int64_t wait_ms,
@@ -589,14 +569,15 @@ void TaskService::ReadStored(const std::string& ns, const std::string& id, Callb
 StatusOr<TaskPage> TaskService::List(const TaskQuery& query) { return store_->ListTasks(query); }
 
 void TaskService::Cancel(const std::string& ns, const std::string& id, Callback<Task> done) {
+  Status s;
   {
     MutexLock lock(&mu_);
-    if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-    EngineOutput out;
-    auto r = engine_.Cancel(ns, id, clock_->NowMs(), &out);
-    if (AnswerLiveLocked(std::move(r), std::move(out), done)) return;
+    s = MutateLocked<Task>(
+        Admit::kWrite, [&](Engine& e, TimeMs now, EngineOutput* out) { return e.Cancel(ns, id, now, out); },
+        [done](const Status& c, Task t) { Respond(done, c, std::move(t)); });
   }
-  ActOnStored(ns, id, /*retry=*/false, std::move(done));
+  if (s.code() == StatusCode::kNotFound) return ActOnStored(ns, id, /*retry=*/false, std::move(done));
+  if (!s.ok()) done(s);
 }
 
 void TaskService::Retry(const std::string& ns, const std::string& id, Callback<Task> done) {
@@ -618,28 +599,22 @@ void TaskService::ActOnStored(const std::string& ns, const std::string& id, bool
     boost::asio::post(ioc_, [this, ns, id, retry, done] {
       auto stored = store_->GetTask(ns, id);
       if (!stored.ok()) return done(stored.status());
-      MutexLock lock(&mu_);
-      if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-      const TimeMs now = clock_->NowMs();
-      if (engine_.IsLive(ns, id)) {
-        return done(FailedPrecondition("task " + id + " changed meanwhile; try again"));
-      }
       if (!retry) {
         // Not live means terminal: cancelling a cancelled task is a no-op,
         // anything else is refused by the state machine.
-        auto d = Decide(*stored, EventInput{TaskEvent::kCancel}, now);
+        auto d = Decide(*stored, EventInput{TaskEvent::kCancel}, clock_->NowMs());
         if (!d.ok()) return done(d.status());
         return done(std::move(*stored));
       }
-      EngineOutput out;
-      auto r = engine_.Retry(std::move(*stored), now, &out);
-      if (!r.ok()) {
-        CommitLocked(std::move(out), nullptr);
-        return done(r.status());
-      }
-      CommitLocked(std::move(out), [done, task = std::move(*r)](const Status& s) {
-        Respond(done, s, task);
-      });
+      Mutate<Task>(
+          Admit::kWrite,
+          [&](Engine& e, TimeMs now, EngineOutput* out) -> StatusOr<Task> {
+            if (e.IsLive(ns, id)) {
+              return FailedPrecondition("task " + id + " changed meanwhile; try again");
+            }
+            return e.Retry(std::move(*stored), now, out);
+          },
+          done);
     });
   });
 }
@@ -652,14 +627,16 @@ void TaskService::Lease(LeaseRequest req, std::int64_t wait_ms,
   {
     MutexLock lock(&mu_);
     if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-    EngineOutput out;
-    auto r = engine_.Lease(req, clock_->NowMs(), &out);
+    // Not Mutate: an empty answer may become a waiter, which must be in
+    // place before CommitLocked serves waiters.
+    PendingOutput out;
+    auto r = engine_.Lease(req, clock_->NowMs(), out.get());
     if (!r.ok()) {
-      CommitLocked(std::move(out), nullptr);
+      CommitLocked(out, nullptr);
       return done(r.status());
     }
     if (!r->empty() || wait_ms <= 0) {
-      return CommitLocked(std::move(out), [done, leased = std::move(*r)](const Status& s) {
+      return CommitLocked(out, [done, leased = std::move(*r)](const Status& s) {
         Respond(done, s, leased);
       });
     }
@@ -671,7 +648,7 @@ void TaskService::Lease(LeaseRequest req, std::int64_t wait_ms,
       if (!ec) AbandonWait(wid);
     });
     lease_waiters_.emplace(wid, LeaseWaiter{std::move(done), std::move(timer)});
-    CommitLocked(std::move(out), nullptr);
+    CommitLocked(out, nullptr);
   }
   // Outside mu_: the hook may run the function at once.
   if (on_abandon) on_abandon([this, wid] { AbandonWait(wid); });
@@ -704,23 +681,16 @@ Status NotLive(Store* store, const std::string& ns, const std::string& id) {
 }  // namespace
 
 template <typename T>
-void TaskService::WorkerCall(const std::string& ns, const std::string& id,
-                             const std::function<StatusOr<T>(Engine&, TimeMs, EngineOutput*)>& step,
+void TaskService::WorkerCall(const std::string& ns, const std::string& id, const Step<T>& step,
                              Callback<T> done) {
+  Status s;
   {
     MutexLock lock(&mu_);
-    if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-    EngineOutput out;
-    StatusOr<T> r = step(engine_, clock_->NowMs(), &out);
-    if (r.ok()) {
-      return CommitLocked(std::move(out), [done, value = std::move(*r)](const Status& s) {
-        Respond(done, s, value);
-      });
-    }
-    CommitLocked(std::move(out), nullptr);
-    if (r.status().code() != StatusCode::kNotFound) return done(r.status());
+    s = MutateLocked<T>(Admit::kWrite, step,
+                        [done](const Status& c, T value) { Respond(done, c, std::move(value)); });
   }
-  done(NotLive(store_, ns, id));
+  if (s.ok()) return;
+  done(s.code() == StatusCode::kNotFound ? NotLive(store_, ns, id) : s);
 }
 
 void TaskService::Heartbeat(const std::string& ns, const std::string& id, const std::string& token,
@@ -754,48 +724,42 @@ void TaskService::Fail(const std::string& ns, const std::string& id, const std::
 
 void TaskService::Ack(const std::string& ns, std::vector<AckItem> items,
                       Callback<std::vector<AckOutcome>> done) {
-  std::vector<AckOutcome> outcomes(items.size());
-  std::vector<std::size_t> not_live;
+  Status s;
   {
     MutexLock lock(&mu_);
-    if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-    EngineOutput out;
-    const TimeMs now = clock_->NowMs();
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      AckItem& item = items[i];
-      outcomes[i].id = item.id;
-      auto r = item.success
-                   ? engine_.Complete(ns, item.id, item.token, std::move(item.result), now, &out)
-                   : engine_.Fail(ns, item.id, item.token, std::move(item.error), item.retry,
-                                  std::move(item.result), now, &out);
-      if (r.ok()) {
-        outcomes[i].state = r->state;
-      } else if (r.status().code() == StatusCode::kNotFound) {
-        not_live.push_back(i);
-      } else {
-        outcomes[i].status = r.status();
-      }
-    }
-    if (not_live.empty()) {
-      return CommitLocked(std::move(out), [done, outcomes = std::move(outcomes)](
-                                              const Status& s) mutable {
-        for (AckOutcome& o : outcomes) {
-          if (o.status.ok() && !s.ok()) o.status = s;
-        }
-        done(std::move(outcomes));
-      });
-    }
-    CommitLocked(std::move(out), nullptr);
+    s = MutateLocked<std::vector<AckOutcome>>(
+        Admit::kWrite,
+        [&](Engine& e, TimeMs now, EngineOutput* out) {
+          std::vector<AckOutcome> outcomes(items.size());
+          for (std::size_t i = 0; i < items.size(); ++i) {
+            AckItem& item = items[i];
+            outcomes[i].id = item.id;
+            auto r = item.success
+                         ? e.Complete(ns, item.id, item.token, std::move(item.result), now, out)
+                         : e.Fail(ns, item.id, item.token, std::move(item.error), item.retry,
+                                  std::move(item.result), now, out);
+            if (r.ok()) {
+              outcomes[i].state = r->state;
+            } else {
+              outcomes[i].status = r.status();  // NotFound: not live, looked up below
+            }
+          }
+          return StatusOr<std::vector<AckOutcome>>(std::move(outcomes));
+        },
+        [this, ns, done](const Status& c, std::vector<AckOutcome> outcomes) {
+          // Committed: an item on a task that is not live is stale if the
+          // task exists (it finished or moved on), unknown otherwise.
+          for (AckOutcome& o : outcomes) {
+            if (o.status.code() == StatusCode::kNotFound) {
+              o.status = NotLive(store_, ns, o.id);
+            } else if (o.status.ok() && !c.ok()) {
+              o.status = c;
+            }
+          }
+          done(std::move(outcomes));
+        });
   }
-  // Rare: some items name tasks that are not live. The others were handed to
-  // the pipeline above; a barrier waits for them before answering.
-  for (std::size_t i : not_live) outcomes[i].status = NotLive(store_, ns, outcomes[i].id);
-  pipeline_.Submit({}, [done, outcomes = std::move(outcomes)](const Status& s) mutable {
-    for (AckOutcome& o : outcomes) {
-      if (o.status.ok() && !s.ok()) o.status = s;
-    }
-    done(std::move(outcomes));
-  });
+  if (!s.ok()) done(s);
 }
 
 // ---------------------------------------------------------------- queues
@@ -815,47 +779,37 @@ StatusOr<QueueInfo> TaskService::GetQueue(const std::string& ns, const std::stri
 // ---------------------------------------------------------------- schedules
 
 void TaskService::CreateSchedule(ScheduleSpec spec, Callback<Schedule> done) {
-  MutexLock lock(&mu_);
-  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-  EngineOutput out;
-  auto r = engine_.CreateSchedule(std::move(spec), clock_->NowMs(), &out);
-  if (!r.ok()) return done(r.status());
-  CommitLocked(std::move(out), [this, done, schedule = std::move(*r)](const Status& s) {
-    if (!s.ok()) return done(s);
-    boost::asio::post(ioc_, [done, schedule] { done(schedule); });
-  });
+  Mutate<Schedule>(
+      Admit::kWrite,
+      [&](Engine& e, TimeMs now, EngineOutput* out) { return e.CreateSchedule(std::move(spec), now, out); },
+      std::move(done));
 }
 
 void TaskService::PatchSchedule(const std::string& ns, const std::string& id, SchedulePatch patch,
                                 Callback<Schedule> done) {
-  MutexLock lock(&mu_);
-  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-  const TimeMs now = clock_->NowMs();
-  auto current = engine_.FindSchedule(ns, id, 0, now);
-  if (!current) return done(NotFound("no schedule '" + id + "' in namespace '" + ns + "'"));
-  auto spec = patch(current->spec);
-  if (!spec.ok()) return done(spec.status());
-  spec->ns = ns;
-  spec->id = id;
-  EngineOutput out;
-  auto r = engine_.UpdateSchedule(std::move(*spec), now, &out);
-  if (!r.ok()) return done(r.status());
-  CommitLocked(std::move(out), [this, done, schedule = std::move(*r)](const Status& s) {
-    if (!s.ok()) return done(s);
-    boost::asio::post(ioc_, [done, schedule] { done(schedule); });
-  });
+  Mutate<Schedule>(
+      Admit::kWrite,
+      [&](Engine& e, TimeMs now, EngineOutput* out) -> StatusOr<Schedule> {
+        auto current = e.FindSchedule(ns, id, 0, now);
+        if (!current) return NotFound("no schedule '" + id + "' in namespace '" + ns + "'");
+        auto spec = patch(current->spec);
+        if (!spec.ok()) return spec.status();
+        spec->ns = ns;
+        spec->id = id;
+        return e.UpdateSchedule(std::move(*spec), now, out);
+      },
+      std::move(done));
 }
 
 void TaskService::DeleteSchedule(const std::string& ns, const std::string& id,
                                  Callback<bool> done) {
-  MutexLock lock(&mu_);
-  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-  EngineOutput out;
-  if (Status s = engine_.DeleteSchedule(ns, id, &out); !s.ok()) return done(s);
-  CommitLocked(std::move(out), [this, done](const Status& s) {
-    if (!s.ok()) return done(s);
-    boost::asio::post(ioc_, [done] { done(true); });
-  });
+  Mutate<bool>(
+      Admit::kWrite,
+      [&](Engine& e, TimeMs, EngineOutput* out) -> StatusOr<bool> {
+        DRAY_RETURN_IF_ERROR(e.DeleteSchedule(ns, id, out));
+        return true;
+      },
+      std::move(done));
 }
 
 StatusOr<Schedule> TaskService::GetSchedule(const std::string& ns, const std::string& id,
@@ -875,15 +829,14 @@ std::vector<Schedule> TaskService::ListSchedules(const std::string& ns, const st
 void TaskService::PatchQueue(const std::string& ns, const std::string& name,
                              std::function<Status(QueueSettings*)> patch,
                              Callback<QueueInfo> done) {
-  MutexLock lock(&mu_);
-  if (Status s = AcceptingLocked(); !s.ok()) return done(s);
-  EngineOutput out;
-  auto r = engine_.PatchQueue(ns, name, patch, &out);
-  if (!r.ok()) return done(r.status());
-  CommitLocked(std::move(out), [this, ns, name, done](const Status& s) {
-    if (!s.ok()) return done(s);
-    boost::asio::post(ioc_, [this, ns, name, done] { done(GetQueue(ns, name)); });
-  });
+  Mutate<QueueInfo>(
+      Admit::kWrite,
+      [&](Engine& e, TimeMs, EngineOutput* out) -> StatusOr<QueueInfo> {
+        auto r = e.PatchQueue(ns, name, patch, out);
+        if (!r.ok()) return r.status();
+        return *e.FindQueue(ns, name);
+      },
+      std::move(done));
 }
 
 }  // namespace dray

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <functional>
 #include <map>
 #include <memory>
@@ -213,16 +214,57 @@ class TaskService {
     std::unique_ptr<boost::asio::steady_timer> timer;
   };
 
-  // With mu_ held: serves lease waiters if tasks became ready, re-arms the
-  // ticker, and hands `out` to the pipeline; `done` runs once it is durable.
-  void CommitLocked(EngineOutput&& out, std::function<void(const Status&)> done)
-      DRAY_REQUIRES(mu_);
-  // An engine call on something live: answers `done` with its value after
-  // the commit, or with its error at once, and returns true; returns false,
-  // answering nothing, when the engine said NotFound (not live here: the
-  // caller looks in the store).
+  // An engine step's output on its way to CommitLocked, which must take it.
+  // In debug builds, dropping one that still holds mutations or a wake-up
+  // for waiters fails an assert: that is how a step's tick (leases expired,
+  // schedules fired) was once lost when the step itself then failed.
+  class PendingOutput {
+   public:
+    PendingOutput() = default;
+    PendingOutput(const PendingOutput&) = delete;
+    PendingOutput& operator=(const PendingOutput&) = delete;
+    ~PendingOutput() { assert(taken_ || (out_.mutations.empty() && !out_.made_ready)); }
+    EngineOutput* get() { return &out_; }
+    EngineOutput Take() {
+      taken_ = true;
+      return std::move(out_);
+    }
+
+   private:
+    EngineOutput out_;
+    bool taken_ = false;
+  };
+
+  // What a change is checked for before its step runs.
+  enum class Admit {
+    kWrite,   // the service accepts writes (not stopping, store healthy)
+    kSubmit,  // and Admission(): new tasks (disk space, commit backlog)
+  };
   template <typename T>
-  bool AnswerLiveLocked(StatusOr<T> r, EngineOutput&& out, const Callback<T>& done)
+  using Step = std::function<StatusOr<T>(Engine& engine, TimeMs now, EngineOutput* out)>;
+  // Runs on an io thread once a step's output is committed (or failed to
+  // be): `commit` says which, `value` is what the step returned.
+  template <typename T>
+  using OnDurable = std::function<void(const Status& commit, T value)>;
+
+  // The one path for a change. With mu_ held: refuses unless `admit`
+  // holds, runs `step` on the engine, and commits everything the step put
+  // in its output whether the step succeeded or failed, so that what a
+  // step's tick changed before it failed is committed, published and served
+  // like any other change. On success `then` runs once the commit is done
+  // and OK is returned; otherwise `then` never runs and the refusal or the
+  // step's error is returned for the caller to answer (or, for NotFound, to
+  // look in the store).
+  template <typename T>
+  Status MutateLocked(Admit admit, const Step<T>& step, OnDurable<T> then) DRAY_REQUIRES(mu_);
+  // MutateLocked under mu_, answering `done` with the value once durable or
+  // with the error (after mu_ is released).
+  template <typename T>
+  void Mutate(Admit admit, const Step<T>& step, Callback<T> done) DRAY_EXCLUDES(mu_);
+  // MutateLocked's last part, for the steps that wait (Lease): serves lease
+  // waiters if tasks became ready, re-arms the ticker, and hands `out` to the
+  // pipeline; `done` runs on an io thread once it is durable.
+  void CommitLocked(PendingOutput& out, std::function<void(const Status&)> done)
       DRAY_REQUIRES(mu_);
   // Pipeline thread: a batch is durable; wake those waiting on its tasks.
   void OnCommitted(const Status& s, const std::vector<std::shared_ptr<const Task>>& finished);
@@ -246,11 +288,10 @@ class TaskService {
   // Retries or cancels a task that is not live, from its committed row.
   void ActOnStored(const std::string& ns, const std::string& id, bool retry, Callback<Task> done);
   Status AcceptingLocked() const DRAY_REQUIRES(mu_);
-  // Heartbeat, complete and fail: runs `step` on the engine, answers after
-  // the commit, and tells a stale call on a finished task from an unknown id.
+  // Heartbeat, complete and fail: Mutate, telling a stale call on a
+  // finished task from an unknown id.
   template <typename T>
-  void WorkerCall(const std::string& ns, const std::string& id,
-                  const std::function<StatusOr<T>(Engine&, TimeMs, EngineOutput*)>& step,
+  void WorkerCall(const std::string& ns, const std::string& id, const Step<T>& step,
                   Callback<T> done) DRAY_EXCLUDES(mu_);
 
   boost::asio::io_context& ioc_;
@@ -276,5 +317,40 @@ class TaskService {
   boost::asio::steady_timer heartbeat_timer_ DRAY_GUARDED_BY(mu_);
   void ArmHeartbeat() DRAY_REQUIRES(mu_);
 };
+
+// The templates of the mutation path, here so that every part of the service
+// (task_service.cc, event_service.cc) instantiates them.
+
+template <typename T>
+Status TaskService::MutateLocked(Admit admit, const Step<T>& step, OnDurable<T> then) {
+  if (Status s = AcceptingLocked(); !s.ok()) return s;
+  if (admit == Admit::kSubmit) DRAY_RETURN_IF_ERROR(Admission());
+  PendingOutput out;
+  StatusOr<T> r = step(engine_, clock_->NowMs(), out.get());
+  if (!r.ok()) {
+    CommitLocked(out, nullptr);
+    return r.status();
+  }
+  CommitLocked(out, [then = std::move(then), value = std::move(*r)](const Status& s) mutable {
+    then(s, std::move(value));
+  });
+  return Status::Ok();
+}
+
+template <typename T>
+void TaskService::Mutate(Admit admit, const Step<T>& step, Callback<T> done) {
+  Status s;
+  {
+    MutexLock lock(&mu_);
+    s = MutateLocked<T>(admit, step, [done](const Status& c, T value) {
+      if (c.ok()) {
+        done(std::move(value));
+      } else {
+        done(c);
+      }
+    });
+  }
+  if (!s.ok()) done(s);
+}
 
 }  // namespace dray

@@ -233,8 +233,9 @@ Report Check(const std::vector<Op>& ops, const std::vector<FinalTask>& tasks,
       }
       prev = token;
     }
-    auto attempt_of = [&](std::uint64_t token) {
-      for (const Seen::Lease& l : s.leases) {
+    // Not [&]: clang 14 cannot capture a structured binding (C++20 allows it).
+    auto attempt_of = [&leases = s.leases](std::uint64_t token) {
+      for (const Seen::Lease& l : leases) {
         if (l.token == token) return l.attempt;
       }
       return 0;
