@@ -99,4 +99,36 @@ Status ParseAmounts(const std::string& text, std::string_view flag,
   return Status::Ok();
 }
 
+void PrintTask(const Task& t, bool as_json) {
+  if (as_json) {
+    std::printf("%s\n", TaskToJson(t).c_str());
+    return;
+  }
+  std::printf("id:         %s\n", t.id.c_str());
+  std::printf("type:       %s\n", t.type.c_str());
+  std::printf("queue:      %s\n", t.queue.c_str());
+  std::printf("state:      %s%s\n", std::string(TaskStateName(t.state)).c_str(),
+              t.cancel_requested ? " (cancel requested)" : "");
+  if (!t.wait_reason.empty()) {
+    std::printf("waiting:    %s (%s)\n", t.wait_reason.c_str(), t.wait_detail.c_str());
+  }
+  if (!t.concurrency_key.empty()) std::printf("key:        %s\n", t.concurrency_key.c_str());
+  if (!t.placement.empty()) {
+    // The placement fields as the API writes them, one line.
+    std::printf("placement:  {%s}\n", PlacementToJson(t.placement).c_str());
+  }
+  std::printf("attempts:   %d of %d\n", t.attempts, t.max_attempts);
+  std::printf("payload:    %s\n", t.payload.c_str());
+  if (!t.result.empty()) std::printf("result:     %s\n", t.result.c_str());
+  if (!t.error.empty()) std::printf("error:      %s\n", t.error.c_str());
+  std::printf("created:    %s\n", CliTime(t.created_at).c_str());
+  if (t.finished_at) std::printf("finished:   %s\n", CliTime(t.finished_at).c_str());
+  for (const Attempt& a : t.history) {
+    std::printf("attempt %d:  %s on %s, %s .. %s%s%s\n", a.number,
+                std::string(AttemptOutcomeName(a.outcome)).c_str(), a.worker.c_str(),
+                CliTime(a.started_at).c_str(), CliTime(a.ended_at).c_str(), a.error.empty() ? "" : ": ",
+                a.error.c_str());
+  }
+}
+
 }  // namespace dray

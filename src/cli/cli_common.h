@@ -1,5 +1,6 @@
 // What the client subcommands of `dray` share: the connection flags, the
-// error exit, and reading a request body from a JSON or YAML file.
+// error exit, reading a request body from a JSON or YAML file, and printing
+// a task.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -49,5 +50,9 @@ std::string CliTime(TimeMs t);
 // the name ends in .yaml or .yml; InvalidArgument naming the file when it
 // is neither.
 StatusOr<std::string> ReadJsonBody(const std::string& file, bool yaml);
+
+// Prints `t` on stdout: as the API writes it, on one line, when `as_json`;
+// else one field a line, then one line per attempt.
+void PrintTask(const Task& t, bool as_json);
 
 }  // namespace dray

@@ -1,0 +1,16 @@
+// `dray queues [get NAME | set NAME flags]`: queues' task counts and
+// settings (docs/limits.md).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+#include "cli/cli_common.h"
+
+namespace dray {
+
+// Adds the subcommand to `app`; the returned action runs it when it was
+// chosen (else returns -1). `common` must outlive the action.
+std::function<int()> AddQueuesCommand(CLI::App* app, CliCommon* common);
+
+}  // namespace dray
