@@ -415,9 +415,8 @@ TEST(ClientTest, ARequestOnAStaleIdleConnectionIsSentOnceMoreOnAFreshOne) {
   TaskSpec spec;
   spec.type = "x";
   ASSERT_TRUE(client->Submit(spec).ok());
-  // Let the close reach us, so that the pooled connection is surely stale.
-  ASSERT_TRUE(WaitFor([&] { return server.connections() == 1 && calls == 1; }));
-  std::this_thread::sleep_for(milliseconds(20));
+  // Wait for the server to close it, so that the pooled connection is surely stale.
+  ASSERT_TRUE(WaitFor([&] { return server.connections() == 1 && server.open_connections() == 0; }));
   auto second = client->Submit(spec);
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_EQ(calls, 2);  // each submit reached the handler exactly once

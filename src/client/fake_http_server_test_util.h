@@ -117,6 +117,12 @@ class FakeHttpServer {
     std::lock_guard<std::mutex> lock(mu_);
     return connections_;
   }
+  // Connections not yet closed by this server (a closed one has had its FIN
+  // sent: shutdown and close happen under mu_ with its removal).
+  int open_connections() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return static_cast<int>(open_fds_.size());
+  }
 
  private:
   void AcceptLoop() {

@@ -6,11 +6,13 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
-#include <thread>
 
 #include "cli/schedule_command.h"
+#include "core/clock.h"
+#include "core/time_format.h"
 #include "dray/client.h"
 #include "integration/server_util.h"
 
@@ -154,13 +156,18 @@ TEST_F(ScheduleHttpTest, EachTickFiresExactlyOnceAcrossAKillAndARestart) {
                                "task":{"type":"beat","queue":"beats"}})");
   ASSERT_EQ(made.status, 201) << made.body;
   ASSERT_TRUE(WaitFor([&] { return TicksIn("beats").size() >= 3; }));
+  std::optional<TimeMs> last = ParseRfc3339(TicksIn("beats").rbegin()->first);
+  ASSERT_TRUE(last.has_value());
   server_.Kill();
-  // Down for a while: the ticks of these seconds are missed and, under
-  // misfire "all", owed on restart. (The downtime is what is under test,
-  // not a wait for something to happen.)
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  // Down until two more ticks are due (tick times are wall clock): missed
+  // while down and, under misfire "all", owed on restart.
+  const TimeMs owed = *last + 2000;
+  ASSERT_TRUE(WaitFor([&] { return SystemClock::Default()->NowMs() > owed + 200; }));
   server_.Start();
-  ASSERT_TRUE(WaitFor([&] { return TicksIn("beats").size() >= 8; }));
+  ASSERT_TRUE(WaitFor([&] {
+    std::map<std::string, int> t = TicksIn("beats");
+    return t.contains(FormatRfc3339(owed)) && t.size() >= 8;
+  }));
   HttpConn after(server_.port());
   ASSERT_EQ(after.Call("POST", "/v1/schedules/beat/pause").status, 200);
   std::map<std::string, int> ticks = TicksIn("beats");
