@@ -319,7 +319,7 @@ Engine::QueueState& Engine::QueueFor(const std::string& ns, const std::string& n
   q->name = name;
   QueueState& ref = *q;
   queues_.emplace(std::move(key), std::move(q));
-  if (out) out->mutations.push_back(Mutation::PutQueue(QueueRecord{ns, name, ref.settings}));
+  if (out) out->mutations.push_back(mutation::PutQueue{QueueRecord{ns, name, ref.settings}});
   return ref;
 }
 
@@ -407,8 +407,8 @@ void Engine::RefreshKey(QueueState* q, KeyGroup* g, EngineOutput* out) {
 
 void Engine::Emit(std::shared_ptr<const Task> snapshot, bool created, EngineOutput* out) {
   out->changed.push_back(snapshot->id);
-  out->mutations.push_back(created ? Mutation::PutTask(std::move(snapshot))
-                                   : Mutation::UpdateTask(std::move(snapshot)));
+  out->mutations.push_back(created ? Mutation(mutation::PutTask{std::move(snapshot)})
+                                   : Mutation(mutation::UpdateTask{std::move(snapshot)}));
 }
 
 Engine::Live* Engine::Insert(Task&& task, EngineOutput* out) {
@@ -555,7 +555,7 @@ std::vector<ParentResult> Engine::ParentsOf(const Live* l) const {
 }
 
 void Engine::EmitWorkflow(const WorkflowLive& w, EngineOutput* out) {
-  if (out) out->mutations.push_back(Mutation::PutWorkflow(std::make_shared<const Workflow>(w.record)));
+  if (out) out->mutations.push_back(mutation::PutWorkflow{std::make_shared<const Workflow>(w.record)});
 }
 
 void Engine::TaskOfWorkflowFinished(WorkflowLive* w, TaskState state, TimeMs now,
@@ -1324,7 +1324,7 @@ StatusOr<QueueSettings> Engine::PatchQueue(const std::string& ns, const std::str
   QueueState& q = existing ? *existing : QueueFor(ns, name, nullptr);
   const QueueSettings old = q.settings;
   q.settings = s;
-  out->mutations.push_back(Mutation::PutQueue(QueueRecord{ns, name, s}));
+  out->mutations.push_back(mutation::PutQueue{QueueRecord{ns, name, s}});
   if (old.rate != s.rate || old.burst != s.burst) {
     // A new bucket starts full (a restart, by contrast, starts it empty).
     q.tat = 0;

@@ -54,7 +54,7 @@
 #include "dray/status.h"
 #include "dray/types.h"
 #include "engine/indexed_heap.h"
-#include "store/store.h"
+#include "core/records.h"
 
 namespace dray {
 

@@ -88,7 +88,7 @@ TEST_F(EngineTest, CompleteWithCurrentTokenSucceedsAndLeavesMemory) {
   EXPECT_FALSE(engine_.Find("default", id).has_value());
   ASSERT_EQ(out.finished.size(), 1u);
   ASSERT_EQ(out.mutations.size(), 1u);
-  EXPECT_EQ(out.mutations[0].task->state, TaskState::kSucceeded);
+  EXPECT_EQ(TaskOf(out.mutations[0])->state, TaskState::kSucceeded);
 }
 
 TEST_F(EngineTest, StaleTokenIsRefusedAndChangesNothing) {
@@ -136,8 +136,8 @@ TEST_F(EngineTest, ExpiredLeaseIsAFailedAttemptRetriedWithBackoffThenFailed) {
   engine_.Tick(now_, &out2);
   EXPECT_FALSE(engine_.Find("default", id).has_value());
   ASSERT_EQ(out2.finished, std::vector<std::string>{id});
-  EXPECT_EQ(out2.mutations.back().task->state, TaskState::kFailed);
-  EXPECT_EQ(out2.mutations.back().task->history.size(), 2u);
+  EXPECT_EQ(TaskOf(out2.mutations.back())->state, TaskState::kFailed);
+  EXPECT_EQ(TaskOf(out2.mutations.back())->history.size(), 2u);
 }
 
 TEST_F(EngineTest, HeartbeatExtendsTheLease) {
@@ -169,7 +169,7 @@ TEST_F(EngineTest, AttemptPastItsTimeoutIsFailedEvenWithHeartbeats) {
   auto hb = engine_.Heartbeat("default", id, got[0].lease.token, 0, now_, &out);
   EXPECT_EQ(hb.status().code(), StatusCode::kNotFound);  // failed and gone from memory
   ASSERT_EQ(out.finished.size(), 1u);
-  const Task& last = *out.mutations.back().task;
+  const Task& last = *TaskOf(out.mutations.back());
   EXPECT_EQ(last.state, TaskState::kFailed);
   EXPECT_EQ(last.history.back().outcome, AttemptOutcome::kTimedOut);
   EXPECT_NE(last.error.find("timed out"), std::string::npos);

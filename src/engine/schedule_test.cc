@@ -31,20 +31,11 @@ struct Durable {
   std::map<std::string, Schedule> schedules;
   void Apply(const EngineOutput& out) {
     for (const Mutation& m : out.mutations) {
-      switch (m.kind) {
-        case Mutation::Kind::kPutTask:
-        case Mutation::Kind::kUpdateTask:
-          tasks[m.task->id] = *m.task;
-          break;
-        case Mutation::Kind::kPutSchedule:
-          schedules[m.schedule->spec.id] = *m.schedule;
-          break;
-        case Mutation::Kind::kDeleteSchedule:
-          schedules.erase(m.id);
-          break;
-        default:
-          break;
+      if (const auto& t = TaskOf(m)) tasks[t->id] = *t;
+      if (const auto* p = std::get_if<mutation::PutSchedule>(&m)) {
+        schedules[p->schedule->spec.id] = *p->schedule;
       }
+      if (const auto* d = std::get_if<mutation::DeleteSchedule>(&m)) schedules.erase(d->id);
     }
   }
 };
@@ -71,7 +62,7 @@ class ScheduleTest : public ::testing::Test {
     last_ = out;
     std::vector<Task> created;
     for (const Mutation& m : out.mutations) {
-      if (m.kind == Mutation::Kind::kPutTask) created.push_back(*m.task);
+      if (const auto* p = std::get_if<mutation::PutTask>(&m)) created.push_back(*p->task);
     }
     return created;
   }
@@ -136,11 +127,11 @@ TEST_F(ScheduleTest, AnIntervalFiresEachTickOnceWithItsStateInTheSameOutput) {
   // The task and the schedule's new state are one batch: committed together.
   bool schedule_row = false;
   for (const Mutation& m : last_.mutations) {
-    if (m.kind == Mutation::Kind::kPutSchedule) {
+    if (const auto* p = std::get_if<mutation::PutSchedule>(&m)) {
       schedule_row = true;
-      EXPECT_EQ(m.schedule->last_tick, kT0 + kMin);
-      EXPECT_EQ(m.schedule->last_task, fired[0].id);
-      EXPECT_EQ(m.schedule->fired, 1);
+      EXPECT_EQ(p->schedule->last_tick, kT0 + kMin);
+      EXPECT_EQ(p->schedule->last_task, fired[0].id);
+      EXPECT_EQ(p->schedule->fired, 1);
     }
   }
   EXPECT_TRUE(schedule_row);

@@ -57,7 +57,7 @@ bool Engine::RunGoing(const ScheduleLive* s) const {
 }
 
 void Engine::EmitSchedule(const ScheduleLive& s, EngineOutput* out) {
-  out->mutations.push_back(Mutation::PutSchedule(std::make_shared<const Schedule>(s.s)));
+  out->mutations.push_back(mutation::PutSchedule{std::make_shared<const Schedule>(s.s)});
 }
 
 void Engine::ArmSchedule(ScheduleLive* s, TimeMs now) {
@@ -236,7 +236,7 @@ Status Engine::DeleteSchedule(const std::string& ns, const std::string& id, Engi
     buffered_waits_.erase(w);
   }
   schedules_.erase(it);
-  out->mutations.push_back(Mutation::DeleteSchedule(ns, id));
+  out->mutations.push_back(mutation::DeleteSchedule{ns, id});
   return Status::Ok();
 }
 

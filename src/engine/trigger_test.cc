@@ -40,7 +40,7 @@ TriggerSpec OnTask(std::string id, std::string queue, std::vector<TaskState> sta
 std::vector<Task> Created(const EngineOutput& out) {
   std::vector<Task> tasks;
   for (const Mutation& m : out.mutations) {
-    if (m.kind == Mutation::Kind::kPutTask) tasks.push_back(*m.task);
+    if (const auto* p = std::get_if<mutation::PutTask>(&m)) tasks.push_back(*p->task);
   }
   return tasks;
 }
@@ -54,7 +54,7 @@ class TriggerTest : public ::testing::Test {
     auto r = engine_.CreateTrigger(std::move(spec), now_, &out);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     ASSERT_EQ(out.mutations.size(), 1u);
-    EXPECT_EQ(out.mutations[0].kind, Mutation::Kind::kPutTrigger);
+    EXPECT_TRUE(std::holds_alternative<mutation::PutTrigger>(out.mutations[0]));
   }
   StatusOr<Engine::EventOutcome> Emit(std::string name, std::string payload, std::string id = "",
                                       EngineOutput* out = nullptr) {
@@ -93,14 +93,14 @@ TEST_F(TriggerTest, AnEventsTasksAndItsRecordLeaveInOneOutput) {
   EXPECT_EQ(payload.at("event").at("payload").at("order"), 1234);
   EXPECT_EQ(payload.at("event").at("id").as_string(), r->event.id);
   // The event's row is in the same output, after its task.
-  ASSERT_EQ(out.mutations.back().kind, Mutation::Kind::kPutEvent);
-  EXPECT_EQ(out.mutations.back().event->tasks, r->event.tasks);
+  ASSERT_TRUE(std::holds_alternative<mutation::PutEvent>(out.mutations.back()));
+  EXPECT_EQ(std::get<mutation::PutEvent>(out.mutations.back()).event->tasks, r->event.tasks);
   // Other names fire nothing, but are recorded.
   EngineOutput other;
   ASSERT_TRUE(Emit("order.refunded", "{}", "", &other).ok());
   EXPECT_TRUE(Created(other).empty());
   ASSERT_EQ(other.mutations.size(), 1u);
-  EXPECT_EQ(other.mutations[0].kind, Mutation::Kind::kPutEvent);
+  EXPECT_TRUE(std::holds_alternative<mutation::PutEvent>(other.mutations[0]));
 }
 
 TEST_F(TriggerTest, MatchAndPauseDecideWhichTriggersFire) {

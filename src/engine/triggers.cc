@@ -96,7 +96,7 @@ StatusOr<Trigger> Engine::CreateTrigger(TriggerSpec&& spec, TimeMs now, EngineOu
   TriggerLive* p = live.get();
   triggers_[key] = std::move(live);
   IndexTrigger(p);
-  out->mutations.push_back(Mutation::PutTrigger(std::make_shared<const Trigger>(p->t)));
+  out->mutations.push_back(mutation::PutTrigger{std::make_shared<const Trigger>(p->t)});
   return p->t;
 }
 
@@ -109,7 +109,7 @@ StatusOr<Trigger> Engine::SetTriggerPaused(const std::string& ns, const std::str
   if (t.spec.paused != paused) {
     t.spec.paused = paused;
     t.updated_at = now;
-    out->mutations.push_back(Mutation::PutTrigger(std::make_shared<const Trigger>(t)));
+    out->mutations.push_back(mutation::PutTrigger{std::make_shared<const Trigger>(t)});
   }
   return t;
 }
@@ -119,7 +119,7 @@ Status Engine::DeleteTrigger(const std::string& ns, const std::string& id, Engin
   if (it == triggers_.end()) return NotFound("no trigger '" + id + "' in namespace '" + ns + "'");
   UnindexTrigger(it->second.get());
   triggers_.erase(it);
-  out->mutations.push_back(Mutation::DeleteTrigger(ns, id));
+  out->mutations.push_back(mutation::DeleteTrigger{ns, id});
   return Status::Ok();
 }
 
@@ -230,7 +230,7 @@ StatusOr<Engine::EventOutcome> Engine::EmitEvent(
     }
   }
   RestoreEventId(e.ns, e.id, now);
-  out->mutations.push_back(Mutation::PutEvent(std::make_shared<const Event>(e)));
+  out->mutations.push_back(mutation::PutEvent{std::make_shared<const Event>(e)});
   return r;
 }
 

@@ -79,7 +79,7 @@ class WorkflowTest : public ::testing::Test {
     for (const EngineOutput* o : {out, static_cast<const EngineOutput*>(&last_out_)}) {
       if (!o) continue;
       for (auto it = o->mutations.rbegin(); it != o->mutations.rend(); ++it) {
-        if (it->task && it->task->id == ids_.at(name)) return it->task->state;
+        if (const auto& t = TaskOf(*it); t && t->id == ids_.at(name)) return t->state;
       }
     }
     return TaskState::kSucceeded;
@@ -87,14 +87,14 @@ class WorkflowTest : public ::testing::Test {
   static std::optional<Workflow> WorkflowIn(const EngineOutput& out) {
     std::optional<Workflow> w;
     for (const Mutation& m : out.mutations) {
-      if (m.kind == Mutation::Kind::kPutWorkflow) w = *m.workflow;
+      if (const auto* p = std::get_if<mutation::PutWorkflow>(&m)) w = *p->workflow;
     }
     return w;
   }
   static const Task* TaskIn(const EngineOutput& out, const std::string& id) {
     const Task* t = nullptr;
     for (const Mutation& m : out.mutations) {
-      if (m.task && m.task->id == id) t = m.task.get();
+      if (const auto& x = TaskOf(m); x && x->id == id) t = x.get();
     }
     return t;
   }
@@ -396,14 +396,15 @@ TEST_F(WorkflowTest, RandomizedDagsNeverStartEarly) {
   std::map<std::string, LeasedTask> running;
   auto absorb = [&](const EngineOutput& out) {
     for (const Mutation& m : out.mutations) {
-      if (m.kind == Mutation::Kind::kPutWorkflow && m.workflow->state != WorkflowState::kRunning) {
-        ASSERT_FALSE(workflow_end.count(m.workflow->id)) << "a workflow ended twice";
-        workflow_end[m.workflow->id] = m.workflow->state;
+      const auto* p = std::get_if<mutation::PutWorkflow>(&m);
+      if (p && p->workflow->state != WorkflowState::kRunning) {
+        ASSERT_FALSE(workflow_end.count(p->workflow->id)) << "a workflow ended twice";
+        workflow_end[p->workflow->id] = p->workflow->state;
       }
-      if (m.task && IsTerminal(m.task->state)) {
-        ASSERT_FALSE(ended.count(m.task->id)) << "a task ended twice";
-        ended[m.task->id] = m.task->state;
-        running.erase(m.task->id);
+      if (const auto& t = TaskOf(m); t && IsTerminal(t->state)) {
+        ASSERT_FALSE(ended.count(t->id)) << "a task ended twice";
+        ended[t->id] = t->state;
+        running.erase(t->id);
       }
     }
   };

@@ -231,9 +231,7 @@ void TaskService::CommitLocked(PendingOutput& pending, std::function<void(const 
   std::vector<std::shared_ptr<const Task>> changed;
   if (feed_->recording(now)) {
     for (const Mutation& m : out.mutations) {
-      if (m.kind == Mutation::Kind::kPutTask || m.kind == Mutation::Kind::kUpdateTask) {
-        changed.push_back(m.task);
-      }
+      if (const auto& t = TaskOf(m)) changed.push_back(t);
     }
   } else if (!out.mutations.empty()) {
     feed_->Missed();
@@ -242,13 +240,10 @@ void TaskService::CommitLocked(PendingOutput& pending, std::function<void(const 
   std::vector<std::shared_ptr<const Workflow>> finished_workflows;
   if (!out.finished.empty()) {
     for (const Mutation& m : out.mutations) {
-      if ((m.kind == Mutation::Kind::kPutTask || m.kind == Mutation::Kind::kUpdateTask) &&
-          IsTerminal(m.task->state)) {
-        finished.push_back(m.task);
-      }
-      if (m.kind == Mutation::Kind::kPutWorkflow && m.workflow->state != WorkflowState::kRunning &&
-          !workflow_waiters_.empty()) {
-        finished_workflows.push_back(m.workflow);
+      if (const auto& t = TaskOf(m); t && IsTerminal(t->state)) finished.push_back(t);
+      const auto* w = std::get_if<mutation::PutWorkflow>(&m);
+      if (w && w->workflow->state != WorkflowState::kRunning && !workflow_waiters_.empty()) {
+        finished_workflows.push_back(w->workflow);
       }
     }
   }
@@ -317,7 +312,7 @@ void TaskService::Purge() {
   const TimeMs now = clock_->NowMs();
   PurgeWorkflows(now - config_.retention_ms);
   if (auto old = store_->HasEventsBefore(now - config_.retention_ms); old.ok() && *old) {
-    pipeline_.Submit({Mutation::DeleteEventsBefore(now - config_.retention_ms)},
+    pipeline_.Submit({mutation::DeleteEventsBefore{now - config_.retention_ms}},
                      [](const Status&) {});
   }
   auto expired = store_->FindExpired(now - config_.retention_ms, 1000);
@@ -331,7 +326,7 @@ void TaskService::Purge() {
       // A task retried since the query is live again: keep it.
       if (engine_.IsLive(e.ns, e.id)) continue;
       engine_.ForgetFinished(e.ns, e.queue, e.state);
-      deletes.push_back(Mutation::DeleteTask(e.ns, e.id));
+      deletes.push_back(mutation::DeleteTask{e.ns, e.id});
     }
     pipeline_.Submit(std::move(deletes), [](const Status&) {});
   }
@@ -354,9 +349,9 @@ void TaskService::PurgeWorkflows(TimeMs cutoff) {
     for (const Task& t : *tasks) {
       if (engine_.IsLive(ns, t.id)) continue;  // cannot be: a finished workflow has none
       engine_.ForgetFinished(ns, t.queue, t.state);
-      deletes.push_back(Mutation::DeleteTask(ns, t.id));
+      deletes.push_back(mutation::DeleteTask{ns, t.id});
     }
-    deletes.push_back(Mutation::DeleteWorkflow(ns, id));
+    deletes.push_back(mutation::DeleteWorkflow{ns, id});
     pipeline_.Submit(std::move(deletes), [](const Status&) {});
   }
 }

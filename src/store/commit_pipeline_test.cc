@@ -27,7 +27,7 @@ class FakeStore final : public Store {
       fail_next_ = false;
       return Unavailable("injected failure");
     }
-    for (const Mutation& m : mutations) order_.push_back(m.task->id);
+    for (const Mutation& m : mutations) order_.push_back(TaskOf(m)->id);
     return Status::Ok();
   }
   Status health() const override {
@@ -125,7 +125,7 @@ class FakeStore final : public Store {
 std::vector<Mutation> One(const std::string& id) {
   Task t;
   t.id = id;
-  return {Mutation::PutTask(std::make_shared<const Task>(std::move(t)))};
+  return {mutation::PutTask{std::make_shared<const Task>(std::move(t))}};
 }
 
 // Counts callbacks and lets the test wait for a number of them.

@@ -20,129 +20,11 @@
 #include <string>
 #include <vector>
 
+#include "core/records.h"
 #include "dray/status.h"
 #include "dray/types.h"
 
 namespace dray {
-
-struct QueueRecord {
-  std::string ns;
-  std::string name;
-  QueueSettings settings;
-};
-
-// One change the engine wants made durable. A batch of mutations is applied
-// in order, in one transaction.
-struct Mutation {
-  enum class Kind : std::uint8_t {
-    kPutTask,     // insert or replace the whole task row (history included)
-    kDeleteTask,  // remove one task (retention purge)
-    kPutQueue,    // insert or replace a queue's settings
-    // A task already stored changed state: write the fields a transition
-    // may change (run_at, state, attempts, result, error, updated_at,
-    // finished_at, the lease, cancel_requested, history); the rest of the
-    // row (type, payload, options, key, labels, seq) is left as it is.
-    // Cheaper than kPutTask: the row is not rewritten from scratch and the
-    // indexes on unchanged columns are not touched. If no row is there, the
-    // whole task is written as by kPutTask.
-    kUpdateTask,
-    kPutWorkflow,     // insert or replace a workflow's row
-    kDeleteWorkflow,  // remove a workflow's row (retention purge)
-    kPutSchedule,     // insert or replace a schedule (its spec and its ticks)
-    kDeleteSchedule,  // remove a schedule
-    kPutEvent,        // record an event (with the tasks it fired)
-    kDeleteEventsBefore,  // retention: up to 10,000 events created before `at`
-    kPutTrigger,      // insert or replace a trigger
-    kDeleteTrigger,   // remove a trigger
-  };
-  Kind kind = Kind::kPutTask;
-  std::shared_ptr<const Task> task;  // kPutTask, kUpdateTask
-  std::string ns;                    // kDelete{Task,Workflow,Schedule,Trigger}
-  std::string id;                    // kDelete{Task,Workflow,Schedule,Trigger}
-  QueueRecord queue;                 // kPutQueue
-  std::shared_ptr<const Workflow> workflow;  // kPutWorkflow
-  std::shared_ptr<const Schedule> schedule;  // kPutSchedule
-  std::shared_ptr<const Event> event;        // kPutEvent
-  std::shared_ptr<const Trigger> trigger;    // kPutTrigger
-  TimeMs at = 0;                             // kDeleteEventsBefore
-
-  static Mutation PutTask(std::shared_ptr<const Task> t) {
-    Mutation m;
-    m.kind = Kind::kPutTask;
-    m.task = std::move(t);
-    return m;
-  }
-  static Mutation UpdateTask(std::shared_ptr<const Task> t) {
-    Mutation m;
-    m.kind = Kind::kUpdateTask;
-    m.task = std::move(t);
-    return m;
-  }
-  static Mutation DeleteTask(std::string ns, std::string id) {
-    Mutation m;
-    m.kind = Kind::kDeleteTask;
-    m.ns = std::move(ns);
-    m.id = std::move(id);
-    return m;
-  }
-  static Mutation PutQueue(QueueRecord q) {
-    Mutation m;
-    m.kind = Kind::kPutQueue;
-    m.queue = std::move(q);
-    return m;
-  }
-  static Mutation PutWorkflow(std::shared_ptr<const Workflow> w) {
-    Mutation m;
-    m.kind = Kind::kPutWorkflow;
-    m.workflow = std::move(w);
-    return m;
-  }
-  static Mutation PutSchedule(std::shared_ptr<const Schedule> s) {
-    Mutation m;
-    m.kind = Kind::kPutSchedule;
-    m.schedule = std::move(s);
-    return m;
-  }
-  static Mutation DeleteSchedule(std::string ns, std::string id) {
-    Mutation m;
-    m.kind = Kind::kDeleteSchedule;
-    m.ns = std::move(ns);
-    m.id = std::move(id);
-    return m;
-  }
-  static Mutation PutEvent(std::shared_ptr<const Event> e) {
-    Mutation m;
-    m.kind = Kind::kPutEvent;
-    m.event = std::move(e);
-    return m;
-  }
-  static Mutation DeleteEventsBefore(TimeMs cutoff) {
-    Mutation m;
-    m.kind = Kind::kDeleteEventsBefore;
-    m.at = cutoff;
-    return m;
-  }
-  static Mutation PutTrigger(std::shared_ptr<const Trigger> t) {
-    Mutation m;
-    m.kind = Kind::kPutTrigger;
-    m.trigger = std::move(t);
-    return m;
-  }
-  static Mutation DeleteTrigger(std::string ns, std::string id) {
-    Mutation m;
-    m.kind = Kind::kDeleteTrigger;
-    m.ns = std::move(ns);
-    m.id = std::move(id);
-    return m;
-  }
-  static Mutation DeleteWorkflow(std::string ns, std::string id) {
-    Mutation m;
-    m.kind = Kind::kDeleteWorkflow;
-    m.ns = std::move(ns);
-    m.id = std::move(id);
-    return m;
-  }
-};
 
 // A filter for ListTasks. Empty strings and unset optionals match everything.
 struct TaskQuery {
@@ -178,13 +60,6 @@ struct WorkflowPage {
   std::string next_cursor;
 };
 
-struct StateCount {
-  std::string ns;
-  std::string queue;
-  TaskState state;
-  std::int64_t count;
-};
-
 // A finished task old enough to purge, with what the engine's counts need.
 struct ExpiredTask {
   std::string ns;
@@ -193,19 +68,12 @@ struct ExpiredTask {
   TaskState state = TaskState::kSucceeded;
 };
 
-// What recovery needs besides the live tasks.
-struct StoreMarks {
-  // The largest values ever committed, even if that task was purged since.
-  std::uint64_t max_lease_token = 0;
-  std::uint64_t max_seq = 0;
-};
-
 class Store {
  public:
   virtual ~Store() = default;
 
-  // Applies `mutations` in order in one transaction and syncs it to stable
-  // storage before returning OK. On any failure nothing of the batch is
+  // Applies `mutations` (core/records.h) in order in one transaction and
+  // syncs it to stable storage before returning OK. On any failure nothing of the batch is
   // applied and the store becomes broken (see above).
   virtual Status Commit(std::span<const Mutation> mutations) = 0;
 

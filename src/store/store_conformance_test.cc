@@ -70,7 +70,7 @@ class StoreConformanceTest : public ::testing::TestWithParam<StoreKind> {
   }
   void Put(std::vector<Task> tasks) {
     std::vector<Mutation> m;
-    for (Task& t : tasks) m.push_back(Mutation::PutTask(Shared(std::move(t))));
+    for (Task& t : tasks) m.push_back(mutation::PutTask{Shared(std::move(t))});
     ASSERT_TRUE(store_->Commit(m).ok());
   }
 
@@ -123,7 +123,7 @@ TEST_P(StoreConformanceTest, PutReplacesAndDeleteRemoves) {
   changed.result = "42";
   Put({changed});
   EXPECT_EQ(store_->GetTask("default", "a")->result, "42");
-  std::vector<Mutation> del = {Mutation::DeleteTask("default", "a")};
+  std::vector<Mutation> del = {mutation::DeleteTask{"default", "a"}};
   ASSERT_TRUE(store_->Commit(del).ok());
   EXPECT_EQ(store_->GetTask("default", "a").status().code(), StatusCode::kNotFound);
 }
@@ -154,7 +154,7 @@ TEST_P(StoreConformanceTest, UpdateWritesTransitionFieldsAndKeepsTheSpec) {
   spec_changed.payload = R"({"n":2})";
   spec_changed.priority = 5;
   spec_changed.key = "other";
-  std::vector<Mutation> update = {Mutation::UpdateTask(Shared(Task(spec_changed)))};
+  std::vector<Mutation> update = {mutation::UpdateTask{Shared(Task(spec_changed))}};
   ASSERT_TRUE(store_->Commit(update).ok());
   auto got = store_->GetTask("default", "a");
   ASSERT_TRUE(got.ok()) << got.status().ToString();
@@ -162,7 +162,7 @@ TEST_P(StoreConformanceTest, UpdateWritesTransitionFieldsAndKeepsTheSpec) {
 
   Task fresh = MakeTask("b");
   fresh.payload = R"({"n":3})";
-  std::vector<Mutation> insert = {Mutation::UpdateTask(Shared(Task(fresh)))};
+  std::vector<Mutation> insert = {mutation::UpdateTask{Shared(Task(fresh))}};
   ASSERT_TRUE(store_->Commit(insert).ok());
   EXPECT_EQ(*store_->GetTask("default", "b"), fresh);
 }
@@ -326,8 +326,8 @@ TEST_P(StoreConformanceTest, LoadMarksTakesTheMaximaOverEveryTask) {
   EXPECT_EQ(marks->max_seq, 12u);
   // They never go down, even when the task that set them is purged, and
   // they survive a restart.
-  std::vector<Mutation> del = {Mutation::DeleteTask("default", "a"),
-                               Mutation::DeleteTask("other", "b")};
+  std::vector<Mutation> del = {mutation::DeleteTask{"default", "a"},
+                               mutation::DeleteTask{"other", "b"}};
   ASSERT_TRUE(store_->Commit(del).ok());
   Reopen();
   marks = store_->LoadMarks();
@@ -482,7 +482,7 @@ TEST_P(StoreConformanceTest, ListOfAnEmptyNamespaceIsAnEmptyLastPage) {
 }
 
 TEST_P(StoreConformanceTest, DeletingAMissingTaskIsNotAnError) {
-  std::vector<Mutation> del = {Mutation::DeleteTask("default", "never-was")};
+  std::vector<Mutation> del = {mutation::DeleteTask{"default", "never-was"}};
   EXPECT_TRUE(store_->Commit(del).ok());
   EXPECT_TRUE(store_->health().ok());
 }
@@ -517,10 +517,10 @@ TEST_P(StoreConformanceTest, WorkflowsAndTheirTasksRoundTrip) {
   c.workflow = "w2";
   c.node = "only";
   c.finished_at = 450;
-  std::vector<Mutation> m = {Mutation::PutWorkflow(std::make_shared<const Workflow>(running)),
-                             Mutation::PutWorkflow(std::make_shared<const Workflow>(done)),
-                             Mutation::PutTask(Shared(a)), Mutation::PutTask(Shared(b)),
-                             Mutation::PutTask(Shared(c)), Mutation::PutTask(Shared(MakeTask("plain")))};
+  std::vector<Mutation> m = {mutation::PutWorkflow{std::make_shared<const Workflow>(running)},
+                             mutation::PutWorkflow{std::make_shared<const Workflow>(done)},
+                             mutation::PutTask{Shared(a)}, mutation::PutTask{Shared(b)},
+                             mutation::PutTask{Shared(c)}, mutation::PutTask{Shared(MakeTask("plain"))}};
   ASSERT_TRUE(store_->Commit(m).ok());
   Reopen();
   auto got = store_->GetWorkflow("default", "w1");
@@ -559,7 +559,7 @@ TEST_P(StoreConformanceTest, WorkflowsAndTheirTasksRoundTrip) {
   auto lone = store_->FindExpired(1'000'000, 10);
   ASSERT_TRUE(lone.ok());
   EXPECT_TRUE(lone->empty()) << "a workflow's finished tasks go with their workflow";
-  m = {Mutation::DeleteTask("default", "c"), Mutation::DeleteWorkflow("default", "w2")};
+  m = {mutation::DeleteTask{"default", "c"}, mutation::DeleteWorkflow{"default", "w2"}};
   ASSERT_TRUE(store_->Commit(m).ok());
   EXPECT_EQ(store_->GetWorkflow("default", "w2").status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(store_->WorkflowTasks("default", "w2")->empty());
@@ -604,8 +604,8 @@ TEST_P(StoreConformanceTest, SchedulesRoundTripWithEveryField) {
   b.spec.interval_ms = 60'000;
   b.spec.task.type = "ping";
   ASSERT_TRUE(store_->Commit(std::vector<Mutation>{
-                                 Mutation::PutSchedule(std::make_shared<const Schedule>(a)),
-                                 Mutation::PutSchedule(std::make_shared<const Schedule>(b))})
+                                 mutation::PutSchedule{std::make_shared<const Schedule>(a)},
+                                 mutation::PutSchedule{std::make_shared<const Schedule>(b)}})
                   .ok());
   Reopen();
   auto loaded = store_->LoadSchedules();
@@ -614,7 +614,7 @@ TEST_P(StoreConformanceTest, SchedulesRoundTripWithEveryField) {
   EXPECT_EQ(loaded->at(0), b);  // ordered by (namespace, id)
   EXPECT_EQ(loaded->at(1), a);
   ASSERT_TRUE(
-      store_->Commit(std::vector<Mutation>{Mutation::DeleteSchedule("other", "nightly")}).ok());
+      store_->Commit(std::vector<Mutation>{mutation::DeleteSchedule{"other", "nightly"}}).ok());
   loaded = store_->LoadSchedules();
   ASSERT_TRUE(loaded.ok());
   ASSERT_EQ(loaded->size(), 1u);
@@ -654,10 +654,10 @@ TEST_P(StoreConformanceTest, EventsAndTriggersRoundTripAndOldEventsGo) {
   u.spec.paused = true;
   ASSERT_TRUE(store_
                   ->Commit(std::vector<Mutation>{
-                      Mutation::PutEvent(std::make_shared<const Event>(e)),
-                      Mutation::PutEvent(std::make_shared<const Event>(old)),
-                      Mutation::PutTrigger(std::make_shared<const Trigger>(t)),
-                      Mutation::PutTrigger(std::make_shared<const Trigger>(u))})
+                      mutation::PutEvent{std::make_shared<const Event>(e)},
+                      mutation::PutEvent{std::make_shared<const Event>(old)},
+                      mutation::PutTrigger{std::make_shared<const Trigger>(t)},
+                      mutation::PutTrigger{std::make_shared<const Trigger>(u)}})
                   .ok());
   Reopen();
   EXPECT_EQ(*store_->GetEvent("shop", "order-1234-paid"), e);
@@ -670,8 +670,8 @@ TEST_P(StoreConformanceTest, EventsAndTriggersRoundTripAndOldEventsGo) {
   EXPECT_EQ(triggers->at(1), t);
   EXPECT_TRUE(*store_->HasEventsBefore(11));
   EXPECT_FALSE(*store_->HasEventsBefore(10));
-  ASSERT_TRUE(store_->Commit(std::vector<Mutation>{Mutation::DeleteEventsBefore(100),
-                                                   Mutation::DeleteTrigger("default", "on-fail")})
+  ASSERT_TRUE(store_->Commit(std::vector<Mutation>{mutation::DeleteEventsBefore{100},
+                                                   mutation::DeleteTrigger{"default", "on-fail"}})
                   .ok());
   EXPECT_EQ(store_->GetEvent("shop", "older").status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(store_->GetEvent("shop", "order-1234-paid").ok());
@@ -690,8 +690,8 @@ TEST_P(StoreConformanceTest, QueuesRoundTrip) {
   s.rate = 12.5;
   s.burst = 4;
   s.weight = 3;
-  std::vector<Mutation> m = {Mutation::PutQueue(QueueRecord{"ns", "q1", s}),
-                             Mutation::PutQueue(QueueRecord{"ns", "q0", QueueSettings{}})};
+  std::vector<Mutation> m = {mutation::PutQueue{QueueRecord{"ns", "q1", s}},
+                             mutation::PutQueue{QueueRecord{"ns", "q0", QueueSettings{}}}};
   ASSERT_TRUE(store_->Commit(m).ok());
   Reopen();
   auto qs = store_->LoadQueues();
@@ -701,7 +701,7 @@ TEST_P(StoreConformanceTest, QueuesRoundTrip) {
   EXPECT_EQ(qs->at(1).name, "q1");
   EXPECT_EQ(qs->at(1).settings, s);
   s.paused = false;
-  m = {Mutation::PutQueue(QueueRecord{"ns", "q1", s})};
+  m = {mutation::PutQueue{QueueRecord{"ns", "q1", s}}};
   ASSERT_TRUE(store_->Commit(m).ok());
   qs = store_->LoadQueues();
   ASSERT_TRUE(qs.ok());
@@ -711,10 +711,10 @@ TEST_P(StoreConformanceTest, QueuesRoundTrip) {
 
 TEST_P(StoreConformanceTest, AFailedBatchLeavesNothingAndBreaksTheStore) {
   Put({MakeTask("before")});
-  std::vector<Mutation> bad = {Mutation::PutTask(Shared(MakeTask("x"))),
-                               Mutation::DeleteTask("default", "before"),
-                               Mutation::PutQueue(QueueRecord{"default", "qx", QueueSettings{}}),
-                               Mutation::PutTask(nullptr)};
+  std::vector<Mutation> bad = {mutation::PutTask{Shared(MakeTask("x"))},
+                               mutation::DeleteTask{"default", "before"},
+                               mutation::PutQueue{QueueRecord{"default", "qx", QueueSettings{}}},
+                               mutation::PutTask{nullptr}};
   Status s = store_->Commit(bad);
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(store_->GetTask("default", "x").status().code(), StatusCode::kNotFound);
@@ -722,7 +722,7 @@ TEST_P(StoreConformanceTest, AFailedBatchLeavesNothingAndBreaksTheStore) {
   EXPECT_EQ(store_->health().code(), StatusCode::kUnavailable);
   EXPECT_NE(store_->health().message().find("without a task"), std::string::npos)
       << store_->health().ToString();  // names the cause
-  std::vector<Mutation> good = {Mutation::PutTask(Shared(MakeTask("after")))};
+  std::vector<Mutation> good = {mutation::PutTask{Shared(MakeTask("after"))}};
   EXPECT_EQ(store_->Commit(good).code(), StatusCode::kUnavailable);
   EXPECT_TRUE(store_->GetTask("default", "before").ok());  // reads still work
   Reopen();  // a restart clears the error
@@ -739,8 +739,8 @@ TEST_P(StoreConformanceTest, EverythingSurvivesReopen) {
   b.result = R"({"answer":42})";
   QueueSettings paused;
   paused.paused = true;
-  std::vector<Mutation> m = {Mutation::PutTask(Shared(a)), Mutation::PutTask(Shared(b)),
-                             Mutation::PutQueue(QueueRecord{"default", "q", paused})};
+  std::vector<Mutation> m = {mutation::PutTask{Shared(a)}, mutation::PutTask{Shared(b)},
+                             mutation::PutQueue{QueueRecord{"default", "q", paused}}};
   ASSERT_TRUE(store_->Commit(m).ok());
   Reopen();
   EXPECT_EQ(*store_->GetTask("default", "a"), a);
@@ -765,72 +765,52 @@ class StoreModel {
   std::map<Key, Event> events;
   std::map<Key, Trigger> triggers;
 
-  void Apply(const Mutation& m) {
-    switch (m.kind) {
-      case Mutation::Kind::kPutTask:
-        tasks[{m.task->ns, m.task->id}] = *m.task;
-        break;
-      case Mutation::Kind::kUpdateTask: {
-        auto [it, fresh] = tasks.try_emplace({m.task->ns, m.task->id}, *m.task);
-        if (fresh) break;
-        Task& t = it->second;
-        const Task& u = *m.task;
-        t.run_at = u.run_at;
-        t.state = u.state;
-        t.attempts = u.attempts;
-        t.result = u.result;
-        t.error = u.error;
-        t.updated_at = u.updated_at;
-        t.finished_at = u.finished_at;
-        t.lease_token = u.lease_token;
-        t.lease_expires_at = u.lease_expires_at;
-        t.worker = u.worker;
-        t.cancel_requested = u.cancel_requested;
-        t.history = u.history;
-        break;
-      }
-      case Mutation::Kind::kDeleteTask:
-        tasks.erase({m.ns, m.id});
-        break;
-      case Mutation::Kind::kPutQueue:
-        queues[{m.queue.ns, m.queue.name}] = m.queue.settings;
-        break;
-      case Mutation::Kind::kPutWorkflow:
-        workflows[{m.workflow->ns, m.workflow->id}] = *m.workflow;
-        break;
-      case Mutation::Kind::kDeleteWorkflow:
-        workflows.erase({m.ns, m.id});
-        break;
-      case Mutation::Kind::kPutSchedule:
-        schedules[{m.schedule->spec.ns, m.schedule->spec.id}] = *m.schedule;
-        break;
-      case Mutation::Kind::kDeleteSchedule:
-        schedules.erase({m.ns, m.id});
-        break;
-      case Mutation::Kind::kPutEvent:
-        events[{m.event->ns, m.event->id}] = *m.event;
-        break;
-      case Mutation::Kind::kDeleteEventsBefore: {
-        std::vector<std::pair<TimeMs, Key>> old;
-        for (const auto& [k, e] : events) {
-          if (e.created_at < m.at) old.emplace_back(e.created_at, k);
-        }
-        std::sort(old.begin(), old.end());
-        if (old.size() > 10'000) old.resize(10'000);
-        for (const auto& o : old) events.erase(o.second);
-        break;
-      }
-      case Mutation::Kind::kPutTrigger: {
-        Trigger t = *m.trigger;
-        t.fired = 0;  // not stored
-        triggers[{t.spec.ns, t.spec.id}] = std::move(t);
-        break;
-      }
-      case Mutation::Kind::kDeleteTrigger:
-        triggers.erase({m.ns, m.id});
-        break;
-    }
+  void Apply(const Mutation& m) { std::visit([this](const auto& r) { Apply(r); }, m); }
+  void Apply(const mutation::PutTask& m) { tasks[{m.task->ns, m.task->id}] = *m.task; }
+  void Apply(const mutation::UpdateTask& m) {
+    auto [it, fresh] = tasks.try_emplace({m.task->ns, m.task->id}, *m.task);
+    if (fresh) return;
+    Task& t = it->second;
+    const Task& u = *m.task;
+    t.run_at = u.run_at;
+    t.state = u.state;
+    t.attempts = u.attempts;
+    t.result = u.result;
+    t.error = u.error;
+    t.updated_at = u.updated_at;
+    t.finished_at = u.finished_at;
+    t.lease_token = u.lease_token;
+    t.lease_expires_at = u.lease_expires_at;
+    t.worker = u.worker;
+    t.cancel_requested = u.cancel_requested;
+    t.history = u.history;
   }
+  void Apply(const mutation::DeleteTask& m) { tasks.erase({m.ns, m.id}); }
+  void Apply(const mutation::PutQueue& m) { queues[{m.queue.ns, m.queue.name}] = m.queue.settings; }
+  void Apply(const mutation::PutWorkflow& m) {
+    workflows[{m.workflow->ns, m.workflow->id}] = *m.workflow;
+  }
+  void Apply(const mutation::DeleteWorkflow& m) { workflows.erase({m.ns, m.id}); }
+  void Apply(const mutation::PutSchedule& m) {
+    schedules[{m.schedule->spec.ns, m.schedule->spec.id}] = *m.schedule;
+  }
+  void Apply(const mutation::DeleteSchedule& m) { schedules.erase({m.ns, m.id}); }
+  void Apply(const mutation::PutEvent& m) { events[{m.event->ns, m.event->id}] = *m.event; }
+  void Apply(const mutation::DeleteEventsBefore& m) {
+    std::vector<std::pair<TimeMs, Key>> old;
+    for (const auto& [k, e] : events) {
+      if (e.created_at < m.cutoff) old.emplace_back(e.created_at, k);
+    }
+    std::sort(old.begin(), old.end());
+    if (old.size() > 10'000) old.resize(10'000);
+    for (const auto& o : old) events.erase(o.second);
+  }
+  void Apply(const mutation::PutTrigger& m) {
+    Trigger t = *m.trigger;
+    t.fired = 0;  // not stored
+    triggers[{t.spec.ns, t.spec.id}] = std::move(t);
+  }
+  void Apply(const mutation::DeleteTrigger& m) { triggers.erase({m.ns, m.id}); }
   // Ids the store should list for `q`, across every page, in order.
   std::vector<std::string> List(const TaskQuery& q) const {
     std::vector<std::string> ids;
@@ -863,7 +843,7 @@ class RandomOps {
     int what = Uniform(10);
     if (Uniform(12) == 0) {
       const std::string id = "e" + std::to_string(Uniform(20));
-      if (Uniform(6) == 0) return Mutation::DeleteEventsBefore(1000 + Uniform(100));
+      if (Uniform(6) == 0) return mutation::DeleteEventsBefore{1000 + Uniform(100)};
       Event e;
       e.ns = Ns();
       e.id = id;
@@ -871,11 +851,11 @@ class RandomOps {
       e.payload = "{\"x\":" + std::to_string(Uniform(100)) + "}";
       e.created_at = 1000 + Uniform(100);
       for (int i = Uniform(3); i > 0; --i) e.tasks.push_back("id" + std::to_string(Uniform(50)));
-      return Mutation::PutEvent(std::make_shared<const Event>(std::move(e)));
+      return mutation::PutEvent{std::make_shared<const Event>(std::move(e))};
     }
     if (Uniform(12) == 0) {
       const std::string id = "tr" + std::to_string(Uniform(6));
-      if (Uniform(3) == 0) return Mutation::DeleteTrigger(Ns(), id);
+      if (Uniform(3) == 0) return mutation::DeleteTrigger{Ns(), id};
       Trigger t;
       t.spec.ns = t.spec.task.ns = Ns();
       t.spec.id = id;
@@ -891,11 +871,11 @@ class RandomOps {
       t.spec.task.queue = "later";
       t.spec.paused = Uniform(2) == 0;
       t.created_at = t.updated_at = 1000 + Uniform(100);
-      return Mutation::PutTrigger(std::make_shared<const Trigger>(std::move(t)));
+      return mutation::PutTrigger{std::make_shared<const Trigger>(std::move(t))};
     }
     if (Uniform(10) == 0) {
       const std::string id = "s" + std::to_string(Uniform(6));
-      if (Uniform(3) == 0) return Mutation::DeleteSchedule(Ns(), id);
+      if (Uniform(3) == 0) return mutation::DeleteSchedule{Ns(), id};
       Schedule s;
       s.spec.ns = s.spec.task.ns = Ns();
       s.spec.id = id;
@@ -904,14 +884,14 @@ class RandomOps {
       s.fired = Uniform(1000);
       s.last_tick = 1'700'000'000'000 + Uniform(1000) * 1000;
       s.last_task = "id" + std::to_string(Uniform(50));
-      return Mutation::PutSchedule(std::make_shared<const Schedule>(std::move(s)));
+      return mutation::PutSchedule{std::make_shared<const Schedule>(std::move(s))};
     }
-    if (what < 2) return Mutation::DeleteTask(Ns(), "id" + std::to_string(Uniform(50)));
+    if (what < 2) return mutation::DeleteTask{Ns(), "id" + std::to_string(Uniform(50))};
     if (what < 3) {
       QueueSettings s;
       s.paused = Uniform(2) == 0;
       s.max_attempts = 1 + Uniform(9);
-      return Mutation::PutQueue(QueueRecord{Ns(), "q" + std::to_string(Uniform(3)), s});
+      return mutation::PutQueue{QueueRecord{Ns(), "q" + std::to_string(Uniform(3)), s}};
     }
     Task t = MakeTask("id" + std::to_string(Uniform(50)), Ns(), static_cast<TaskState>(1 + Uniform(7)),
                       ++seq_);
@@ -925,7 +905,8 @@ class RandomOps {
     auto shared = std::make_shared<const Task>(std::move(t));
     // Updates carry spec fields too (seq, payload, key differ here): the
     // store must keep the stored ones.
-    return what < 6 ? Mutation::PutTask(std::move(shared)) : Mutation::UpdateTask(std::move(shared));
+    if (what < 6) return mutation::PutTask{std::move(shared)};
+    return mutation::UpdateTask{std::move(shared)};
   }
   TaskQuery Query() {
     TaskQuery q;

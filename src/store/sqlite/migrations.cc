@@ -1,10 +1,20 @@
 #include "store/sqlite/migrations.h"
 
+#include <sqlite3.h>
+
 #include <array>
+#include <boost/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/json_codec.h"
+#include "store/documents.h"
 
 namespace dray {
 
 namespace {
+
+namespace json = boost::json;
 
 constexpr std::string_view kV1 = R"sql(
 CREATE TABLE tasks (
@@ -146,11 +156,138 @@ CREATE TABLE triggers (
 ) WITHOUT ROWID;
 )sql";
 
+// The store's own documents (store/documents.h) in place of the API's JSON:
+// schedules, triggers and queue settings had been written by the API's
+// encoders (RFC 3339 times, enum names), and a task's flow column held the
+// API's placement and on_dep_failure's name. No schema change: RewriteRows
+// reads each such row with the reader of version 7 and writes it again.
+// (Backoff, labels, history and an event's task ids were already written in
+// the form the documents keep.)
+constexpr std::string_view kV8 = "";
+
 // Append only: migration i (1-based) is kMigrations[i - 1].
-constexpr std::array<std::string_view, 7> kMigrations = {kV1, kV2, kV3, kV4, kV5, kV6, kV7};
+constexpr std::array<std::string_view, 8> kMigrations = {kV1, kV2, kV3, kV4, kV5, kV6, kV7, kV8};
+
+// --- Version 7's readers, kept as they were: the API's decoders of this
+// release read what its encoders wrote. (When the API's JSON changes, the
+// readers below must keep reading version 7's rows: copy them here then.)
+
+Status V7Parse(const std::string& text, const char* what, json::value* out) {
+  boost::system::error_code ec;
+  *out = json::parse(text, ec);
+  if (ec) return DataLoss(std::string("unreadable ") + what + ": " + text.substr(0, 100));
+  return Status::Ok();
+}
+
+StatusOr<std::string> V7Schedule(const std::string& text) {
+  json::value v;
+  DRAY_RETURN_IF_ERROR(V7Parse(text, "schedule", &v));
+  auto s = DecodeSchedule(v);
+  if (!s.ok()) return DataLoss("unreadable schedule: " + s.status().message());
+  return ScheduleDocument(*s);
+}
+
+StatusOr<std::string> V7Trigger(const std::string& text) {
+  json::value v;
+  DRAY_RETURN_IF_ERROR(V7Parse(text, "trigger", &v));
+  auto t = DecodeTrigger(v);
+  if (!t.ok()) return DataLoss("unreadable trigger: " + t.status().message());
+  return TriggerDocument(*t);
+}
+
+StatusOr<std::string> V7QueueSettings(const std::string& text) {
+  json::value v;
+  DRAY_RETURN_IF_ERROR(V7Parse(text, "queue settings", &v));
+  QueueSettings s;
+  Status st = ApplyQueuePatch(v, &s);
+  if (!st.ok()) return DataLoss("unreadable queue settings: " + st.message());
+  return QueueSettingsDocument(s);
+}
+
+StatusOr<std::string> V7Flow(const std::string& text) {
+  json::value v;
+  DRAY_RETURN_IF_ERROR(V7Parse(text, "flow", &v));
+  if (!v.is_object()) return DataLoss("unreadable flow: " + text.substr(0, 100));
+  const json::object& o = v.get_object();
+  Task t;
+  t.concurrency_key = JsonString(o, "concurrency_key");
+  t.concurrency_limit = static_cast<std::int32_t>(JsonInt(o, "concurrency_limit"));
+  t.node = JsonString(o, "node");
+  if (const json::value* p = o.if_contains("placement"); p && p->is_object()) {
+    t.placement = DecodePlacement(p->get_object());
+  }
+  if (const json::value* deps = o.if_contains("depends_on")) {
+    if (!deps->is_array()) return DataLoss("unreadable flow: depends_on");
+    for (const json::value& d : deps->get_array()) {
+      if (!d.is_string()) return DataLoss("unreadable flow: depends_on");
+      t.depends_on.emplace_back(d.get_string());
+    }
+  }
+  if (o.contains("on_dep_failure")) {
+    auto p = ParseDepFailure(JsonString(o, "on_dep_failure"));
+    if (!p) return DataLoss("unreadable flow: on_dep_failure");
+    t.on_dep_failure = *p;
+  }
+  return FlowDocument(t);
+}
+
+// Rewrites column `column` of every row of `table` matching `where` with
+// `rewrite`, keyed by (ns, `key`).
+Status RewriteColumn(sqlite3* db, const std::string& table, const std::string& key,
+                     const std::string& column, const std::string& where,
+                     StatusOr<std::string> (*rewrite)(const std::string&)) {
+  auto error = [&](const std::string& doing) {
+    return Unavailable(doing + " " + table + "." + column + ": " + sqlite3_errmsg(db));
+  };
+  std::vector<std::array<std::string, 3>> rows;  // (ns, key, new document)
+  sqlite3_stmt* s = nullptr;
+  const std::string select = "SELECT ns, " + key + ", " + column + " FROM " + table + where;
+  if (sqlite3_prepare_v2(db, select.c_str(), -1, &s, nullptr) != SQLITE_OK) return error("reading");
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    auto text = [&](int col) {
+      const unsigned char* p = sqlite3_column_text(s, col);
+      return std::string(p ? reinterpret_cast<const char*>(p) : "",
+                         static_cast<std::size_t>(sqlite3_column_bytes(s, col)));
+    };
+    auto doc = rewrite(text(2));
+    if (!doc.ok()) {
+      sqlite3_finalize(s);
+      return DataLoss(table + " row '" + text(1) + "' in namespace '" + text(0) +
+                      "': " + doc.status().message());
+    }
+    rows.push_back({text(0), text(1), std::move(*doc)});
+  }
+  sqlite3_finalize(s);
+  if (rc != SQLITE_DONE) return error("reading");
+  const std::string update =
+      "UPDATE " + table + " SET " + column + " = ?1 WHERE ns = ?2 AND " + key + " = ?3";
+  if (sqlite3_prepare_v2(db, update.c_str(), -1, &s, nullptr) != SQLITE_OK) return error("writing");
+  for (const auto& row : rows) {
+    sqlite3_bind_text(s, 1, row[2].data(), static_cast<int>(row[2].size()), SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, row[0].data(), static_cast<int>(row[0].size()), SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, row[1].data(), static_cast<int>(row[1].size()), SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+      sqlite3_finalize(s);
+      return error("writing");
+    }
+  }
+  sqlite3_finalize(s);
+  return Status::Ok();
+}
 
 }  // namespace
 
 std::span<const std::string_view> SqliteMigrations() { return kMigrations; }
+
+Status RewriteRows(int version, sqlite3* db) {
+  if (version != 8) return Status::Ok();
+  DRAY_RETURN_IF_ERROR(RewriteColumn(db, "schedules", "id", "body", "", V7Schedule));
+  DRAY_RETURN_IF_ERROR(RewriteColumn(db, "triggers", "id", "body", "", V7Trigger));
+  DRAY_RETURN_IF_ERROR(RewriteColumn(db, "queues", "name", "settings", "", V7QueueSettings));
+  return RewriteColumn(db, "tasks", "id", "flow", " WHERE flow <> ''", V7Flow);
+}
 
 }  // namespace dray

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <boost/json.hpp>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -14,13 +13,11 @@
 #include <optional>
 #include <thread>
 
-#include "core/json_codec.h"
-#include "core/json_writer.h"
+#include "store/documents.h"
 #include "core/mutex.h"
 #include "store/sqlite/migrations.h"
 #include "store/sqlite/statements.h"
 
-namespace json = boost::json;
 
 namespace dray {
 namespace {
@@ -93,140 +90,9 @@ std::string Text(sqlite3_stmt* s, int col) {
            : std::string();
 }
 
-// --- JSON columns. Decoders refuse what Dray would not have written: a row
-// that does not read back is DataLoss, never a silently different task.
-
-// Written directly (it is rewritten on every transition of a task), read
-// back through Boost.JSON.
-std::string EncodeHistory(const std::vector<Attempt>& history) {
-  std::string out;
-  out.reserve(2 + history.size() * 96);
-  out.push_back('[');
-  for (const Attempt& h : history) {
-    if (out.size() > 1) out.push_back(',');
-    out += "{\"number\":";
-    out += std::to_string(h.number);
-    out += ",\"worker\":";
-    AppendJsonString(h.worker, &out);
-    out += ",\"started_at\":";
-    out += std::to_string(h.started_at);
-    out += ",\"ended_at\":";
-    out += std::to_string(h.ended_at);
-    out += ",\"outcome\":";
-    out += std::to_string(static_cast<int>(h.outcome));
-    out += ",\"error\":";
-    AppendJsonString(h.error, &out);
-    out.push_back('}');
-  }
-  out.push_back(']');
-  return out;
-}
-
-Status DecodeHistory(const std::string& text, std::vector<Attempt>* out) {
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec || !v.is_array()) return DataLoss("unreadable attempt history: " + text.substr(0, 100));
-  for (const json::value& x : v.get_array()) {
-    if (!x.is_object()) return DataLoss("unreadable attempt in history: " + text.substr(0, 100));
-    const json::object& o = x.get_object();
-    Attempt a;
-    a.number = static_cast<std::int32_t>(JsonInt(o, "number"));
-    a.worker = JsonString(o, "worker");
-    a.started_at = JsonInt(o, "started_at");
-    a.ended_at = JsonInt(o, "ended_at");
-    std::int64_t outcome = JsonInt(o, "outcome");
-    if (outcome < 0 || outcome > static_cast<int>(AttemptOutcome::kCancelled)) {
-      return DataLoss("unknown attempt outcome " + std::to_string(outcome));
-    }
-    a.outcome = static_cast<AttemptOutcome>(outcome);
-    a.error = JsonString(o, "error");
-    out->push_back(std::move(a));
-  }
-  return Status::Ok();
-}
-
-std::string EncodeLabels(const std::map<std::string, std::string>& labels) {
-  json::object o;
-  for (const auto& [k, v] : labels) o[k] = v;
-  return JsonText(o);
-}
-
-Status DecodeLabels(const std::string& text, std::map<std::string, std::string>* out) {
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec || !v.is_object()) return DataLoss("unreadable labels: " + text.substr(0, 100));
-  for (const auto& [k, x] : v.get_object()) {
-    if (!x.is_string()) return DataLoss("label '" + std::string(k) + "' is not a string");
-    out->emplace(std::string(k), std::string(x.get_string()));
-  }
-  return Status::Ok();
-}
-
-Status DecodeBackoffText(const std::string& text, Backoff* out) {
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec) return DataLoss("unreadable backoff: " + text.substr(0, 100));
-  auto b = DecodeBackoff(v, "backoff");
-  if (!b.ok()) return DataLoss("unreadable backoff: " + b.status().message());
-  *out = *b;
-  return Status::Ok();
-}
-
-Status DecodeSettings(const std::string& text, QueueSettings* out) {
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec) return DataLoss("unreadable queue settings: " + text.substr(0, 100));
-  Status s = ApplyQueuePatch(v, out);
-  return s.ok() ? s : DataLoss("unreadable queue settings: " + s.message());
-}
-
-// The flow column: what a task's flow control needs, '' when it has none.
-std::string EncodeFlow(const Task& t) {
-  if (t.concurrency_key.empty() && t.concurrency_limit == 0 && t.node.empty() &&
-      t.depends_on.empty() && t.on_dep_failure == DepFailure::kCancel && t.placement.empty()) {
-    return {};
-  }
-  json::object o;
-  if (!t.placement.empty()) {
-    o["placement"] = EncodePlacement(t.placement);
-  }
-  if (!t.concurrency_key.empty()) o["concurrency_key"] = t.concurrency_key;
-  if (t.concurrency_limit) o["concurrency_limit"] = t.concurrency_limit;
-  if (!t.node.empty()) o["node"] = t.node;
-  if (!t.depends_on.empty()) {
-    json::array deps;
-    for (const std::string& d : t.depends_on) deps.push_back(json::string(d));
-    o["depends_on"] = std::move(deps);
-  }
-  if (t.on_dep_failure != DepFailure::kCancel) o["on_dep_failure"] = DepFailureName(t.on_dep_failure);
-  return JsonText(o);
-}
-
-Status DecodeFlow(const std::string& text, Task* t) {
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec || !v.is_object()) return DataLoss("unreadable flow: " + text.substr(0, 100));
-  const json::object& o = v.get_object();
-  t->concurrency_key = JsonString(o, "concurrency_key");
-  t->concurrency_limit = static_cast<std::int32_t>(JsonInt(o, "concurrency_limit"));
-  t->node = JsonString(o, "node");
-  if (const json::value* p = o.if_contains("placement"); p && p->is_object()) {
-    t->placement = DecodePlacement(p->get_object());
-  }
-  if (const json::value* deps = o.if_contains("depends_on")) {
-    if (!deps->is_array()) return DataLoss("unreadable flow: depends_on");
-    for (const json::value& d : deps->get_array()) {
-      if (!d.is_string()) return DataLoss("unreadable flow: depends_on");
-      t->depends_on.emplace_back(d.get_string());
-    }
-  }
-  if (o.contains("on_dep_failure")) {
-    auto p = ParseDepFailure(JsonString(o, "on_dep_failure"));
-    if (!p) return DataLoss("unreadable flow: on_dep_failure");
-    t->on_dep_failure = *p;
-  }
-  return Status::Ok();
-}
+// The JSON columns hold the store's documents (store/documents.h), never
+// the API's JSON: a row that does not read back is DataLoss, never a
+// silently different task.
 
 // Reads rows selected with kColumns. Keeps the last backoff it decoded:
 // a scan meets the same few values over and over, and a JSON parse per row
@@ -247,7 +113,7 @@ class TaskReader {
     t.timeout_ms = sqlite3_column_int64(s, 9);
     t.lease_ms = sqlite3_column_int64(s, 10);
     t.key = Text(s, 11);
-    if (st.ok() && !IsText(s, 12, "{}")) st = DecodeLabels(Text(s, 12), &t.labels);
+    if (st.ok() && !IsText(s, 12, "{}")) st = ReadLabelsDocument(Text(s, 12), &t.labels);
     int state = sqlite3_column_int(s, 13);
     if (st.ok() && (state < static_cast<int>(TaskState::kScheduled) ||
                     state > static_cast<int>(TaskState::kCancelled))) {
@@ -265,8 +131,8 @@ class TaskReader {
     t.worker = Text(s, 22);
     t.cancel_requested = sqlite3_column_int(s, 23) != 0;
     t.seq = static_cast<std::uint64_t>(sqlite3_column_int64(s, 24));
-    if (st.ok() && !IsText(s, 25, "[]")) st = DecodeHistory(Text(s, 25), &t.history);
-    if (st.ok() && sqlite3_column_bytes(s, 26) > 0) st = DecodeFlow(Text(s, 26), &t);
+    if (st.ok() && !IsText(s, 25, "[]")) st = ReadHistoryDocument(Text(s, 25), &t.history);
+    if (st.ok() && sqlite3_column_bytes(s, 26) > 0) st = ReadFlowDocument(Text(s, 26), &t);
     t.workflow = Text(s, 27);
     if (!st.ok()) return DataLoss("task '" + t.id + "' in namespace '" + t.ns + "': " + st.message());
     return t;
@@ -286,7 +152,7 @@ class TaskReader {
       *out = backoff_;
       return Status::Ok();
     }
-    DRAY_RETURN_IF_ERROR(DecodeBackoffText(std::string(text), out));
+    DRAY_RETURN_IF_ERROR(ReadBackoffDocument(text, out));
     backoff_text_ = std::string(text);
     backoff_ = *out;
     have_backoff_ = true;
@@ -448,6 +314,18 @@ class SqliteStore final : public Store {
   Status Migrate() DRAY_REQUIRES(wmu_);
   Status MigrateLocked(int* version) DRAY_REQUIRES(wmu_);
   Status ApplyLocked(const Mutation& m) DRAY_REQUIRES(wmu_);
+  Status ApplyLocked(const mutation::PutTask& m) DRAY_REQUIRES(wmu_);
+  Status ApplyLocked(const mutation::UpdateTask& m) DRAY_REQUIRES(wmu_);
+  Status ApplyLocked(const mutation::DeleteTask& m) DRAY_REQUIRES(wmu_);
+  Status ApplyLocked(const mutation::PutQueue& m) DRAY_REQUIRES(wmu_);
+  Status ApplyLocked(const mutation::PutWorkflow& m) DRAY_REQUIRES(wmu_);
+  Status ApplyLocked(const mutation::DeleteWorkflow& m) DRAY_REQUIRES(wmu_);
+  Status ApplyLocked(const mutation::PutSchedule& m) DRAY_REQUIRES(wmu_);
+  Status ApplyLocked(const mutation::DeleteSchedule& m) DRAY_REQUIRES(wmu_);
+  Status ApplyLocked(const mutation::PutEvent& m) DRAY_REQUIRES(wmu_);
+  Status ApplyLocked(const mutation::DeleteEventsBefore& m) DRAY_REQUIRES(wmu_);
+  Status ApplyLocked(const mutation::PutTrigger& m) DRAY_REQUIRES(wmu_);
+  Status ApplyLocked(const mutation::DeleteTrigger& m) DRAY_REQUIRES(wmu_);
   Status StepWriteLocked(Stmt* st, const char* what) DRAY_REQUIRES(wmu_);
   void CheckpointLocked() DRAY_REQUIRES(wmu_);
   void Break(const std::string& cause) DRAY_EXCLUDES(hmu_);
@@ -699,6 +577,7 @@ Status SqliteStore::MigrateLocked(int* version) {
   }
   for (int v = *version; v < known; ++v) {
     Status s = Exec(writer_, std::string(migrations[static_cast<std::size_t>(v)]));
+    if (s.ok()) s = RewriteRows(v + 1, writer_);
     if (!s.ok()) return Unavailable("migration " + std::to_string(v + 1) + " failed: " + s.message());
   }
   if (*version == known) return Status::Ok();
@@ -731,9 +610,9 @@ Status SqliteStore::Commit(std::span<const Mutation> mutations) {
   StoreMarks marks = marks_;
   for (std::size_t i = 0; s.ok() && i < mutations.size(); ++i) {
     const Mutation& m = mutations[i];
-    if (m.task) {
-      marks.max_lease_token = std::max(marks.max_lease_token, m.task->lease_token);
-      marks.max_seq = std::max(marks.max_seq, m.task->seq);
+    if (const auto& t = TaskOf(m)) {
+      marks.max_lease_token = std::max(marks.max_lease_token, t->lease_token);
+      marks.max_seq = std::max(marks.max_seq, t->seq);
     }
     s = ApplyLocked(m);
   }
@@ -771,122 +650,134 @@ void SqliteStore::CheckpointLocked() {
 }
 
 Status SqliteStore::ApplyLocked(const Mutation& m) {
-  switch (m.kind) {
-    case Mutation::Kind::kPutTask: {
-      if (!m.task) return InvalidArgument("a kPutTask mutation without a task");
-      const Task& t = *m.task;
-      TaskJson j{JsonText(EncodeBackoff(t.backoff)), EncodeLabels(t.labels),
-                 EncodeHistory(t.history), EncodeFlow(t)};
-      put_task_.Reset();
-      BindTask(&put_task_, t, j);
-      return StepWriteLocked(&put_task_, "writing a task");
-    }
-    case Mutation::Kind::kUpdateTask: {
-      if (!m.task) return InvalidArgument("a kUpdateTask mutation without a task");
-      const std::string history = EncodeHistory(m.task->history);
-      if (m.task->finished_at == 0) {
-        // Matches only a row whose finished_at is 0 already; a task that
-        // was finished (a retry) takes the full statement below.
-        update_live_task_.Reset();
-        BindUpdate(&update_live_task_, *m.task, history);
-        DRAY_RETURN_IF_ERROR(StepWriteLocked(&update_live_task_, "updating a task"));
-        if (sqlite3_changes(writer_) == 1) return Status::Ok();
-      }
-      update_task_.Reset();
-      BindUpdate(&update_task_, *m.task, history);
-      DRAY_RETURN_IF_ERROR(StepWriteLocked(&update_task_, "updating a task"));
-      if (sqlite3_changes(writer_) == 1) return Status::Ok();
-      Mutation put = m;  // not stored yet: write it whole
-      put.kind = Mutation::Kind::kPutTask;
-      return ApplyLocked(put);
-    }
-    case Mutation::Kind::kDeleteTask:
-      delete_task_.Reset();
-      delete_task_.Bind(1, m.ns);
-      delete_task_.Bind(2, m.id);
-      return StepWriteLocked(&delete_task_, "deleting a task");
-    case Mutation::Kind::kPutWorkflow: {
-      if (!m.workflow) return InvalidArgument("a kPutWorkflow mutation without a workflow");
-      const Workflow& w = *m.workflow;
-      put_workflow_.Reset();
-      put_workflow_.Bind(1, w.ns);
-      put_workflow_.Bind(2, w.id);
-      put_workflow_.Bind(3, w.name);
-      put_workflow_.Bind(4, static_cast<std::int64_t>(w.state));
-      put_workflow_.Bind(5, static_cast<std::int64_t>(w.on_failure));
-      put_workflow_.Bind(6, w.tasks);
-      put_workflow_.Bind(7, w.cancel_requested ? 1 : 0);
-      put_workflow_.Bind(8, w.created_at);
-      put_workflow_.Bind(9, w.updated_at);
-      put_workflow_.Bind(10, w.finished_at);
-      return StepWriteLocked(&put_workflow_, "writing a workflow");
-    }
-    case Mutation::Kind::kDeleteWorkflow:
-      delete_workflow_.Reset();
-      delete_workflow_.Bind(1, m.ns);
-      delete_workflow_.Bind(2, m.id);
-      return StepWriteLocked(&delete_workflow_, "deleting a workflow");
-    case Mutation::Kind::kPutSchedule: {
-      if (!m.schedule) return InvalidArgument("a kPutSchedule mutation without a schedule");
-      Schedule stored = *m.schedule;
-      stored.next_fire_times.clear();
-      const std::string body = JsonText(EncodeSchedule(stored));
-      put_schedule_.Reset();
-      put_schedule_.Bind(1, stored.spec.ns);
-      put_schedule_.Bind(2, stored.spec.id);
-      put_schedule_.Bind(3, body);
-      return StepWriteLocked(&put_schedule_, "writing a schedule");
-    }
-    case Mutation::Kind::kDeleteSchedule:
-      delete_schedule_.Reset();
-      delete_schedule_.Bind(1, m.ns);
-      delete_schedule_.Bind(2, m.id);
-      return StepWriteLocked(&delete_schedule_, "deleting a schedule");
-    case Mutation::Kind::kPutEvent: {
-      if (!m.event) return InvalidArgument("a kPutEvent mutation without an event");
-      const Event& e = *m.event;
-      json::array tasks;
-      for (const std::string& t : e.tasks) tasks.push_back(json::value(t));
-      const std::string task_ids = JsonText(tasks);
-      put_event_.Reset();
-      put_event_.Bind(1, e.ns);
-      put_event_.Bind(2, e.id);
-      put_event_.Bind(3, e.name);
-      put_event_.Bind(4, e.payload);
-      put_event_.Bind(5, e.created_at);
-      put_event_.Bind(6, task_ids);
-      return StepWriteLocked(&put_event_, "writing an event");
-    }
-    case Mutation::Kind::kDeleteEventsBefore:
-      delete_events_.Reset();
-      delete_events_.Bind(1, m.at);
-      return StepWriteLocked(&delete_events_, "deleting old events");
-    case Mutation::Kind::kPutTrigger: {
-      if (!m.trigger) return InvalidArgument("a kPutTrigger mutation without a trigger");
-      Trigger stored = *m.trigger;
-      stored.fired = 0;  // counted since the server started
-      const std::string body = JsonText(EncodeTrigger(stored));
-      put_trigger_.Reset();
-      put_trigger_.Bind(1, stored.spec.ns);
-      put_trigger_.Bind(2, stored.spec.id);
-      put_trigger_.Bind(3, body);
-      return StepWriteLocked(&put_trigger_, "writing a trigger");
-    }
-    case Mutation::Kind::kDeleteTrigger:
-      delete_trigger_.Reset();
-      delete_trigger_.Bind(1, m.ns);
-      delete_trigger_.Bind(2, m.id);
-      return StepWriteLocked(&delete_trigger_, "deleting a trigger");
-    case Mutation::Kind::kPutQueue: {
-      std::string settings = JsonText(EncodeQueueSettings(m.queue.settings));
-      put_queue_.Reset();
-      put_queue_.Bind(1, m.queue.ns);
-      put_queue_.Bind(2, m.queue.name);
-      put_queue_.Bind(3, settings);
-      return StepWriteLocked(&put_queue_, "writing a queue");
-    }
+  return std::visit(
+      [this](const auto& record) {
+        wmu_.AssertHeld();  // this call's own
+        return ApplyLocked(record);
+      },
+      m);
+}
+
+Status SqliteStore::ApplyLocked(const mutation::PutTask& m) {
+  if (!m.task) return InvalidArgument("a PutTask mutation without a task");
+  const Task& t = *m.task;
+  TaskJson j{BackoffDocument(t.backoff), LabelsDocument(t.labels), HistoryDocument(t.history),
+             FlowDocument(t)};
+  put_task_.Reset();
+  BindTask(&put_task_, t, j);
+  return StepWriteLocked(&put_task_, "writing a task");
+}
+
+Status SqliteStore::ApplyLocked(const mutation::UpdateTask& m) {
+  if (!m.task) return InvalidArgument("an UpdateTask mutation without a task");
+  const std::string history = HistoryDocument(m.task->history);
+  if (m.task->finished_at == 0) {
+    // Matches only a row whose finished_at is 0 already; a task that
+    // was finished (a retry) takes the full statement below.
+    update_live_task_.Reset();
+    BindUpdate(&update_live_task_, *m.task, history);
+    DRAY_RETURN_IF_ERROR(StepWriteLocked(&update_live_task_, "updating a task"));
+    if (sqlite3_changes(writer_) == 1) return Status::Ok();
   }
-  return InvalidArgument("unknown mutation kind " + std::to_string(static_cast<int>(m.kind)));
+  update_task_.Reset();
+  BindUpdate(&update_task_, *m.task, history);
+  DRAY_RETURN_IF_ERROR(StepWriteLocked(&update_task_, "updating a task"));
+  if (sqlite3_changes(writer_) == 1) return Status::Ok();
+  return ApplyLocked(mutation::PutTask{m.task});  // not stored yet: write it whole
+}
+
+Status SqliteStore::ApplyLocked(const mutation::DeleteTask& m) {
+  delete_task_.Reset();
+  delete_task_.Bind(1, m.ns);
+  delete_task_.Bind(2, m.id);
+  return StepWriteLocked(&delete_task_, "deleting a task");
+}
+
+Status SqliteStore::ApplyLocked(const mutation::PutWorkflow& m) {
+  if (!m.workflow) return InvalidArgument("a PutWorkflow mutation without a workflow");
+  const Workflow& w = *m.workflow;
+  put_workflow_.Reset();
+  put_workflow_.Bind(1, w.ns);
+  put_workflow_.Bind(2, w.id);
+  put_workflow_.Bind(3, w.name);
+  put_workflow_.Bind(4, static_cast<std::int64_t>(w.state));
+  put_workflow_.Bind(5, static_cast<std::int64_t>(w.on_failure));
+  put_workflow_.Bind(6, w.tasks);
+  put_workflow_.Bind(7, w.cancel_requested ? 1 : 0);
+  put_workflow_.Bind(8, w.created_at);
+  put_workflow_.Bind(9, w.updated_at);
+  put_workflow_.Bind(10, w.finished_at);
+  return StepWriteLocked(&put_workflow_, "writing a workflow");
+}
+
+Status SqliteStore::ApplyLocked(const mutation::DeleteWorkflow& m) {
+  delete_workflow_.Reset();
+  delete_workflow_.Bind(1, m.ns);
+  delete_workflow_.Bind(2, m.id);
+  return StepWriteLocked(&delete_workflow_, "deleting a workflow");
+}
+
+Status SqliteStore::ApplyLocked(const mutation::PutSchedule& m) {
+  if (!m.schedule) return InvalidArgument("a PutSchedule mutation without a schedule");
+  const std::string body = ScheduleDocument(*m.schedule);
+  put_schedule_.Reset();
+  put_schedule_.Bind(1, m.schedule->spec.ns);
+  put_schedule_.Bind(2, m.schedule->spec.id);
+  put_schedule_.Bind(3, body);
+  return StepWriteLocked(&put_schedule_, "writing a schedule");
+}
+
+Status SqliteStore::ApplyLocked(const mutation::DeleteSchedule& m) {
+  delete_schedule_.Reset();
+  delete_schedule_.Bind(1, m.ns);
+  delete_schedule_.Bind(2, m.id);
+  return StepWriteLocked(&delete_schedule_, "deleting a schedule");
+}
+
+Status SqliteStore::ApplyLocked(const mutation::PutEvent& m) {
+  if (!m.event) return InvalidArgument("a PutEvent mutation without an event");
+  const Event& e = *m.event;
+  const std::string task_ids = StringListDocument(e.tasks);
+  put_event_.Reset();
+  put_event_.Bind(1, e.ns);
+  put_event_.Bind(2, e.id);
+  put_event_.Bind(3, e.name);
+  put_event_.Bind(4, e.payload);
+  put_event_.Bind(5, e.created_at);
+  put_event_.Bind(6, task_ids);
+  return StepWriteLocked(&put_event_, "writing an event");
+}
+
+Status SqliteStore::ApplyLocked(const mutation::DeleteEventsBefore& m) {
+  delete_events_.Reset();
+  delete_events_.Bind(1, m.cutoff);
+  return StepWriteLocked(&delete_events_, "deleting old events");
+}
+
+Status SqliteStore::ApplyLocked(const mutation::PutTrigger& m) {
+  if (!m.trigger) return InvalidArgument("a PutTrigger mutation without a trigger");
+  const std::string body = TriggerDocument(*m.trigger);
+  put_trigger_.Reset();
+  put_trigger_.Bind(1, m.trigger->spec.ns);
+  put_trigger_.Bind(2, m.trigger->spec.id);
+  put_trigger_.Bind(3, body);
+  return StepWriteLocked(&put_trigger_, "writing a trigger");
+}
+
+Status SqliteStore::ApplyLocked(const mutation::DeleteTrigger& m) {
+  delete_trigger_.Reset();
+  delete_trigger_.Bind(1, m.ns);
+  delete_trigger_.Bind(2, m.id);
+  return StepWriteLocked(&delete_trigger_, "deleting a trigger");
+}
+
+Status SqliteStore::ApplyLocked(const mutation::PutQueue& m) {
+  const std::string settings = QueueSettingsDocument(m.queue.settings);
+  put_queue_.Reset();
+  put_queue_.Bind(1, m.queue.ns);
+  put_queue_.Bind(2, m.queue.name);
+  put_queue_.Bind(3, settings);
+  return StepWriteLocked(&put_queue_, "writing a queue");
 }
 
 Status SqliteStore::StepWriteLocked(Stmt* st, const char* what) {
@@ -1028,7 +919,7 @@ StatusOr<std::vector<QueueRecord>> SqliteStore::LoadQueues() {
   MutexLock lock(&rmu_);
   DRAY_RETURN_IF_ERROR(ReadAll(&load_queues_, "loading queues", [&](sqlite3_stmt* s) -> Status {
     QueueRecord q{Text(s, 0), Text(s, 1), QueueSettings{}};
-    Status st = DecodeSettings(Text(s, 2), &q.settings);
+    Status st = ReadQueueSettingsDocument(Text(s, 2), &q.settings);
     if (!st.ok()) return DataLoss("queue '" + q.name + "' in namespace '" + q.ns + "': " + st.message());
     out.push_back(std::move(q));
     return Status::Ok();
@@ -1168,11 +1059,7 @@ StatusOr<std::vector<Schedule>> SqliteStore::LoadSchedules() {
   Stmt st;
   DRAY_RETURN_IF_ERROR(PrepareReader(&st, "SELECT ns, id, body FROM schedules ORDER BY ns, id"));
   DRAY_RETURN_IF_ERROR(ReadAll(&st, "loading schedules", [&](sqlite3_stmt* s) -> Status {
-    const std::string body = Text(s, 2);
-    boost::system::error_code ec;
-    json::value v = json::parse(body, ec);
-    if (ec) return DataLoss("schedule '" + Text(s, 1) + "' is unreadable: " + ec.message());
-    auto schedule = DecodeSchedule(v);
+    auto schedule = ReadScheduleDocument(Text(s, 2));
     if (!schedule.ok()) {
       return DataLoss("schedule '" + Text(s, 1) + "' is unreadable: " +
                       schedule.status().message());
@@ -1201,13 +1088,8 @@ StatusOr<Event> SqliteStore::GetEvent(const std::string& ns, const std::string& 
     e.name = Text(s, 0);
     e.payload = Text(s, 1);
     e.created_at = sqlite3_column_int64(s, 2);
-    boost::system::error_code ec;
-    json::value tasks = json::parse(Text(s, 3), ec);
-    if (ec || !tasks.is_array()) return DataLoss("event '" + id + "' has unreadable tasks");
-    for (const json::value& t : tasks.get_array()) {
-      if (!t.is_string()) return DataLoss("event '" + id + "' has unreadable tasks");
-      e.tasks.emplace_back(t.get_string());
-    }
+    Status tasks = ReadStringListDocument(Text(s, 3), &e.tasks);
+    if (!tasks.ok()) return DataLoss("event '" + id + "' has unreadable tasks: " + tasks.message());
     found = std::move(e);
     return Status::Ok();
   }));
@@ -1248,10 +1130,7 @@ StatusOr<std::vector<Trigger>> SqliteStore::LoadTriggers() {
   Stmt st;
   DRAY_RETURN_IF_ERROR(PrepareReader(&st, "SELECT ns, id, body FROM triggers ORDER BY ns, id"));
   DRAY_RETURN_IF_ERROR(ReadAll(&st, "loading triggers", [&](sqlite3_stmt* s) -> Status {
-    boost::system::error_code ec;
-    json::value v = json::parse(Text(s, 2), ec);
-    if (ec) return DataLoss("trigger '" + Text(s, 1) + "' is unreadable: " + ec.message());
-    auto trigger = DecodeTrigger(v);
+    auto trigger = ReadTriggerDocument(Text(s, 2));
     if (!trigger.ok()) {
       return DataLoss("trigger '" + Text(s, 1) + "' is unreadable: " + trigger.status().message());
     }

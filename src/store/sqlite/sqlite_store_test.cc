@@ -31,7 +31,7 @@ std::vector<Mutation> PutAll(const std::vector<std::string>& ids, std::size_t pa
   for (const std::string& id : ids) {
     Task t = MakeTask(id);
     t.payload = "\"" + std::string(payload_bytes, 'p') + "\"";
-    m.push_back(Mutation::PutTask(std::make_shared<const Task>(std::move(t))));
+    m.push_back(mutation::PutTask{std::make_shared<const Task>(std::move(t))});
   }
   return m;
 }
@@ -246,6 +246,77 @@ TEST_F(SqliteStoreTest, AVersionOneDatabaseIsMigrated) {
   EXPECT_TRUE(store_->FindExpired(10, 10)->size() == 1);
   store_.reset();
   EXPECT_EQ(UserVersion(path_), static_cast<int>(SqliteMigrations().size()));
+}
+
+// Migration 8: rows that version 7 wrote in the API's JSON (captured from
+// a dray of that version) are read with its reader and written again as the
+// store's documents, meaning the same.
+TEST_F(SqliteStoreTest, AVersionSevenDatabaseGetsTheStoresOwnDocuments) {
+  std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
+  std::string schema;
+  for (int v = 0; v < 7; ++v) schema += std::string(SqliteMigrations()[static_cast<std::size_t>(v)]);
+  RawExec(path_, schema + R"sql(
+INSERT INTO schedules VALUES ('default', 'nightly', '{"id":"nightly","cron":"0 2 * * *","timezone":"Asia/Shanghai","task":{"type":"report","queue":"reports","payload":{"k":[1,2.5]},"priority":3,"backoff":{"initial_ms":500,"max_ms":9000,"multiplier":1.5,"jitter":0.1},"labels":{"a":"b"},"resources":{"cpu":500},"require":[{"key":"zone","op":"in","values":["a","b"]}]},"misfire":"all","overlap":"skip","jitter_ms":3000,"start_at":"2030-01-01T00:00:00.000Z","paused":false,"max_catchup":100,"namespace":"default","created_at":"2026-12-05T18:27:08.996Z","updated_at":"2026-12-05T18:27:08.996Z","last_tick":"2026-12-05T18:27:08.996Z","last_fired_at":null,"last_task":null,"buffered_tick":null,"fired":0,"skipped":0}');
+INSERT INTO triggers VALUES ('default', 'ship', '{"id":"ship","namespace":"default","on":{"event":"order.paid","match":{"currency":"EUR","total":5}},"task":{"type":"ship","queue":"shipping","payload":{"carrier":"dhl"}},"paused":false,"created_at":"2026-12-05T18:27:09.037Z","updated_at":"2026-12-05T18:27:09.037Z","fired":0}');
+INSERT INTO triggers VALUES ('default', 'onfail', '{"id":"onfail","namespace":"default","on":{"task":{"queue":"q","type":"t","states":["failed","cancelled"]}},"task":{"type":"alert","queue":"default","payload":null},"paused":true,"created_at":"2026-12-05T18:27:09.079Z","updated_at":"2026-12-05T18:27:09.079Z","fired":0}');
+INSERT INTO queues VALUES ('default', 'jobs', '{"paused":true,"lease_ms":30000,"max_attempts":3,"backoff":{"initial_ms":1000,"max_ms":3600000,"multiplier":2.0,"jitter":0.2},"concurrency":4,"key_concurrency":1,"rate":2.5,"burst":0,"weight":3,"placement":"spread"}');
+INSERT INTO tasks (ns, id, queue, type, payload, priority, run_at, max_attempts, backoff, timeout_ms,
+  lease_ms, key, labels, state, attempts, result, error, created_at, updated_at, finished_at,
+  lease_token, lease_expires_at, worker, cancel_requested, seq, history, flow, workflow)
+VALUES ('default', 'b', 'default', 'y', 'null', 0, 0, 3,
+  '{"initial_ms":1000,"max_ms":3600000,"multiplier":2.0,"jitter":0.2}', 0, 0, '', '{}', 2, 0, '',
+  '', 1, 1, 0, 0, 0, '', 0, 2, '[]',
+  '{"placement":{"resources":{"cpu":250},"prefer":[{"key":"zone","op":"not_in","values":["c"],"weight":5}],"affinity_key":"aff"},"concurrency_key":"k1","node":"b","depends_on":["a"],"on_dep_failure":"continue"}',
+  'w');
+PRAGMA user_version = 7;
+)sql");
+  Open();
+  auto schedules = store_->LoadSchedules();
+  ASSERT_TRUE(schedules.ok()) << schedules.status().ToString();
+  ASSERT_EQ(schedules->size(), 1u);
+  const Schedule& s = (*schedules)[0];
+  EXPECT_EQ(s.spec.timezone, "Asia/Shanghai");
+  EXPECT_EQ(s.spec.misfire, MisfirePolicy::kAll);
+  EXPECT_EQ(s.spec.overlap, OverlapPolicy::kSkip);
+  EXPECT_EQ(s.spec.start_at, 1'893'456'000'000);
+  EXPECT_EQ(s.created_at, 1'796'495'228'996);
+  EXPECT_EQ(s.last_tick, 1'796'495'228'996);
+  EXPECT_EQ(s.spec.task.payload, R"({"k":[1,2.5]})");
+  EXPECT_EQ(s.spec.task.backoff, (Backoff{500, 9000, 1.5, 0.1}));
+  EXPECT_EQ(s.spec.task.placement.resources.at("cpu"), 500);
+  ASSERT_EQ(s.spec.task.placement.require.size(), 1u);
+  EXPECT_EQ(s.spec.task.placement.require[0].op, SelectorOp::kIn);
+
+  auto triggers = store_->LoadTriggers();
+  ASSERT_TRUE(triggers.ok()) << triggers.status().ToString();
+  ASSERT_EQ(triggers->size(), 2u);
+  const Trigger& onfail = (*triggers)[0];
+  EXPECT_TRUE(onfail.spec.on_task);
+  EXPECT_TRUE(onfail.spec.paused);
+  EXPECT_EQ(onfail.spec.task_states, (std::vector<TaskState>{TaskState::kFailed, TaskState::kCancelled}));
+  const Trigger& ship = (*triggers)[1];
+  EXPECT_EQ(ship.spec.event, "order.paid");
+  EXPECT_EQ(ship.spec.match,
+            (std::vector<std::pair<std::string, std::string>>{{"currency", "\"EUR\""}, {"total", "5"}}));
+  EXPECT_EQ(ship.created_at, 1'796'495'229'037);
+
+  auto queues = store_->LoadQueues();
+  ASSERT_TRUE(queues.ok()) << queues.status().ToString();
+  ASSERT_EQ(queues->size(), 1u);
+  EXPECT_EQ((*queues)[0].settings.placement, PlacementPolicy::kSpread);
+  EXPECT_EQ((*queues)[0].settings.rate, 2.5);
+  EXPECT_TRUE((*queues)[0].settings.paused);
+
+  auto t = store_->GetTask("default", "b");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->on_dep_failure, DepFailure::kContinue);
+  EXPECT_EQ(t->depends_on, std::vector<std::string>{"a"});
+  EXPECT_EQ(t->placement.affinity_key, "aff");
+  ASSERT_EQ(t->placement.prefer.size(), 1u);
+  EXPECT_EQ(t->placement.prefer[0].selector.op, SelectorOp::kNotIn);
+  EXPECT_EQ(t->placement.prefer[0].weight, 5);
+  store_.reset();
+  EXPECT_EQ(UserVersion(path_), 8);
 }
 
 TEST_F(SqliteStoreTest, AnUnreadableRowIsDataLossNotAGuess) {

@@ -15,7 +15,7 @@ inline constexpr const char* kColumns =
     "workflow";
 inline constexpr int kColumnCount = 28;
 
-// Mutation::kPutTask: the whole row.
+// mutation::PutTask: the whole row.
 inline std::string PutTaskSql() {
   std::string placeholders;
   for (int i = 0; i < kColumnCount; ++i) placeholders += i ? ",?" : "?";
@@ -23,7 +23,7 @@ inline std::string PutTaskSql() {
          ")";
 }
 
-// Mutation::kUpdateTask: the columns a transition may change. Two
+// mutation::UpdateTask: the columns a transition may change. Two
 // statements: one for a transition that leaves finished_at at 0, which then
 // does not touch the index on it, and one that sets it. Parameters:
 // ?1 run_at, ?2 state, ?3 attempts, ?4 result, ?5 error, ?6 updated_at,
