@@ -7,6 +7,7 @@ packages=(
   g++ clang-14 cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev   # Asio/Beast networking, Boost.JSON
   libsqlite3-dev sqlite3                   # the embedded store
+  libpq-dev postgresql-15                  # the PostgreSQL store, and its tests' own server
   libssl-dev
   libcli11-dev libspdlog-dev libfmt-dev
   libyaml-cpp-dev                          # workflows written in YAML (dray workflow submit)

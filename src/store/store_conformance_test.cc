@@ -9,6 +9,8 @@
 #include <map>
 #include <random>
 
+#include "store/postgres/postgres_store.h"
+#include "store/postgres/test_database_test_util.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
 
@@ -20,6 +22,10 @@ using Factory = std::function<std::unique_ptr<Store>(const std::string& dir)>;
 struct StoreKind {
   std::string name;
   Factory open;
+  // Removes everything the store kept for `dir` (its file, its database).
+  std::function<void(const std::string& dir)> wipe;
+  // Why this kind cannot run here ("" when it can).
+  std::function<std::string()> unavailable = [] { return std::string(); };
 };
 
 // Names the store in test output instead of dumping its bytes.
@@ -31,6 +37,29 @@ std::unique_ptr<Store> OpenSqlite(const std::string& dir) {
   auto s = OpenSqliteStore(o);
   EXPECT_TRUE(s.ok()) << s.status().ToString();
   return s.ok() ? std::move(*s) : nullptr;
+}
+
+void WipeSqlite(const std::string& dir) {
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+}
+
+// A database per test, named after its temp dir, on the test server.
+std::unique_ptr<Store> OpenPostgres(const std::string& dir) {
+  std::string error;
+  PostgresOptions o;
+  o.conninfo = testing_pg::CreateDatabase(dir, &error);
+  EXPECT_TRUE(error.empty()) << error;
+  if (!error.empty()) return nullptr;
+  auto s = OpenPostgresStore(o);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return s.ok() ? std::move(*s) : nullptr;
+}
+
+std::string PostgresUnavailable() {
+  return testing_pg::ServerConninfo().empty()
+             ? "no test PostgreSQL server (ctest starts one: scripts/test-postgres.sh)"
+             : "";
 }
 
 Task MakeTask(std::string id, std::string ns = "default", TaskState state = TaskState::kReady,
@@ -56,11 +85,13 @@ class StoreConformanceTest : public ::testing::TestWithParam<StoreKind> {
     std::string tmpl = (std::filesystem::temp_directory_path() / "dray-store-XXXXXX").string();
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
+    if (std::string why = GetParam().unavailable(); !why.empty()) GTEST_SKIP() << why;
     store_ = GetParam().open(dir_);
     ASSERT_NE(store_, nullptr);
   }
   void TearDown() override {
     store_.reset();
+    if (GetParam().unavailable().empty()) GetParam().wipe(dir_);
     std::filesystem::remove_all(dir_);
   }
   void Reopen() {
@@ -992,15 +1023,16 @@ TEST_P(StoreConformanceTest, RandomizedAgainstAModel) {
     }
     // Start the next seed from an empty store.
     store_.reset();
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
+    GetParam().wipe(dir_);
     store_ = GetParam().open(dir_);
     ASSERT_NE(store_, nullptr);
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreConformanceTest,
-                         ::testing::Values(StoreKind{"sqlite", OpenSqlite}),
+                         ::testing::Values(StoreKind{"sqlite", OpenSqlite, WipeSqlite},
+                                           StoreKind{"postgres", OpenPostgres, testing_pg::DropDatabase,
+                                                     PostgresUnavailable}),
                          [](const auto& param_info) { return param_info.param.name; });
 
 }  // namespace

@@ -166,10 +166,6 @@ class TaskReader {
 
 StatusOr<Task> ReadTask(sqlite3_stmt* s) { return TaskReader().Read(s); }
 
-// Column order of every workflow SELECT and of its INSERT.
-constexpr const char* kWorkflowColumns =
-    "ns, id, name, state, on_failure, tasks, cancel_requested, created_at, updated_at, "
-    "finished_at";
 
 StatusOr<Workflow> ReadWorkflow(sqlite3_stmt* s) {
   Workflow w;

@@ -4,16 +4,9 @@
 
 #include <string>
 
-namespace dray {
+#include "store/columns.h"
 
-// Column order of every task SELECT and of the INSERT; ReadTask() and
-// BindTask() in sqlite_store.cc follow it.
-inline constexpr const char* kColumns =
-    "ns, id, queue, type, payload, priority, run_at, max_attempts, backoff, timeout_ms, "
-    "lease_ms, key, labels, state, attempts, result, error, created_at, updated_at, "
-    "finished_at, lease_token, lease_expires_at, worker, cancel_requested, seq, history, flow, "
-    "workflow";
-inline constexpr int kColumnCount = 28;
+namespace dray {
 
 // mutation::PutTask: the whole row.
 inline std::string PutTaskSql() {

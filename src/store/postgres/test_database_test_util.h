@@ -1,0 +1,74 @@
+// For tests: a database of its own on the test PostgreSQL server, which
+// ctest starts once per run (scripts/test-postgres.sh, a fixture in
+// tests/CMakeLists.txt). The server is named by DRAY_TEST_PG (a libpq
+// connection string) or by the file DRAY_TEST_PG_FILE names; with neither,
+// there is no server and the PostgreSQL tests skip.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+namespace dray::testing_pg {
+
+// The test server's connection string, or "" when there is none.
+inline std::string ServerConninfo() {
+  if (const char* c = std::getenv("DRAY_TEST_PG"); c && *c) return c;
+  if (const char* f = std::getenv("DRAY_TEST_PG_FILE"); f && *f) {
+    std::ifstream in(f);
+    std::string line;
+    if (std::getline(in, line)) return line;
+  }
+  return "";
+}
+
+// Runs one statement on the server's maintenance database; "" or libpq's
+// message.
+inline std::string AdminExec(const std::string& sql) {
+  PGconn* c = PQconnectdb(ServerConninfo().c_str());
+  std::string error;
+  if (PQstatus(c) != CONNECTION_OK) {
+    error = PQerrorMessage(c);
+  } else {
+    PGresult* r = PQexec(c, sql.c_str());
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) error = PQresultErrorMessage(r);
+    PQclear(r);
+  }
+  PQfinish(c);
+  return error;
+}
+
+// A database name made from `key` (say, a temp dir's path): the same key
+// gives the same database.
+inline std::string DatabaseName(const std::string& key) {
+  std::string name = "dray_t_";
+  std::size_t start = key.find_last_of('/');
+  for (char ch : key.substr(start == std::string::npos ? 0 : start + 1)) {
+    name += std::isalnum(static_cast<unsigned char>(ch))
+                ? static_cast<char>(std::tolower(static_cast<unsigned char>(ch)))
+                : '_';
+  }
+  return name;
+}
+
+// Creates the database for `key` if it is not there; returns its
+// connection string, or "" (with *error set) on failure.
+inline std::string CreateDatabase(const std::string& key, std::string* error) {
+  const std::string name = DatabaseName(key);
+  std::string e = AdminExec("CREATE DATABASE " + name);
+  if (!e.empty() && e.find("already exists") == std::string::npos) {
+    *error = e;
+    return "";
+  }
+  // A keyword given twice: libpq takes the last.
+  return ServerConninfo() + " dbname=" + name;
+}
+
+inline void DropDatabase(const std::string& key) {
+  AdminExec("DROP DATABASE IF EXISTS " + DatabaseName(key) + " WITH (FORCE)");
+}
+
+}  // namespace dray::testing_pg
