@@ -145,10 +145,16 @@ void AddServerCommand(CLI::App* app, const BuildInfo& build, std::function<int()
   auto f = std::make_shared<ServerFlags>();
   ServerConfig& c = f->config;
   c.build = build;
-  CLI::App* cmd = app->add_subcommand("server", "Run the Dray server (embedded SQLite store)");
+  CLI::App* cmd = app->add_subcommand(
+      "server", "Run the Dray server (embedded SQLite store, or PostgreSQL with --store)");
   cmd->add_option("--listen", c.listen, "host:port to serve HTTP on (port 0: any free port)")
       ->capture_default_str();
   cmd->add_option("--data", c.data_dir, "directory for the SQLite store")->capture_default_str();
+  cmd->add_option("--store", c.store,
+                  "a PostgreSQL URI (postgresql://user@host/db; several hosts with "
+                  "target_session_attrs=read-write find the primary) to store tasks there "
+                  "instead of in --data")
+      ->envname("DRAY_STORE");
   cmd->add_option("--io-threads", c.io_threads,
                   "threads serving HTTP (0: one less than the cores, at least 1)")
       ->capture_default_str();

@@ -21,6 +21,9 @@ struct ServerConfig {
   BuildInfo build;
   std::string listen = "127.0.0.1:7070";  // host:port; port 0 picks a free one
   std::string data_dir = "./dray-data";   // the SQLite file lives here
+  // Where tasks are stored: empty for the SQLite file in data_dir, or a
+  // PostgreSQL URI (postgresql://user@host/db, several hosts allowed).
+  std::string store;
   // Threads serving HTTP; 0: one less than the cores, at least one (the
   // commit pipeline's thread takes the last core). On 2 cores one io thread
   // gave W2 34k/s and W3 p99 1.08 ms against 30k/s and 1.24 ms with two.

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "server/http/router.h"
 #include "server/task_service.h"
 #include "store/disk_guard.h"
+#include "store/postgres/postgres_store.h"
 #include "store/sqlite/fault_vfs.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -103,19 +105,34 @@ SmoothClock::WallMs OffsetWall(std::string path) {
 
 int RunServer(const ServerConfig& config,
               const std::function<void(const std::string& address)>& on_listening) {
-  std::error_code fs_ec;
-  std::filesystem::create_directories(config.data_dir, fs_ec);
-  SqliteOptions sqlite;
-  sqlite.path = (std::filesystem::path(config.data_dir) / "dray.db").string();
   auto faults = FaultsFromEnvironment();  // outlives the store below
   if (!faults.ok()) {
     spdlog::error("{}", faults.status().ToString());
     return 2;
   }
-  if (faults->vfs) sqlite.vfs = faults->vfs->name();
-  auto store = OpenSqliteStore(sqlite);
+  const bool postgres = !config.store.empty();
+  if (postgres && !IsPostgresLocation(config.store)) {
+    spdlog::error("--store '{}' is not a PostgreSQL URI (postgresql://user@host/db); "
+                  "the SQLite store takes --data",
+                  config.store.substr(0, 40));
+    return 2;
+  }
+  std::string where;
+  StatusOr<std::unique_ptr<Store>> store = Unavailable("no store");
+  if (postgres) {
+    where = DescribePostgresLocation(config.store);
+    store = OpenPostgresStore(PostgresOptions{config.store});
+  } else {
+    std::error_code fs_ec;
+    std::filesystem::create_directories(config.data_dir, fs_ec);
+    SqliteOptions sqlite;
+    sqlite.path = (std::filesystem::path(config.data_dir) / "dray.db").string();
+    if (faults->vfs) sqlite.vfs = faults->vfs->name();
+    where = sqlite.path;
+    store = OpenSqliteStore(sqlite);
+  }
   if (!store.ok()) {
-    spdlog::error("cannot open the store at {}: {}", sqlite.path, store.status().ToString());
+    spdlog::error("cannot open the store at {}: {}", where, store.status().ToString());
     return 1;
   }
 
@@ -126,14 +143,17 @@ int RunServer(const ServerConfig& config,
   // clock: see SmoothClock.
   SmoothClock clock(faults->clock_offset_file.empty() ? SmoothClock::WallMs()
                                                      : OffsetWall(faults->clock_offset_file));
-  DiskGuard disk(config.data_dir, config.disk_reserve_mb << 20);
-  TaskService service(ioc, store->get(), &clock, config, &disk);
+  // The reserve is space beside the SQLite file; PostgreSQL's disk is the
+  // database server's to watch.
+  std::optional<DiskGuard> disk;
+  if (!postgres) disk.emplace(config.data_dir, config.disk_reserve_mb << 20);
+  TaskService service(ioc, store->get(), &clock, config, disk ? &*disk : nullptr);
   auto started = std::chrono::steady_clock::now();
   if (Status s = service.Recover(); !s.ok()) {
-    spdlog::error("cannot recover from {}: {}", sqlite.path, s.ToString());
+    spdlog::error("cannot recover from {}: {}", where, s.ToString());
     return 1;
   }
-  spdlog::info("recovered {} live tasks from {} in {} ms", service.stats().live_tasks, sqlite.path,
+  spdlog::info("recovered {} live tasks from {} in {} ms", service.stats().live_tasks, where,
                std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::steady_clock::now() - started)
                    .count());
@@ -163,7 +183,7 @@ int RunServer(const ServerConfig& config,
   });
 
   spdlog::info("{} serving on {} with data in {}, io threads: {}", config.build.Line(),
-               http.address(), config.data_dir, threads);
+               http.address(), postgres ? where : config.data_dir, threads);
   if (config.announce) {
     std::printf("listening on %s\n", http.address().c_str());
     std::fflush(stdout);

@@ -26,6 +26,10 @@ struct PostgresOptions {
 // than a SQLite file: a postgres:// or postgresql:// URI.
 bool IsPostgresLocation(const std::string& location);
 
+// "PostgreSQL database 'dray' at db1,db2:5432" for logs and messages: the
+// hosts, port and database of `conninfo`, never its password.
+std::string DescribePostgresLocation(const std::string& conninfo);
+
 // Connects (a writer and a reader session), creates or migrates the schema
 // in one transaction under an advisory lock (so that nodes starting
 // together migrate once), and prepares the statements.
