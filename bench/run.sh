@@ -17,6 +17,9 @@
 #   PEER_MODES (default "durable default"), W3_SECONDS (default 20),
 #   SERVER_ARGS: more flags for `dray server` (e.g. "--io-threads 1"),
 #   OVERLOAD_SECONDS (default 8): how long the overload workload floods,
+#   STORE: sqlite (default) | postgres: where Dray stores; postgres starts one
+#   PostgreSQL 15 for the whole run (fsync=on, synchronous_commit=on, as for
+#   the PostgreSQL peers) and gives each server a new database,
 #   BENCH_SMOKE=1: tiny sizes (2,000 tasks, W3 for 1 s, W4 at 1,000) to check
 #   that the harness and the generators work, as ctest does; not a measurement.
 #   PORT=0 lets the server pick a free port.
@@ -63,8 +66,32 @@ stop_server() {
   if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
   server_pid=""
 }
+store=${STORE:-sqlite}
+case $store in sqlite|postgres) ;; *) echo "STORE must be sqlite or postgres" >&2; exit 2 ;; esac
+pg_dir="" pg_port="" pg_db=0
+pg_as=()
+[ "$(id -u)" -eq 0 ] && pg_as=(runuser -u postgres --)
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+pg_stop() {
+  [ -n "$pg_dir" ] && "${pg_as[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast stop > /dev/null 2>&1 || true
+  [ -n "$pg_dir" ] && rm -rf "$pg_dir"
+  pg_dir=""
+}
+# One PostgreSQL for the whole run, configured as bench/peers/run.sh
+# configures it for graphile-worker and pg-boss.
+pg_start() {
+  [ -x "$pg_bin/initdb" ] || { echo "STORE=postgres: no PostgreSQL server (scripts/install-deps.sh)" >&2; exit 2; }
+  pg_dir=$(mktemp -d /tmp/dray-bench-pg-XXXXXX)
+  chmod 755 "$pg_dir"
+  [ ${#pg_as[@]} -gt 0 ] && chown postgres "$pg_dir"
+  "${pg_as[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -A trust -U dray -E UTF8 > "$pg_dir/initdb.log" 2>&1
+  pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "${pg_as[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -w -l "$pg_dir/server.log" \
+    -o "-c listen_addresses=127.0.0.1 -p $pg_port -c unix_socket_directories=$pg_dir -c fsync=on -c synchronous_commit=on -c max_connections=200" \
+    start > /dev/null
+}
 cleanup() { stop_server; [ -n "$data" ] && rm -rf "$data" "$data.out" "$data.err"; data=""; }
-trap cleanup EXIT
+trap 'cleanup; pg_stop' EXIT
 
 # Starts the server on $data (a new temp dir unless $1 = keep); sets
 # started_ms to the milliseconds from exec to "listening" (recovery included).
@@ -74,7 +101,17 @@ start_server() {
   : > "$data.out"
   local t0; t0=$(date +%s%N)
   # shellcheck disable=SC2086  # SERVER_ARGS is a list of flags
-  "$dray" server --listen "127.0.0.1:$requested_port" --data "$data" ${SERVER_ARGS:-} >> "$data.out" 2> "$data.err" &
+  local where=(--data "$data")
+  if [ "$store" = postgres ]; then
+    [ -n "$pg_dir" ] || pg_start
+    # A new database per fresh server; `keep` restarts on the same one.
+    if [ "${1:-}" != keep ]; then
+      pg_db=$((pg_db + 1))
+      psql -q "host=127.0.0.1 port=$pg_port user=dray dbname=postgres" -c "CREATE DATABASE bench_$pg_db" > /dev/null
+    fi
+    where=(--store "postgresql://dray@127.0.0.1:$pg_port/bench_$pg_db")
+  fi
+  "$dray" server --listen "127.0.0.1:$requested_port" "${where[@]}" ${SERVER_ARGS:-} >> "$data.out" 2> "$data.err" &
   server_pid=$!
   for _ in $(seq 1 12000); do  # up to 10 minutes (a 10M-task recovery)
     if grep -q "listening on" "$data.out" 2>/dev/null; then
@@ -278,7 +315,11 @@ run_peers() {
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && rev="$rev+local changes"
 echo "Dray $rev on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -sr), $(free -g | awk '/Mem:/ {print $2}') GiB;"
-echo "durable: SQLite WAL, synchronous=FULL, every answer after fsync; server and load on one machine over 127.0.0.1;"
+if [ "$store" = postgres ]; then
+  echo "durable: Dray on PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') (fsync=on, synchronous_commit=on, defaults otherwise), every answer after COMMIT; server, database and load on one machine over 127.0.0.1;"
+else
+  echo "durable: SQLite WAL, synchronous=FULL, every answer after fsync; server and load on one machine over 127.0.0.1;"
+fi
 [ -n "${SERVER_ARGS:-}" ] && echo "server flags: $SERVER_ARGS"
 echo "~100-byte JSON payloads; $runs run(s) per figure, each on a fresh server and data dir; $(date -u +%FT%TZ)."
 echo "Dray/x: Dray's figure over the row's (rates: Dray/x; latencies: x/Dray), so above 1 means Dray is ahead."
