@@ -208,14 +208,18 @@ void AddServerCommand(CLI::App* app, const BuildInfo& build, std::function<int()
     f->config.header_timeout = std::chrono::milliseconds(f->header_timeout_ms);
     f->config.idle_timeout = std::chrono::milliseconds(f->idle_timeout_ms);
     f->config.commit_max_wait = std::chrono::microseconds(f->commit_max_wait_us);
-    if (!f->worker) {
-      return RunServer(f->config, [](const std::string& address) {
-        std::printf("try:  %s &\n      %s --wait -- echo hello\n",
-                    WorkerCommand(address).c_str(), SubmitCommand(address).c_str());
-        std::fflush(stdout);
-      });
+    int rc = f->worker ? RunServerWithWorker(*f)
+                       : RunServer(f->config, [](const std::string& address) {
+                           std::printf("try:  %s &\n      %s --wait -- echo hello\n",
+                                       WorkerCommand(address).c_str(),
+                                       SubmitCommand(address).c_str());
+                           std::fflush(stdout);
+                         });
+    if (rc == kRestartToRebuild) {
+      ExecSelf();  // returns only if it failed
+      return 1;
     }
-    return RunServerWithWorker(*f);
+    return rc;
   };
 }
 

@@ -4,8 +4,14 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -174,13 +180,56 @@ int RunServer(const ServerConfig& config,
   http.Start();
 
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    spdlog::info("signal {}: stopping: no new connections, finishing in-flight commits", sig);
+  auto stop = [&] {
     http.StopAccepting();
     service.Stop();  // answers long-polls, drains the commit pipeline
     http.Shutdown();
+  };
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: stopping: no new connections, finishing in-flight commits", sig);
+    stop();
   });
+
+  // PostgreSQL: once the store breaks, probe the database with a bounded
+  // backoff; when it answers (restarted, or a standby promoted), stop as
+  // for a signal and have the caller start again from what it holds.
+  std::atomic<bool> restart{false};
+  std::mutex watch_mu;
+  std::condition_variable watch_cv;
+  bool watch_done = false;  // guarded by watch_mu
+  std::thread watcher;
+  if (postgres) {
+    watcher = std::thread([&] {
+      std::unique_lock<std::mutex> lock(watch_mu);
+      auto wait = [&](std::chrono::milliseconds d) {
+        return !watch_cv.wait_for(lock, d, [&] { return watch_done; });
+      };
+      while (wait(std::chrono::milliseconds(200))) {
+        Status health = (*store)->health();
+        if (health.ok()) continue;
+        spdlog::error("the store is broken, writes are refused until the database answers again: {}",
+                      health.message());
+        auto backoff = std::chrono::milliseconds(100);
+        for (int attempt = 1; wait(backoff); ++attempt) {
+          Status probe = ProbePostgres(config.store);
+          if (probe.ok()) {
+            spdlog::warn("{} answers again: restarting to rebuild the state from it", where);
+            restart = true;
+            boost::asio::post(ioc, [&] {
+              signals.cancel();
+              stop();
+            });
+            return;
+          }
+          spdlog::warn("probe {} of {} failed, next in {} ms: {}", attempt, where,
+                       std::min<long long>(backoff.count() * 2, 5000), probe.message());
+          backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+        }
+        return;
+      }
+    });
+  }
 
   spdlog::info("{} serving on {} with data in {}, io threads: {}", config.build.Line(),
                http.address(), postgres ? where : config.data_dir, threads);
@@ -194,9 +243,44 @@ int RunServer(const ServerConfig& config,
   for (int i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
   ioc.run();
   for (std::thread& t : pool) t.join();
+  if (watcher.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(watch_mu);
+      watch_done = true;
+    }
+    watch_cv.notify_all();
+    watcher.join();
+  }
   service.Stop();
+  if (restart) {
+    spdlog::info("dray stopped; starting again");
+    return kRestartToRebuild;
+  }
   spdlog::info("dray stopped");
   return 0;
+}
+
+void ExecSelf() {
+  std::vector<std::string> args;
+  if (FILE* f = std::fopen("/proc/self/cmdline", "rb")) {
+    std::string arg;
+    for (int c; (c = std::fgetc(f)) != EOF;) {
+      if (c == 0) {
+        args.push_back(std::move(arg));
+        arg.clear();
+      } else {
+        arg.push_back(static_cast<char>(c));
+      }
+    }
+    std::fclose(f);
+  }
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  spdlog::default_logger()->flush();
+  std::fflush(stdout);
+  execv("/proc/self/exe", argv.data());
+  spdlog::error("cannot start again (execv): {}", std::strerror(errno));
 }
 
 }  // namespace dray

@@ -37,10 +37,20 @@ struct ResultCloser {
 };
 using Result = std::unique_ptr<PGresult, ResultCloser>;
 
+// libpq's messages on one line: they end in a newline and some hold
+// "\n\t" between sentences, which a log line or a JSON error should not.
 std::string Trimmed(const char* text) {
-  std::string s = text ? text : "";
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
+  std::string out;
+  for (const char* p = text ? text : ""; *p; ++p) {
+    const bool space = *p == '\n' || *p == '\t' || *p == ' ';
+    if (!space) {
+      out += *p;
+    } else if (!out.empty() && out.back() != ' ') {
+      out += ' ';
+    }
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
 }
 
 std::string ConnError(PGconn* c) { return Trimmed(PQerrorMessage(c)); }
@@ -1240,6 +1250,19 @@ std::string DescribePostgresLocation(const std::string& conninfo) {
                     (host.empty() ? std::string("the default host") : host);
   if (!port.empty()) out += ":" + port;
   return out;
+}
+
+Status ProbePostgres(const std::string& conninfo) {
+  Conn c(PQconnectdb(conninfo.c_str()));
+  if (!c || PQstatus(c.get()) != CONNECTION_OK) {
+    return Unavailable("cannot connect: " + (c ? ConnError(c.get()) : std::string("out of memory")));
+  }
+  Result r(PQexec(c.get(), "SELECT pg_is_in_recovery()"));
+  if (PQresultStatus(r.get()) != PGRES_TUPLES_OK || PQntuples(r.get()) != 1) {
+    return Unavailable("cannot query: " + ResultError(r.get()));
+  }
+  if (CellView(r.get(), 0, 0) == "t") return Unavailable("the server is a standby (read-only)");
+  return Status::Ok();
 }
 
 StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const PostgresOptions& options) {

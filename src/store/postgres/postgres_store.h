@@ -30,6 +30,11 @@ bool IsPostgresLocation(const std::string& location);
 // hosts, port and database of `conninfo`, never its password.
 std::string DescribePostgresLocation(const std::string& conninfo);
 
+// Whether a writable PostgreSQL answers at `conninfo` now: OK, or why not.
+// (A broken store is not repaired in place: the server starts again, which
+// reads back what the database holds; this tells it when to.)
+Status ProbePostgres(const std::string& conninfo);
+
 // Connects (a writer and a reader session), creates or migrates the schema
 // in one transaction under an advisory lock (so that nodes starting
 // together migrate once), and prepares the statements.
