@@ -6,7 +6,15 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
 
 #include <filesystem>
 #include <functional>
@@ -189,6 +197,182 @@ TEST_F(PostgresStoreTest, TextAndOrderAreBytesWhateverTheLocale) {
   EXPECT_EQ(page->tasks[0].id, "B");
   EXPECT_EQ(page->tasks[1].id, "a");
   EXPECT_EQ(page->tasks[2].id, "é");
+}
+
+// A TCP proxy between the store and PostgreSQL that can cut every
+// connection at the moment the store sends COMMIT: before passing it on
+// (the batch is then certainly not committed) or right after (it then is,
+// though the store never hears so). Either way the store cannot know, and
+// must break rather than guess.
+class CommitCutProxy {
+ public:
+  enum class Cut { kNone, kBeforeCommit, kAfterCommit };
+
+  explicit CommitCutProxy(int upstream_port) : upstream_port_(upstream_port) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(listener_, 16);
+    socklen_t len = sizeof a;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { Accept(); });
+  }
+  ~CommitCutProxy() {
+    stop_ = true;
+    ::shutdown(listener_, SHUT_RDWR);
+    ::close(listener_);
+    acceptor_.join();
+    for (std::thread& t : pipes_) t.join();
+  }
+  int port() const { return port_; }
+  void set_cut(Cut c) { cut_ = c; }
+  bool cut_happened() const { return cut_happened_; }
+
+ private:
+  void Accept() {
+    for (;;) {
+      int client = ::accept(listener_, nullptr, nullptr);
+      if (client < 0) return;
+      int server = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(static_cast<std::uint16_t>(upstream_port_));
+      if (::connect(server, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        ::close(client);
+        ::close(server);
+        continue;
+      }
+      pipes_.emplace_back([this, client, server] { Pipe(client, server); });
+    }
+  }
+  void Pipe(int client, int server) {
+    pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+    char buf[65536];
+    while (!stop_) {
+      if (::poll(fds, 2, 100) <= 0) continue;
+      if (fds[0].revents) {
+        ssize_t n = ::read(client, buf, sizeof buf);
+        if (n <= 0) break;
+        const std::string_view data(buf, static_cast<std::size_t>(n));
+        const bool commit = data.find(std::string_view("COMMIT\0", 7)) != std::string_view::npos;
+        const Cut cut = cut_;
+        if (commit && cut == Cut::kBeforeCommit) {
+          cut_happened_ = true;
+          break;
+        }
+        if (!WriteAll(server, buf, n)) break;
+        if (commit && cut == Cut::kAfterCommit) {
+          cut_happened_ = true;
+          break;
+        }
+      }
+      if (fds[1].revents) {
+        ssize_t n = ::read(server, buf, sizeof buf);
+        if (n <= 0 || !WriteAll(client, buf, n)) break;
+      }
+    }
+    ::close(client);
+    ::close(server);
+  }
+  static bool WriteAll(int fd, const char* p, ssize_t n) {
+    while (n > 0) {
+      ssize_t w = ::write(fd, p, static_cast<std::size_t>(n));
+      if (w <= 0) return false;
+      p += w;
+      n -= w;
+    }
+    return true;
+  }
+
+  int upstream_port_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<Cut> cut_{Cut::kNone};
+  std::atomic<bool> cut_happened_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> pipes_;  // touched by the acceptor thread only until joined
+};
+
+// The port of a libpq connection string's server.
+int PortOf(const std::string& conninfo) {
+  PGconn* c = PQconnectdb(conninfo.c_str());
+  const int port = PQstatus(c) == CONNECTION_OK ? std::atoi(PQport(c)) : 0;
+  PQfinish(c);
+  return port;
+}
+
+// Whether `ids` are all stored, or none of them; fails the test if some are.
+enum class Found { kAll, kNone };
+Found AllOrNone(Store* store, int count) {
+  int found = 0;
+  for (int i = 0; i < count; ++i) {
+    if (store->GetTask("default", "c" + std::to_string(i)).ok()) ++found;
+  }
+  EXPECT_TRUE(found == 0 || found == count) << found << " of " << count << " tasks of one batch";
+  return found == count ? Found::kAll : Found::kNone;
+}
+
+void CutDuringCommit(const std::string& conninfo, CommitCutProxy::Cut cut, Found expected) {
+  const int port = PortOf(conninfo);
+  ASSERT_NE(port, 0);
+  CommitCutProxy proxy(port);
+  const std::string via = conninfo + " host=127.0.0.1 port=" + std::to_string(proxy.port());
+  auto opened = OpenPostgresStore(PostgresOptions{via});
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  std::unique_ptr<Store> store = std::move(*opened);
+  proxy.set_cut(cut);
+  std::vector<Mutation> batch;
+  constexpr int kTasks = 50;
+  for (int i = 0; i < kTasks; ++i) {
+    batch.push_back(mutation::PutTask{NewTask("c" + std::to_string(i), static_cast<std::uint64_t>(i + 1))});
+  }
+  Status s = store->Commit(batch);
+  EXPECT_TRUE(proxy.cut_happened());
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_EQ(store->health().code(), StatusCode::kUnavailable);
+  store.reset();
+  // What a restart reads: the batch whole, or nothing of it. The cut
+  // session's backend may still be finishing its COMMIT: wait for it.
+  auto fresh = OpenPostgresStore(PostgresOptions{conninfo});
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  Found found = AllOrNone(fresh->get(), kTasks);
+  while (found != expected && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    found = AllOrNone(fresh->get(), kTasks);
+  }
+  EXPECT_EQ(found, expected);
+}
+
+TEST_F(PostgresStoreTest, AConnectionCutBeforeCommitBreaksTheStoreAndCommitsNothing) {
+  CutDuringCommit(conninfo_, CommitCutProxy::Cut::kBeforeCommit, Found::kNone);
+}
+
+TEST_F(PostgresStoreTest, AConnectionCutAfterCommitWasSentBreaksTheStoreAndTheBatchIsWhole) {
+  CutDuringCommit(conninfo_, CommitCutProxy::Cut::kAfterCommit, Found::kAll);
+}
+
+TEST_F(PostgresStoreTest, AStatementTimeoutBreaksTheStoreAndCommitsNothing) {
+  // Another session holds a lock that lets reads through but not the
+  // batch's write of the marks; the store's session has
+  // a 200 ms statement timeout (from its connection string).
+  PGconn* holder = PQconnectdb(conninfo_.c_str());
+  ASSERT_NE(Open(), nullptr);  // the schema
+  auto opened = OpenPostgresStore(PostgresOptions{conninfo_ + " options='-c statement_timeout=200'"});
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  PQclear(PQexec(holder, "BEGIN; LOCK TABLE marks IN EXCLUSIVE MODE"));
+  std::vector<Mutation> batch = {mutation::PutTask{NewTask("x", 1)}};
+  Status s = (*opened)->Commit(batch);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_NE(s.message().find("57014"), std::string::npos) << s.ToString();  // query_canceled
+  PQclear(PQexec(holder, "ROLLBACK"));
+  PQfinish(holder);
+  EXPECT_EQ((*opened)->GetTask("default", "x").status().code(), StatusCode::kNotFound);
 }
 
 TEST(PostgresLocationTest, DescriptionNamesHostAndDatabaseButNeverThePassword) {
