@@ -680,6 +680,23 @@ class Api {
            s.disk_full ? 1 : 0);
     metric("dray_disk_free_bytes", "gauge", "Free space where the data lives, at the last check.",
            s.disk_free_bytes);
+    metric("dray_store_round_trips_total", "counter",
+           "Requests to the database server answered (0 on SQLite, which is in-process).",
+           s.store_round_trips);
+    // Store::Commit's time per batch, as a Prometheus histogram.
+    text += "# HELP dray_store_commit_seconds Time the store took to commit a batch.\n"
+            "# TYPE dray_store_commit_seconds histogram\n";
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < s.commits.commit_seconds.size(); ++i) {
+      cumulative += s.commits.commit_seconds[i];
+      text += "dray_store_commit_seconds_bucket{le=\"" +
+              (i < kCommitSecondsBounds.size() ? JsonText(json::value(kCommitSecondsBounds[i]))
+                                               : std::string("+Inf")) +
+              "\"} " + std::to_string(cumulative) + "\n";
+    }
+    text += "dray_store_commit_seconds_sum " +
+            JsonText(json::value(static_cast<double>(s.commits.commit_ns) / 1e9)) + "\n";
+    text += "dray_store_commit_seconds_count " + std::to_string(cumulative) + "\n";
     HttpResponse r;
     r.status = 200;
     r.body = std::move(text);

@@ -201,6 +201,7 @@ ServiceStats TaskService::stats() const {
   s.commits = pipeline_.stats();
   s.commit_backlog = pipeline_.queued_mutations();
   s.refused_overload = refused_overload_.load(std::memory_order_relaxed);
+  s.store_round_trips = store_->round_trips();
   if (disk_) {
     s.disk_full = disk_->full();
     s.disk_free_bytes = disk_->free_bytes();

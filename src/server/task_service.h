@@ -73,6 +73,7 @@ struct ServiceStats {
   std::uint64_t refused_overload = 0;   // submits refused with 429 for the backlog
   bool disk_full = false;               // the disk guard refuses submits
   std::uint64_t disk_free_bytes = 0;    // as the guard last saw it
+  std::uint64_t store_round_trips = 0;  // Store::round_trips()
 };
 
 class TaskService {

@@ -1,5 +1,6 @@
 #include "store/commit_pipeline.h"
 
+#include <chrono>
 #include <utility>
 
 namespace dray {
@@ -90,9 +91,19 @@ void CommitPipeline::CommitBatch(std::vector<Entry>* batch) {
   // A batch of barriers alone needs no transaction: every earlier batch has
   // already returned from Commit(). It still reports a broken store.
   if (!mutations.empty() && options_.before_commit) options_.before_commit();
+  const auto started = std::chrono::steady_clock::now();
   Status s = mutations.empty() ? store_->health() : store_->Commit(mutations);
+  const auto took = std::chrono::steady_clock::now() - started;
   {
     MutexLock lock(&mu_);
+    if (!mutations.empty()) {
+      const double seconds = std::chrono::duration<double>(took).count();
+      std::size_t bucket = 0;
+      while (bucket < kCommitSecondsBounds.size() && seconds > kCommitSecondsBounds[bucket]) ++bucket;
+      ++stats_.commit_seconds[bucket];
+      stats_.commit_ns += static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
+    }
     stats_.batches += mutations.empty() ? 0 : 1;
     stats_.entries += batch->size();
     stats_.mutations += mutations.size();

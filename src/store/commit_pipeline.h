@@ -16,6 +16,7 @@
 // the store is then broken, so later batches fail too.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -44,11 +45,20 @@ struct CommitOptions {
   std::function<void()> before_commit;
 };
 
+// Upper bounds, in seconds, of the buckets of the commit-time histogram
+// (the last bucket, past them, is +Inf).
+inline constexpr std::array<double, 13> kCommitSecondsBounds = {
+    0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+
 struct CommitStats {
   std::uint64_t batches = 0;
   std::uint64_t entries = 0;
   std::uint64_t mutations = 0;
   std::uint64_t failures = 0;
+  // How long Store::Commit took, per batch with mutations: the count in
+  // each bucket of kCommitSecondsBounds (not cumulative), and the sum.
+  std::array<std::uint64_t, kCommitSecondsBounds.size() + 1> commit_seconds{};
+  std::uint64_t commit_ns = 0;
 };
 
 class CommitPipeline {

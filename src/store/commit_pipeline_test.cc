@@ -163,7 +163,13 @@ TEST(CommitPipelineTest, CommitsInSubmitOrderAndGroupsWaitingEntries) {
   ASSERT_EQ(order.size(), 101u);
   EXPECT_EQ(order[0], "first");
   for (int i = 0; i < 100; ++i) EXPECT_EQ(order[static_cast<std::size_t>(i + 1)], "e" + std::to_string(i));
-  EXPECT_EQ(pipeline.stats().batches, 2u);
+  CommitStats stats = pipeline.stats();
+  EXPECT_EQ(stats.batches, 2u);
+  // Each batch's commit time is in exactly one bucket of the histogram.
+  std::uint64_t timed = 0;
+  for (std::uint64_t n : stats.commit_seconds) timed += n;
+  EXPECT_EQ(timed, 2u);
+  EXPECT_GT(stats.commit_ns, 0u);
 }
 
 TEST(CommitPipelineTest, ManyConcurrentWritersAreEachAcknowledgedOnce) {

@@ -141,6 +141,11 @@ class Store {
   // Whether an event was created before `cutoff` (retention has work).
   virtual StatusOr<bool> HasEventsBefore(TimeMs cutoff) = 0;
   virtual StatusOr<std::vector<Trigger>> LoadTriggers() = 0;
+
+  // Requests sent to a database server and answered, since the store was
+  // opened (each pipeline sync, each query and FETCH): 0 for an embedded
+  // store. /metrics shows it as dray_store_round_trips_total.
+  virtual std::uint64_t round_trips() const { return 0; }
 };
 
 }  // namespace dray

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <cstring>
 #include <limits>
@@ -349,8 +350,10 @@ class PostgresStore final : public Store {
                           fn) override;
   StatusOr<bool> HasEventsBefore(TimeMs cutoff) override;
   StatusOr<std::vector<Trigger>> LoadTriggers() override;
+  std::uint64_t round_trips() const override { return round_trips_.load(std::memory_order_relaxed); }
 
  private:
+  void CountTrip(std::uint64_t n = 1) { round_trips_.fetch_add(n, std::memory_order_relaxed); }
   StatusOr<Conn> Connect(const char* role);
   Status Migrate(PGconn* c);
   Status CommitLocked(std::span<const Mutation> mutations, const StoreMarks& marks,
@@ -390,6 +393,7 @@ class PostgresStore final : public Store {
 
   mutable Mutex hmu_;
   Status broken_ DRAY_GUARDED_BY(hmu_);
+  std::atomic<std::uint64_t> round_trips_{0};
 };
 
 StatusOr<Conn> PostgresStore::Connect(const char* role) {
@@ -732,6 +736,7 @@ Status PostgresStore::CommitLocked(std::span<const Mutation> mutations, const St
     }
     sent.push_back(what);
     if (++unread >= kPipelineWindow) {
+      CountTrip();
       if (PQsendFlushRequest(c) != 1 || PQflush(c) != 0) {
         lost = true;
         if (first_error.ok()) first_error = Unavailable("flushing failed: " + ConnError(c));
@@ -753,6 +758,7 @@ Status PostgresStore::CommitLocked(std::span<const Mutation> mutations, const St
     send(SendPrepared(c, "put_marks", &p), {kNone, false});
   }
   if (!lost) {
+    CountTrip();
     if (PQpipelineSync(c) != 1) {
       lost = true;
       first_error = Unavailable("sync failed: " + ConnError(c));
@@ -776,6 +782,7 @@ Status PostgresStore::CommitLocked(std::span<const Mutation> mutations, const St
   // Until this answers, whether the batch is durable is unknown; a lost
   // connection here breaks the store (as a failed fsync does on SQLite),
   // and the state is read back from the database at the next start.
+  CountTrip();
   Result r(PQexec(c, "COMMIT"));
   if (PQresultStatus(r.get()) != PGRES_COMMAND_OK || std::strcmp(PQcmdStatus(r.get()), "COMMIT") != 0) {
     return Unavailable("COMMIT failed, the batch may or may not be durable: " +
@@ -805,6 +812,7 @@ StatusOr<Result> PostgresStore::QueryOnce(const char* what, const std::string& n
     }
     prepared_.push_back(name);
   }
+  CountTrip();
   Result r(PQexecPrepared(c, name.c_str(), p->size(), p->values(), nullptr, nullptr, 0));
   if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
     return Unavailable(std::string(what) + " failed: " + ResultError(r.get()));
@@ -828,6 +836,7 @@ Status PostgresStore::ScanOnce(const char* what, const std::string& sql, Params*
   DRAY_RETURN_IF_ERROR(EnsureReaderLocked());
   PGconn* c = reader_.get();
   auto command = [&](const char* text, Params* params) -> StatusOr<Result> {
+    CountTrip();
     Result r(params ? PQexecParams(c, text, params->size(), nullptr, params->values(), nullptr,
                                    nullptr, 0)
                     : PQexec(c, text));
