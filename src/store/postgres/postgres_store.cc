@@ -15,6 +15,7 @@
 #include "store/columns.h"
 #include "store/documents.h"
 #include "store/postgres/migrations.h"
+#include "store/scan_handoff.h"
 
 namespace dray {
 namespace {
@@ -116,23 +117,146 @@ std::int64_t IntCell(const PGresult* r, int row, int col, Status* status) {
 }
 bool BoolCell(const PGresult* r, int row, int col) { return CellView(r, row, col) == "t"; }
 
+// One row's cells, wherever they come from: a query's result (text) or a
+// binary COPY. Columns are NOT NULL, so a NULL is never expected.
+class Row {
+ public:
+  virtual ~Row() = default;
+  virtual std::string_view Text(int col) const = 0;
+  // Sets *status (if still OK) when the cell is not an integer.
+  virtual std::int64_t Int(int col, Status* status) const = 0;
+  virtual bool Bool(int col) const = 0;
+};
+
+class ResultRow final : public Row {
+ public:
+  ResultRow(const PGresult* r, int row) : r_(r), row_(row) {}
+  std::string_view Text(int col) const override { return CellView(r_, row_, col); }
+  std::int64_t Int(int col, Status* status) const override { return IntCell(r_, row_, col, status); }
+  bool Bool(int col) const override { return BoolCell(r_, row_, col); }
+
+ private:
+  const PGresult* r_;
+  int row_;
+};
+
+// A tuple of a binary COPY: each cell its bytes, integers big-endian in
+// 2, 4 or 8 bytes, booleans one byte.
+class CopyRow final : public Row {
+ public:
+  std::array<std::string_view, kColumnCount> cells;
+  std::string_view Text(int col) const override { return cells[static_cast<std::size_t>(col)]; }
+  std::int64_t Int(int col, Status* status) const override {
+    std::string_view v = cells[static_cast<std::size_t>(col)];
+    if (v.size() != 2 && v.size() != 4 && v.size() != 8) {
+      if (status->ok()) *status = DataLoss("column " + std::to_string(col) + " is not an integer");
+      return 0;
+    }
+    std::uint64_t u = 0;
+    for (char ch : v) u = (u << 8) | static_cast<unsigned char>(ch);
+    const unsigned bits = static_cast<unsigned>(v.size()) * 8;
+    if (bits < 64 && (u >> (bits - 1)) != 0) u |= ~std::uint64_t{0} << bits;  // sign
+    return static_cast<std::int64_t>(u);
+  }
+  bool Bool(int col) const override {
+    std::string_view v = cells[static_cast<std::size_t>(col)];
+    return !v.empty() && v[0] != 0;
+  }
+};
+
+// Reads PostgreSQL's binary COPY format (its documentation, "COPY", "Binary
+// Format") from chunks in any split: the header, then task rows until the
+// trailer.
+class BinaryCopyParser {
+ public:
+  Status Feed(std::string_view chunk, const std::function<Status(const CopyRow&)>& on_row) {
+    buf_.append(chunk);
+    std::size_t pos = 0;
+    Status st = Parse(&pos, on_row);
+    buf_.erase(0, pos);
+    return st;
+  }
+  bool finished() const { return trailer_; }
+
+ private:
+  static std::uint32_t Be32(const char* p) {
+    return (std::uint32_t{static_cast<unsigned char>(p[0])} << 24) |
+           (std::uint32_t{static_cast<unsigned char>(p[1])} << 16) |
+           (std::uint32_t{static_cast<unsigned char>(p[2])} << 8) | static_cast<unsigned char>(p[3]);
+  }
+  Status Parse(std::size_t* pos, const std::function<Status(const CopyRow&)>& on_row) {
+    static constexpr std::string_view kSignature("PGCOPY\n\377\r\n\0", 11);
+    const char* d = buf_.data();
+    const std::size_t n = buf_.size();
+    if (!header_) {
+      if (n < 19) return Status::Ok();
+      if (std::string_view(d, 11) != kSignature) return DataLoss("not a binary COPY stream");
+      const std::size_t extension = Be32(d + 15);
+      if (n < 19 + extension) return Status::Ok();
+      *pos = 19 + extension;
+      header_ = true;
+    }
+    CopyRow row;
+    while (!trailer_ && n - *pos >= 2) {
+      std::size_t p = *pos;
+      const auto fields = static_cast<std::int16_t>((static_cast<unsigned char>(d[p]) << 8) |
+                                                    static_cast<unsigned char>(d[p + 1]));
+      p += 2;
+      if (fields == -1) {
+        trailer_ = true;
+        *pos = p;
+        break;
+      }
+      if (fields != kColumnCount) {
+        return DataLoss("a COPY row of " + std::to_string(fields) + " columns, not " +
+                        std::to_string(kColumnCount));
+      }
+      bool complete = true;
+      for (int i = 0; i < kColumnCount; ++i) {
+        if (n - p < 4) {
+          complete = false;
+          break;
+        }
+        const std::uint32_t len = Be32(d + p);
+        p += 4;
+        if (len == 0xffffffffu) return DataLoss("a NULL in column " + std::to_string(i));
+        if (n - p < len) {
+          complete = false;
+          break;
+        }
+        row.cells[static_cast<std::size_t>(i)] = std::string_view(d + p, len);
+        p += len;
+      }
+      if (!complete) break;  // the rest comes with the next chunk
+      DRAY_RETURN_IF_ERROR(on_row(row));
+      *pos = p;
+    }
+    return Status::Ok();
+  }
+
+  std::string buf_;
+  bool header_ = false;
+  bool trailer_ = false;
+};
+
 // A task row selected with kColumns (store/columns.h). Keeps the last
 // backoff document it decoded, as the SQLite store's reader does: a scan
 // meets the same few values over and over.
 class TaskReader {
  public:
-  StatusOr<Task> Read(const PGresult* r, int row) {
+  StatusOr<Task> Read(const PGresult* r, int row) { return Read(ResultRow(r, row)); }
+  StatusOr<Task> Read(const Row& row) {
     Status st;
     Task t;
-    t.ns = Cell(r, row, 0);
-    t.id = Cell(r, row, 1);
-    t.queue = Cell(r, row, 2);
-    t.type = Cell(r, row, 3);
-    t.payload = Cell(r, row, 4);
-    t.priority = static_cast<int>(IntCell(r, row, 5, &st));
-    t.run_at = IntCell(r, row, 6, &st);
-    t.max_attempts = static_cast<int>(IntCell(r, row, 7, &st));
-    std::string_view backoff = CellView(r, row, 8);
+    t.ns = row.Text(0);
+    t.id = row.Text(1);
+    t.queue = row.Text(2);
+    t.type = row.Text(3);
+    t.payload = row.Text(4);
+    t.priority = static_cast<int>(row.Int(5, &st));
+    t.run_at = row.Int(6, &st);
+    t.max_attempts = static_cast<int>(row.Int(7, &st));
+    const std::string_view backoff = row.Text(8);
     if (st.ok()) {
       if (have_backoff_ && backoff == backoff_text_) {
         t.backoff = backoff_;
@@ -143,30 +267,30 @@ class TaskReader {
         have_backoff_ = st.ok();
       }
     }
-    t.timeout_ms = IntCell(r, row, 9, &st);
-    t.lease_ms = IntCell(r, row, 10, &st);
-    t.key = Cell(r, row, 11);
-    if (st.ok() && CellView(r, row, 12) != "{}") st = ReadLabelsDocument(CellView(r, row, 12), &t.labels);
-    const std::int64_t state = IntCell(r, row, 13, &st);
+    t.timeout_ms = row.Int(9, &st);
+    t.lease_ms = row.Int(10, &st);
+    t.key = row.Text(11);
+    if (st.ok() && row.Text(12) != "{}") st = ReadLabelsDocument(row.Text(12), &t.labels);
+    const std::int64_t state = row.Int(13, &st);
     if (st.ok() && (state < static_cast<int>(TaskState::kScheduled) ||
                     state > static_cast<int>(TaskState::kCancelled))) {
       st = DataLoss("unknown state " + std::to_string(state));
     }
     t.state = static_cast<TaskState>(state);
-    t.attempts = static_cast<int>(IntCell(r, row, 14, &st));
-    t.result = Cell(r, row, 15);
-    t.error = Cell(r, row, 16);
-    t.created_at = IntCell(r, row, 17, &st);
-    t.updated_at = IntCell(r, row, 18, &st);
-    t.finished_at = IntCell(r, row, 19, &st);
-    t.lease_token = static_cast<std::uint64_t>(IntCell(r, row, 20, &st));
-    t.lease_expires_at = IntCell(r, row, 21, &st);
-    t.worker = Cell(r, row, 22);
-    t.cancel_requested = BoolCell(r, row, 23);
-    t.seq = static_cast<std::uint64_t>(IntCell(r, row, 24, &st));
-    if (st.ok() && CellView(r, row, 25) != "[]") st = ReadHistoryDocument(CellView(r, row, 25), &t.history);
-    if (st.ok() && PQgetlength(r, row, 26) > 0) st = ReadFlowDocument(CellView(r, row, 26), &t);
-    t.workflow = Cell(r, row, 27);
+    t.attempts = static_cast<int>(row.Int(14, &st));
+    t.result = row.Text(15);
+    t.error = row.Text(16);
+    t.created_at = row.Int(17, &st);
+    t.updated_at = row.Int(18, &st);
+    t.finished_at = row.Int(19, &st);
+    t.lease_token = static_cast<std::uint64_t>(row.Int(20, &st));
+    t.lease_expires_at = row.Int(21, &st);
+    t.worker = row.Text(22);
+    t.cancel_requested = row.Bool(23);
+    t.seq = static_cast<std::uint64_t>(row.Int(24, &st));
+    if (st.ok() && row.Text(25) != "[]") st = ReadHistoryDocument(row.Text(25), &t.history);
+    if (st.ok() && !row.Text(26).empty()) st = ReadFlowDocument(row.Text(26), &t);
+    t.workflow = row.Text(27);
     if (!st.ok()) return DataLoss("task '" + t.id + "' in namespace '" + t.ns + "': " + st.message());
     return t;
   }
@@ -378,6 +502,7 @@ class PostgresStore final : public Store {
   Status ScanOnce(const char* what, const std::string& sql, Params* p,
                   const std::function<Status(const PGresult*)>& fn) DRAY_REQUIRES(rmu_);
   Status EnsureReaderLocked() DRAY_REQUIRES(rmu_);
+  Status CopyLiveTasks(const std::function<void(Task&&)>& fn) DRAY_REQUIRES(rmu_);
 
   std::string conninfo_;
   std::string where_;  // host and database, for messages (never the password)
@@ -923,21 +1048,69 @@ StatusOr<TaskPage> PostgresStore::ListTasks(const TaskQuery& q) {
   return page;
 }
 
+// A binary COPY of the live rows, one statement (so one snapshot), decoded
+// on a second thread while this one hands tasks to the engine
+// (store/scan_handoff.h). Rows arrive as PostgreSQL makes them: text
+// through a cursor was three times slower, most of it the server's output
+// functions and libpq's result sets.
 Status PostgresStore::ScanLiveTasks(const std::function<void(Task&&)>& fn) {
   MutexLock lock(&rmu_);
-  Params none;
-  TaskReader reader;
-  return Scan("scanning live tasks",
-              std::string("SELECT ") + kColumns + " FROM tasks WHERE state < 5", &none,
-              [&](const PGresult* r) -> Status {
-                const int rows = PQntuples(r);
-                for (int i = 0; i < rows; ++i) {
-                  auto t = reader.Read(r, i);
-                  if (!t.ok()) return t.status();
-                  fn(std::move(*t));
-                }
-                return Status::Ok();
-              });
+  bool called = false;
+  auto counting = [&](Task&& t) {
+    called = true;
+    fn(std::move(t));
+  };
+  Status s = CopyLiveTasks(counting);
+  // Again on a new session only if the lost one had handed nothing over.
+  if (!s.ok() && !called && reader_ && PQstatus(reader_.get()) == CONNECTION_BAD) {
+    s = CopyLiveTasks(counting);
+  }
+  return s;
+}
+
+Status PostgresStore::CopyLiveTasks(const std::function<void(Task&&)>& fn) {
+  DRAY_RETURN_IF_ERROR(EnsureReaderLocked());
+  PGconn* c = reader_.get();
+  CountTrip();
+  const std::string sql = std::string("COPY (SELECT ") + kColumns +
+                          " FROM tasks WHERE state < 5) TO STDOUT (FORMAT binary)";
+  Result started(PQexec(c, sql.c_str()));
+  if (PQresultStatus(started.get()) != PGRES_COPY_OUT) {
+    return Unavailable("scanning live tasks failed: " + ResultError(started.get()));
+  }
+  return ScanOnTwoThreads(
+      [c](TaskBatchSink& sink) -> Status {
+        TaskReader reader;
+        BinaryCopyParser parser;
+        Status st;
+        auto on_row = [&](const Row& row) -> Status {
+          auto t = reader.Read(row);
+          if (!t.ok()) return t.status();
+          sink.Add(std::move(*t));
+          return Status::Ok();
+        };
+        for (;;) {
+          char* chunk = nullptr;
+          const int n = PQgetCopyData(c, &chunk, 0);
+          if (n == -1) break;  // the COPY is over
+          if (n < 0) {
+            if (st.ok()) st = Unavailable("scanning live tasks failed: " + ConnError(c));
+            break;
+          }
+          // After an error, read on to the end, so the session stays usable.
+          if (st.ok()) st = parser.Feed(std::string_view(chunk, static_cast<std::size_t>(n)), on_row);
+          PQfreemem(chunk);
+        }
+        while (PGresult* end = PQgetResult(c)) {
+          if (PQresultStatus(end) != PGRES_COMMAND_OK && st.ok()) {
+            st = Unavailable("scanning live tasks failed: " + ResultError(end));
+          }
+          PQclear(end);
+        }
+        if (st.ok() && !parser.finished()) st = DataLoss("the COPY of live tasks ended early");
+        return st;
+      },
+      fn);
 }
 
 Status PostgresStore::ScanKeys(TimeMs since,

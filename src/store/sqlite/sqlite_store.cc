@@ -4,16 +4,13 @@
 
 #include <algorithm>
 #include <array>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <limits>
-#include <mutex>
 #include <optional>
-#include <thread>
 
 #include "store/documents.h"
+#include "store/scan_handoff.h"
 #include "core/mutex.h"
 #include "store/sqlite/migrations.h"
 #include "store/sqlite/statements.h"
@@ -835,68 +832,26 @@ StatusOr<TaskPage> SqliteStore::ListTasks(const TaskQuery& q) {
   return page;
 }
 
-// Two threads: one steps the statement and decodes rows into batches of
-// tasks, this one hands each batch to `fn` (which must run here: the caller
-// holds its own lock around it). Decoding and the caller's work on a task
-// cost about the same, so recovery takes about half as long on two cores.
+// Rows are decoded on a second thread (store/scan_handoff.h).
 Status SqliteStore::ScanLiveTasks(const std::function<void(Task&&)>& fn) {
   MutexLock lock(&rmu_);
-  constexpr std::size_t kBatch = 1024;
-  constexpr std::size_t kMaxBatchesAhead = 4;
-  struct Handoff {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::deque<std::vector<Task>> batches;
-    bool done = false;
-    Status status;
-  } h;
   sqlite3_stmt* st = scan_live_.get();
   sqlite3* db = reader_;
-  std::thread decoder([&h, st, db] {
-    TaskReader reader;
-    std::vector<Task> batch;
-    Status status;
-    auto publish = [&](bool last) {
-      std::unique_lock<std::mutex> l(h.mu);
-      h.cv.wait(l, [&] { return h.batches.size() < kMaxBatchesAhead; });
-      if (!batch.empty()) h.batches.push_back(std::move(batch));
-      batch.clear();
-      if (last) {
-        h.done = true;
-        h.status = status;
-      }
-      h.cv.notify_all();
-    };
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-      auto t = reader.Read(st);
-      if (!t.ok()) {
-        status = t.status();
-        break;
-      }
-      batch.push_back(std::move(*t));
-      if (batch.size() == kBatch) publish(false);
-    }
-    if (status.ok() && rc != SQLITE_DONE) {
-      status = Unavailable("scanning live tasks failed: " + SqliteError(db));
-    }
-    publish(true);
-  });
-  for (;;) {
-    std::vector<Task> batch;
-    {
-      std::unique_lock<std::mutex> l(h.mu);
-      h.cv.wait(l, [&] { return !h.batches.empty() || h.done; });
-      if (h.batches.empty()) break;
-      batch = std::move(h.batches.front());
-      h.batches.pop_front();
-      h.cv.notify_all();
-    }
-    for (Task& t : batch) fn(std::move(t));
-  }
-  decoder.join();
+  Status s = ScanOnTwoThreads(
+      [st, db](TaskBatchSink& sink) -> Status {
+        TaskReader reader;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+          auto t = reader.Read(st);
+          if (!t.ok()) return t.status();
+          sink.Add(std::move(*t));
+        }
+        if (rc != SQLITE_DONE) return Unavailable("scanning live tasks failed: " + SqliteError(db));
+        return Status::Ok();
+      },
+      fn);
   sqlite3_reset(st);
-  return h.status;
+  return s;
 }
 
 Status SqliteStore::ScanKeys(TimeMs since,
