@@ -14,6 +14,7 @@
 #include "core/mutex.h"
 #include "store/columns.h"
 #include "store/documents.h"
+#include "store/postgres/binary_copy.h"
 #include "store/postgres/migrations.h"
 #include "store/scan_handoff.h"
 
@@ -117,17 +118,6 @@ std::int64_t IntCell(const PGresult* r, int row, int col, Status* status) {
 }
 bool BoolCell(const PGresult* r, int row, int col) { return CellView(r, row, col) == "t"; }
 
-// One row's cells, wherever they come from: a query's result (text) or a
-// binary COPY. Columns are NOT NULL, so a NULL is never expected.
-class Row {
- public:
-  virtual ~Row() = default;
-  virtual std::string_view Text(int col) const = 0;
-  // Sets *status (if still OK) when the cell is not an integer.
-  virtual std::int64_t Int(int col, Status* status) const = 0;
-  virtual bool Bool(int col) const = 0;
-};
-
 class ResultRow final : public Row {
  public:
   ResultRow(const PGresult* r, int row) : r_(r), row_(row) {}
@@ -138,105 +128,6 @@ class ResultRow final : public Row {
  private:
   const PGresult* r_;
   int row_;
-};
-
-// A tuple of a binary COPY: each cell its bytes, integers big-endian in
-// 2, 4 or 8 bytes, booleans one byte.
-class CopyRow final : public Row {
- public:
-  std::array<std::string_view, kColumnCount> cells;
-  std::string_view Text(int col) const override { return cells[static_cast<std::size_t>(col)]; }
-  std::int64_t Int(int col, Status* status) const override {
-    std::string_view v = cells[static_cast<std::size_t>(col)];
-    if (v.size() != 2 && v.size() != 4 && v.size() != 8) {
-      if (status->ok()) *status = DataLoss("column " + std::to_string(col) + " is not an integer");
-      return 0;
-    }
-    std::uint64_t u = 0;
-    for (char ch : v) u = (u << 8) | static_cast<unsigned char>(ch);
-    const unsigned bits = static_cast<unsigned>(v.size()) * 8;
-    if (bits < 64 && (u >> (bits - 1)) != 0) u |= ~std::uint64_t{0} << bits;  // sign
-    return static_cast<std::int64_t>(u);
-  }
-  bool Bool(int col) const override {
-    std::string_view v = cells[static_cast<std::size_t>(col)];
-    return !v.empty() && v[0] != 0;
-  }
-};
-
-// Reads PostgreSQL's binary COPY format (its documentation, "COPY", "Binary
-// Format") from chunks in any split: the header, then task rows until the
-// trailer.
-class BinaryCopyParser {
- public:
-  Status Feed(std::string_view chunk, const std::function<Status(const CopyRow&)>& on_row) {
-    buf_.append(chunk);
-    std::size_t pos = 0;
-    Status st = Parse(&pos, on_row);
-    buf_.erase(0, pos);
-    return st;
-  }
-  bool finished() const { return trailer_; }
-
- private:
-  static std::uint32_t Be32(const char* p) {
-    return (std::uint32_t{static_cast<unsigned char>(p[0])} << 24) |
-           (std::uint32_t{static_cast<unsigned char>(p[1])} << 16) |
-           (std::uint32_t{static_cast<unsigned char>(p[2])} << 8) | static_cast<unsigned char>(p[3]);
-  }
-  Status Parse(std::size_t* pos, const std::function<Status(const CopyRow&)>& on_row) {
-    static constexpr std::string_view kSignature("PGCOPY\n\377\r\n\0", 11);
-    const char* d = buf_.data();
-    const std::size_t n = buf_.size();
-    if (!header_) {
-      if (n < 19) return Status::Ok();
-      if (std::string_view(d, 11) != kSignature) return DataLoss("not a binary COPY stream");
-      const std::size_t extension = Be32(d + 15);
-      if (n < 19 + extension) return Status::Ok();
-      *pos = 19 + extension;
-      header_ = true;
-    }
-    CopyRow row;
-    while (!trailer_ && n - *pos >= 2) {
-      std::size_t p = *pos;
-      const auto fields = static_cast<std::int16_t>((static_cast<unsigned char>(d[p]) << 8) |
-                                                    static_cast<unsigned char>(d[p + 1]));
-      p += 2;
-      if (fields == -1) {
-        trailer_ = true;
-        *pos = p;
-        break;
-      }
-      if (fields != kColumnCount) {
-        return DataLoss("a COPY row of " + std::to_string(fields) + " columns, not " +
-                        std::to_string(kColumnCount));
-      }
-      bool complete = true;
-      for (int i = 0; i < kColumnCount; ++i) {
-        if (n - p < 4) {
-          complete = false;
-          break;
-        }
-        const std::uint32_t len = Be32(d + p);
-        p += 4;
-        if (len == 0xffffffffu) return DataLoss("a NULL in column " + std::to_string(i));
-        if (n - p < len) {
-          complete = false;
-          break;
-        }
-        row.cells[static_cast<std::size_t>(i)] = std::string_view(d + p, len);
-        p += len;
-      }
-      if (!complete) break;  // the rest comes with the next chunk
-      DRAY_RETURN_IF_ERROR(on_row(row));
-      *pos = p;
-    }
-    return Status::Ok();
-  }
-
-  std::string buf_;
-  bool header_ = false;
-  bool trailer_ = false;
 };
 
 // A task row selected with kColumns (store/columns.h). Keeps the last
