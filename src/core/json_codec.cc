@@ -1338,4 +1338,59 @@ json::object EncodeWorker(const WorkerInfo& w) {
           {"reserved_for", w.reserved_for.empty() ? json::value(nullptr) : json::value(w.reserved_for)}};
 }
 
+WorkerInfo DecodeWorker(const json::object& o) {
+  WorkerInfo w;
+  w.spec.id = JsonString(o, "id");
+  w.spec.ns = JsonString(o, "namespace");
+  if (const json::value* c = o.if_contains("capacity"); c && c->is_object()) {
+    for (const auto& [k, v] : c->get_object()) {
+      if (v.is_int64()) w.spec.capacity[std::string(k)] = v.get_int64();
+    }
+  }
+  if (const json::value* l = o.if_contains("labels"); l && l->is_object()) {
+    for (const auto& [k, v] : l->get_object()) {
+      if (v.is_string()) w.spec.labels[std::string(k)] = std::string(v.get_string());
+    }
+  }
+  auto strings = [&](std::string_view key, std::vector<std::string>* into) {
+    if (const json::value* a = o.if_contains(key); a && a->is_array()) {
+      for (const json::value& v : a->get_array()) {
+        if (v.is_string()) into->emplace_back(v.get_string());
+      }
+    }
+  };
+  strings("gpu_devices", &w.spec.gpu_devices);
+  strings("queues", &w.spec.queues);
+  strings("running", &w.running);
+  strings("gpu_devices_in_use", &w.gpu_devices_in_use);
+  if (const json::value* u = o.if_contains("in_use"); u && u->is_object()) {
+    for (const auto& [k, v] : u->get_object()) {
+      if (v.is_int64()) w.in_use[std::string(k)] = v.get_int64();
+    }
+  }
+  w.reserved_for = JsonString(o, "reserved_for");
+  w.registered_at = Time(o, "registered_at");
+  w.last_seen = Time(o, "last_seen");
+  return w;
+}
+
+// ---------------------------------------------------------------- workflows
+
+Workflow DecodeWorkflow(const json::object& o) {
+  Workflow w;
+  w.id = JsonString(o, "id");
+  w.ns = JsonString(o, "namespace");
+  w.name = JsonString(o, "name");
+  w.state = ParseWorkflowState(JsonString(o, "state")).value_or(WorkflowState::kRunning);
+  w.on_failure = ParseDepFailure(JsonString(o, "on_failure")).value_or(DepFailure::kCancel);
+  w.tasks = static_cast<std::int32_t>(JsonInt(o, "task_count"));
+  if (const json::value* c = o.if_contains("cancel_requested"); c && c->is_bool()) {
+    w.cancel_requested = c->get_bool();
+  }
+  w.created_at = Time(o, "created_at");
+  w.updated_at = Time(o, "updated_at");
+  w.finished_at = Time(o, "finished_at");
+  return w;
+}
+
 }  // namespace dray
