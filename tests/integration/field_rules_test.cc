@@ -38,7 +38,8 @@ class FieldRulesTest : public ::testing::Test {
     HttpResult l =
         Call("POST", "/v1/leases", R"({"worker":"w","queues":[")" + queue + R"("]})");
     EXPECT_EQ(l.status, 200) << l.body;
-    const json::object& t = l.json().at("tasks").at(0).as_object();
+    const json::value body = l.json();
+    const json::object& t = body.at("tasks").at(0).as_object();
     return {std::string(t.at("id").as_string()),
             std::string(t.at("lease").at("token").as_string())};
   }
