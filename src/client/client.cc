@@ -97,27 +97,6 @@ StatusOr<Task> TaskFrom(const StatusOr<std::string>& body) {
   return Decode<Task>(body, [](const json::value& v) { return DecodeTask(v); });
 }
 
-Workflow DecodeWorkflow(const json::object& o) {
-  Workflow w;
-  w.id = JsonString(o, "id");
-  w.ns = JsonString(o, "namespace");
-  w.name = JsonString(o, "name");
-  w.state = ParseWorkflowState(JsonString(o, "state")).value_or(WorkflowState::kRunning);
-  w.on_failure = ParseDepFailure(JsonString(o, "on_failure")).value_or(DepFailure::kCancel);
-  w.tasks = static_cast<std::int32_t>(JsonInt(o, "task_count"));
-  if (const json::value* c = o.if_contains("cancel_requested"); c && c->is_bool()) {
-    w.cancel_requested = c->get_bool();
-  }
-  auto time = [&](std::string_view k) -> TimeMs {
-    const json::value* v = o.if_contains(k);
-    return v && v->is_string() ? ParseRfc3339(v->get_string()).value_or(0) : 0;
-  };
-  w.created_at = time("created_at");
-  w.updated_at = time("updated_at");
-  w.finished_at = time("finished_at");
-  return w;
-}
-
 StatusOr<WorkflowInfo> DecodeWorkflowInfo(const json::value& v) {
   if (!v.is_object()) return Internal("a workflow must be an object");
   const json::object& o = v.as_object();
@@ -488,44 +467,8 @@ Status Client::DeleteTrigger(const std::string& id) {
 }
 
 namespace {
-WorkerInfo DecodeWorkerInfo(const json::object& o) {
-  WorkerInfo w;
-  w.spec.id = JsonString(o, "id");
-  w.spec.ns = JsonString(o, "namespace");
-  if (const json::value* c = o.if_contains("capacity"); c && c->is_object()) {
-    for (const auto& [k, v] : c->get_object()) {
-      if (v.is_int64()) w.spec.capacity[std::string(k)] = v.get_int64();
-    }
-  }
-  if (const json::value* l = o.if_contains("labels"); l && l->is_object()) {
-    for (const auto& [k, v] : l->get_object()) {
-      if (v.is_string()) w.spec.labels[std::string(k)] = std::string(v.get_string());
-    }
-  }
-  auto strings = [&](std::string_view key, std::vector<std::string>* into) {
-    if (const json::value* a = o.if_contains(key); a && a->is_array()) {
-      for (const json::value& v : a->get_array()) {
-        if (v.is_string()) into->emplace_back(v.get_string());
-      }
-    }
-  };
-  strings("gpu_devices", &w.spec.gpu_devices);
-  strings("queues", &w.spec.queues);
-  strings("running", &w.running);
-  strings("gpu_devices_in_use", &w.gpu_devices_in_use);
-  if (const json::value* u = o.if_contains("in_use"); u && u->is_object()) {
-    for (const auto& [k, v] : u->get_object()) {
-      if (v.is_int64()) w.in_use[std::string(k)] = v.get_int64();
-    }
-  }
-  w.reserved_for = JsonString(o, "reserved_for");
-  w.registered_at = ParseRfc3339(JsonString(o, "registered_at")).value_or(0);
-  w.last_seen = ParseRfc3339(JsonString(o, "last_seen")).value_or(0);
-  return w;
-}
-
 StatusOr<WorkerInfo> WorkerFrom(const StatusOr<std::string>& body) {
-  return Decode<WorkerInfo>(body, [](const json::value& v) { return DecodeWorkerInfo(v.as_object()); });
+  return Decode<WorkerInfo>(body, [](const json::value& v) { return DecodeWorker(v.as_object()); });
 }
 }  // namespace
 
@@ -551,7 +494,7 @@ StatusOr<WorkerInfo> Client::WorkerHeartbeat(const std::string& id) {
 StatusOr<std::vector<WorkerInfo>> Client::Workers() {
   return Decode<std::vector<WorkerInfo>>(Call("GET", "/v1/workers"), [](const json::value& v) {
     std::vector<WorkerInfo> out;
-    for (const json::value& w : v.at("workers").as_array()) out.push_back(DecodeWorkerInfo(w.as_object()));
+    for (const json::value& w : v.at("workers").as_array()) out.push_back(DecodeWorker(w.as_object()));
     return out;
   });
 }

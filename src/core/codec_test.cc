@@ -151,7 +151,7 @@ TEST(CodecTest, BadInputNamesTheFieldAndReason) {
       {"{}", StatusCode::kInvalidArgument, "'type' is required"},
       {R"({"type":5})", StatusCode::kInvalidArgument, "'type' must be a string"},
       {R"({"type":"a","priority":"high"})", StatusCode::kInvalidArgument, "'priority'"},
-      {R"({"type":"a","priorty":1})", StatusCode::kInvalidArgument, "unknown field 'priorty'"},
+      {R"({"type":"a","priorty":1})", StatusCode::kInvalidArgument, "field 'priorty' is unknown"},
       {R"({"type":"a","queue":"no spaces"})", StatusCode::kInvalidArgument, "'queue'"},
       {R"({"type":"a","run_at":"2023-04-31T00:00:00Z"})", StatusCode::kInvalidArgument, "run_at"},
       {R"({"type":"a","run_at":"2030-01-01T00:00:00Z","delay_ms":5})", StatusCode::kInvalidArgument, "exclude"},
@@ -318,7 +318,7 @@ TEST(ScheduleSpecTest, RefusesWhatCannotRunNamingIt) {
       {R"({"interval_ms":1000,"task":{"type":"t"},"misfire":"sometimes"})", "misfire"},
       {R"({"interval_ms":1000,"task":{"type":"t"},"overlap":"queue"})", "overlap"},
       {R"({"interval_ms":1000,"task":{"type":"t"},"start_at":"2027-01-01T00:00:00Z","end_at":"2026-01-01T00:00:00Z"})", "end_at"},
-      {R"({"interval_ms":1000,"task":{"type":"t"},"every":"day"})", "unknown field 'every'"},
+      {R"({"interval_ms":1000,"task":{"type":"t"},"every":"day"})", "field 'every' is unknown"},
   };
   for (const auto& [body, mention] : bad) {
     auto s = DecodeSchedule(body);

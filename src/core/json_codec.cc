@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/cron.h"
+#include "core/json_fields.h"
 #include "core/json_writer.h"
 #include "core/time_format.h"
 
@@ -13,60 +14,8 @@ namespace json = boost::json;
 namespace dray {
 namespace {
 
-std::string Field(std::string_view where, std::string_view name) {
-  std::string f(where);
-  if (!f.empty()) f += ".";
-  f += name;
-  return f;
-}
-
 Status WrongType(std::string_view field, std::string_view want) {
-  return InvalidArgument("field '" + std::string(field) + "' must be " + std::string(want));
-}
-
-StatusOr<std::int64_t> GetInt(const json::value& v, std::string_view field, std::int64_t lo,
-                              std::int64_t hi) {
-  std::int64_t x;
-  if (v.is_int64()) {
-    x = v.get_int64();
-  } else if (v.is_uint64()) {
-    if (v.get_uint64() > static_cast<std::uint64_t>(hi)) {
-      return InvalidArgument("field '" + std::string(field) + "' must be at most " +
-                             std::to_string(hi));
-    }
-    x = static_cast<std::int64_t>(v.get_uint64());
-  } else if (v.is_double() && std::trunc(v.get_double()) == v.get_double() &&
-             std::abs(v.get_double()) < 9e15) {
-    x = static_cast<std::int64_t>(v.get_double());
-  } else {
-    return WrongType(field, "an integer");
-  }
-  if (x < lo || x > hi) {
-    return InvalidArgument("field '" + std::string(field) + "' must be between " +
-                           std::to_string(lo) + " and " + std::to_string(hi));
-  }
-  return x;
-}
-
-StatusOr<double> GetDouble(const json::value& v, std::string_view field) {
-  if (v.is_double()) return v.get_double();
-  if (v.is_int64()) return static_cast<double>(v.get_int64());
-  if (v.is_uint64()) return static_cast<double>(v.get_uint64());
-  return WrongType(field, "a number");
-}
-
-StatusOr<std::string> GetString(const json::value& v, std::string_view field,
-                                std::size_t max_bytes, bool allow_empty = false) {
-  if (!v.is_string()) return WrongType(field, "a string");
-  const json::string& s = v.get_string();
-  if (!allow_empty && s.empty()) {
-    return InvalidArgument("field '" + std::string(field) + "' must not be empty");
-  }
-  if (s.size() > max_bytes) {
-    return InvalidArgument("field '" + std::string(field) + "' is longer than " +
-                           std::to_string(max_bytes) + " bytes");
-  }
-  return std::string(s);
+  return FieldError(field, "must be " + std::string(want));
 }
 
 }  // namespace
@@ -133,31 +82,30 @@ StatusOr<Backoff> DecodeBackoff(const json::value& v, std::string_view field) {
   if (!v.is_object()) return WrongType(field, "an object");
   Backoff b;
   for (const auto& [k, x] : v.get_object()) {
-    std::string f = Field(field, k);
+    if (x.is_null()) continue;  // absent
+    std::string f = FieldPath(field, k);
     if (k == "initial_ms") {
-      auto r = GetInt(x, f, 0, 86'400'000LL * 365);
+      auto r = ReadInt(x, f, 0, 86'400'000LL * 365);
       if (!r.ok()) return r.status();
       b.initial_ms = *r;
     } else if (k == "max_ms") {
-      auto r = GetInt(x, f, 0, 86'400'000LL * 365);
+      auto r = ReadInt(x, f, 0, 86'400'000LL * 365);
       if (!r.ok()) return r.status();
       b.max_ms = *r;
     } else if (k == "multiplier") {
-      auto r = GetDouble(x, f);
+      auto r = ReadNumber(x, f, 1.0, 100.0);
       if (!r.ok()) return r.status();
-      if (!(*r >= 1.0 && *r <= 100.0)) return InvalidArgument("field '" + f + "' must be between 1 and 100");
       b.multiplier = *r;
     } else if (k == "jitter") {
-      auto r = GetDouble(x, f);
+      auto r = ReadNumber(x, f, 0.0, 1.0);
       if (!r.ok()) return r.status();
-      if (!(*r >= 0.0 && *r <= 1.0)) return InvalidArgument("field '" + f + "' must be between 0 and 1");
       b.jitter = *r;
     } else {
-      return InvalidArgument("unknown field '" + f + "'");
+      return FieldError(f, "is unknown");
     }
   }
   if (b.max_ms < b.initial_ms) {
-    return InvalidArgument("field '" + Field(field, "max_ms") + "' must not be below initial_ms");
+    return InvalidArgument("field '" + FieldPath(field, "max_ms") + "' must not be below initial_ms");
   }
   return b;
 }
@@ -172,11 +120,12 @@ Status GetLabels(const json::value& x, const std::string& f, const Limits& limit
                            std::to_string(limits.max_labels) + " labels");
   }
   for (const auto& [lk, lv] : x.get_object()) {
+    if (lv.is_null()) continue;  // absent
     if (lk.empty() || lk.size() > limits.max_label_bytes) {
       return InvalidArgument("label keys in '" + f + "' must be 1.." +
                              std::to_string(limits.max_label_bytes) + " bytes");
     }
-    auto r = GetString(lv, Field(f, lk), limits.max_label_bytes, true);
+    auto r = ReadString(lv, FieldPath(f, lk), limits.max_label_bytes, Empty::kAllowed);
     if (!r.ok()) return r.status();
     into->emplace(std::string(lk), std::move(*r));
   }
@@ -215,9 +164,10 @@ StatusOr<LabelSelector> DecodeSelector(const json::value& x, const std::string& 
   } else if (x.is_object()) {
     bool has_op = false;
     for (const auto& [k, y] : x.get_object()) {
-      const std::string kf = Field(f, k);
+      if (y.is_null()) continue;  // absent
+      const std::string kf = FieldPath(f, k);
       if (k == "key") {
-        auto r = GetString(y, kf, limits.max_label_bytes);
+        auto r = ReadString(y, kf, limits.max_label_bytes);
         if (!r.ok()) return r.status();
         sel.key = std::move(*r);
       } else if (k == "op") {
@@ -227,7 +177,7 @@ StatusOr<LabelSelector> DecodeSelector(const json::value& x, const std::string& 
         sel.op = *op;
         has_op = true;
       } else if (k == "value") {
-        auto r = GetString(y, kf, limits.max_label_bytes, true);
+        auto r = ReadString(y, kf, limits.max_label_bytes, Empty::kAllowed);
         if (!r.ok()) return r.status();
         sel.values.assign(1, std::move(*r));
       } else if (k == "values") {
@@ -238,13 +188,13 @@ StatusOr<LabelSelector> DecodeSelector(const json::value& x, const std::string& 
         }
         sel.values.clear();
         for (std::size_t i = 0; i < y.get_array().size(); ++i) {
-          auto r = GetString(y.get_array()[i], kf + "[" + std::to_string(i) + "]",
-                             limits.max_label_bytes, true);
+          auto r = ReadString(y.get_array()[i], kf + "[" + std::to_string(i) + "]",
+                             limits.max_label_bytes, Empty::kAllowed);
           if (!r.ok()) return r.status();
           sel.values.push_back(std::move(*r));
         }
       } else if (k != "weight") {
-        return InvalidArgument("unknown field '" + kf + "'");
+        return FieldError(kf, "is unknown");
       }
     }
     if (!has_op) sel.op = sel.values.size() == 1 ? SelectorOp::kEquals : SelectorOp::kIn;
@@ -299,9 +249,10 @@ Status DecodePlacementField(std::string_view k, const json::value& x, const std:
                              " resources");
     }
     for (const auto& [name, amount] : x.get_object()) {
+      if (amount.is_null()) continue;  // absent
       const std::string rf = f + "." + std::string(name);
       DRAY_RETURN_IF_ERROR(ValidateName(rf, name, limits));
-      auto n = GetInt(amount, rf, 0, std::int64_t{1} << 50);
+      auto n = ReadInt(amount, rf, 0, std::int64_t{1} << 50);
       if (!n.ok()) return n.status();
       if (*n > 0) p->resources[std::string(name)] = *n;
     }
@@ -317,15 +268,15 @@ Status DecodePlacementField(std::string_view k, const json::value& x, const std:
       auto sel = DecodeSelector(y, ef, limits);
       if (!sel.ok()) return sel.status();
       if (k == "require") {
-        if (y.is_object() && y.get_object().contains("weight")) {
+        if (y.is_object() && FindField(y.get_object(), "weight")) {
           return InvalidArgument("field '" + ef + ".weight': a requirement has no weight");
         }
         p->require.push_back(std::move(*sel));
         continue;
       }
       LabelPreference pref{std::move(*sel), 1};
-      if (const json::value* w = y.is_object() ? y.get_object().if_contains("weight") : nullptr) {
-        auto n = GetInt(*w, ef + ".weight", 1, 1000);
+      if (const json::value* w = y.is_object() ? FindField(y.get_object(), "weight") : nullptr) {
+        auto n = ReadInt(*w, ef + ".weight", 1, 1000);
         if (!n.ok()) return n.status();
         pref.weight = static_cast<std::int32_t>(*n);
       }
@@ -333,7 +284,7 @@ Status DecodePlacementField(std::string_view k, const json::value& x, const std:
     }
   } else if (k == "affinity_key") {
     if (x.is_null()) return Status::Ok();
-    auto r = GetString(x, f, limits.max_key_bytes);
+    auto r = ReadString(x, f, limits.max_key_bytes);
     if (!r.ok()) return r.status();
     p->affinity_key = std::move(*r);
   } else {
@@ -396,15 +347,16 @@ StatusOr<TaskSpec> DecodeTaskSpec(const json::value& v, const Limits& limits,
   TaskSpec spec;
   bool has_type = false;
   for (const auto& [k, x] : v.get_object()) {
-    std::string f = Field(where, k);
+    if (x.is_null() && k != "payload") continue;  // absent; a null payload is a value
+    std::string f = FieldPath(where, k);
     if (k == "type") {
-      auto r = GetString(x, f, limits.max_name_bytes);
+      auto r = ReadString(x, f, limits.max_name_bytes);
       if (!r.ok()) return r.status();
       DRAY_RETURN_IF_ERROR(CheckPrintable(f, *r));
       spec.type = std::move(*r);
       has_type = true;
     } else if (k == "queue" || k == "namespace") {
-      auto r = GetString(x, f, limits.max_name_bytes);
+      auto r = ReadString(x, f, limits.max_name_bytes);
       if (!r.ok()) return r.status();
       DRAY_RETURN_IF_ERROR(ValidateName(f, *r, limits));
       (k == "queue" ? spec.queue : spec.ns) = std::move(*r);
@@ -416,7 +368,7 @@ StatusOr<TaskSpec> DecodeTaskSpec(const json::value& v, const Limits& limits,
                           " bytes; the limit is " + std::to_string(limits.max_payload_bytes));
       }
     } else if (k == "priority") {
-      auto r = GetInt(x, f, -1'000'000, 1'000'000);
+      auto r = ReadInt(x, f, -1'000'000, 1'000'000);
       if (!r.ok()) return r.status();
       spec.priority = static_cast<std::int32_t>(*r);
     } else if (k == "run_at") {
@@ -426,11 +378,11 @@ StatusOr<TaskSpec> DecodeTaskSpec(const json::value& v, const Limits& limits,
       if (!t) return InvalidArgument("field '" + f + "' is not an RFC 3339 time");
       spec.run_at = *t;
     } else if (k == "delay_ms") {
-      auto r = GetInt(x, f, 0, limits.max_delay_ms);
+      auto r = ReadInt(x, f, 0, limits.max_delay_ms);
       if (!r.ok()) return r.status();
       spec.delay_ms = *r;
     } else if (k == "max_attempts") {
-      auto r = GetInt(x, f, 1, limits.max_attempts_cap);
+      auto r = ReadInt(x, f, 1, limits.max_attempts_cap);
       if (!r.ok()) return r.status();
       spec.max_attempts = static_cast<std::int32_t>(*r);
     } else if (k == "backoff") {
@@ -438,26 +390,26 @@ StatusOr<TaskSpec> DecodeTaskSpec(const json::value& v, const Limits& limits,
       if (!r.ok()) return r.status();
       spec.backoff = *r;
     } else if (k == "timeout_ms") {
-      auto r = GetInt(x, f, 0, 86'400'000LL * 30);
+      auto r = ReadInt(x, f, 0, 86'400'000LL * 30);
       if (!r.ok()) return r.status();
       spec.timeout_ms = *r;
     } else if (k == "lease_ms") {
-      auto r = GetInt(x, f, 100, 86'400'000LL);
+      auto r = ReadInt(x, f, 100, 86'400'000LL);
       if (!r.ok()) return r.status();
       spec.lease_ms = *r;
     } else if (k == "key") {
       if (x.is_null()) continue;
-      auto r = GetString(x, f, limits.max_key_bytes);
+      auto r = ReadString(x, f, limits.max_key_bytes);
       if (!r.ok()) return r.status();
       spec.key = std::move(*r);
     } else if (k == "concurrency_key") {
       if (x.is_null()) continue;
-      auto r = GetString(x, f, limits.max_key_bytes);
+      auto r = ReadString(x, f, limits.max_key_bytes);
       if (!r.ok()) return r.status();
       if (r->empty()) return InvalidArgument("field '" + f + "' must not be empty");
       spec.concurrency_key = std::move(*r);
     } else if (k == "concurrency_limit") {
-      auto r = GetInt(x, f, 1, kMaxKeyConcurrency);
+      auto r = ReadInt(x, f, 1, kMaxKeyConcurrency);
       if (!r.ok()) return r.status();
       spec.concurrency_limit = static_cast<std::int32_t>(*r);
     } else if (k == "labels") {
@@ -465,16 +417,16 @@ StatusOr<TaskSpec> DecodeTaskSpec(const json::value& v, const Limits& limits,
     } else {
       bool known = false;
       DRAY_RETURN_IF_ERROR(DecodePlacementField(k, x, f, limits, &spec.placement, &known));
-      if (!known) return InvalidArgument("unknown field '" + f + "'");
+      if (!known) return FieldError(f, "is unknown");
     }
   }
-  if (!has_type) return InvalidArgument("field '" + Field(where, "type") + "' is required");
+  if (!has_type) return InvalidArgument("field '" + FieldPath(where, "type") + "' is required");
   if (spec.run_at && spec.delay_ms) {
-    return InvalidArgument("fields '" + Field(where, "run_at") + "' and '" +
-                           Field(where, "delay_ms") + "' exclude each other");
+    return InvalidArgument("fields '" + FieldPath(where, "run_at") + "' and '" +
+                           FieldPath(where, "delay_ms") + "' exclude each other");
   }
   if (spec.concurrency_limit && spec.concurrency_key.empty()) {
-    return InvalidArgument("field '" + Field(where, "concurrency_limit") +
+    return InvalidArgument("field '" + FieldPath(where, "concurrency_limit") +
                            "' needs a concurrency_key");
   }
   return spec;
@@ -484,7 +436,7 @@ StatusOr<SubmitRequest> DecodeSubmit(const json::value& body, const Limits& limi
   SubmitRequest req;
   if (!body.is_object()) return WrongType("body", "an object");
   const json::object& o = body.get_object();
-  if (const json::value* tasks = o.if_contains("tasks")) {
+  if (const json::value* tasks = FindField(o, "tasks")) {
     if (o.size() != 1) return InvalidArgument("a batch body holds only the field 'tasks'");
     if (!tasks->is_array()) return WrongType("tasks", "an array of task specs");
     const json::array& a = tasks->get_array();
@@ -524,9 +476,10 @@ StatusOr<WorkflowNodeSpec> DecodeWorkflowNode(const json::value& v, const Limits
   json::object rest;  // the task spec's own fields
   bool has_name = false;
   for (const auto& [k, x] : v.get_object()) {
-    std::string f = Field(where, k);
+    if (x.is_null() && k != "payload") continue;  // absent; a null payload is a value
+    std::string f = FieldPath(where, k);
     if (k == "name") {
-      auto r = GetString(x, f, limits.max_name_bytes);
+      auto r = ReadString(x, f, limits.max_name_bytes);
       if (!r.ok()) return r.status();
       DRAY_RETURN_IF_ERROR(ValidateName(f, *r, limits));
       node.name = std::move(*r);
@@ -539,7 +492,7 @@ StatusOr<WorkflowNodeSpec> DecodeWorkflowNode(const json::value& v, const Limits
                           std::to_string(limits.max_workflow_tasks) + " tasks");
       }
       for (std::size_t i = 0; i < a.size(); ++i) {
-        auto r = GetString(a[i], f + "[" + std::to_string(i) + "]", limits.max_name_bytes);
+        auto r = ReadString(a[i], f + "[" + std::to_string(i) + "]", limits.max_name_bytes);
         if (!r.ok()) return r.status();
         node.depends_on.push_back(std::move(*r));
       }
@@ -553,7 +506,7 @@ StatusOr<WorkflowNodeSpec> DecodeWorkflowNode(const json::value& v, const Limits
       rest.emplace(k, x);
     }
   }
-  if (!has_name) return InvalidArgument("field '" + Field(where, "name") + "' is required");
+  if (!has_name) return InvalidArgument("field '" + FieldPath(where, "name") + "' is required");
   auto spec = DecodeTaskSpec(rest, limits, where);
   if (!spec.ok()) return spec.status();
   node.task = std::move(*spec);
@@ -567,9 +520,10 @@ StatusOr<WorkflowSpec> DecodeWorkflowSpec(const json::value& body, const Limits&
   WorkflowSpec spec;
   bool has_tasks = false;
   for (const auto& [k, x] : body.get_object()) {
+    if (x.is_null()) continue;  // absent
     std::string f(k);
     if (k == "name") {
-      auto r = GetString(x, f, limits.max_name_bytes);
+      auto r = ReadString(x, f, limits.max_name_bytes);
       if (!r.ok()) return r.status();
       DRAY_RETURN_IF_ERROR(CheckPrintable(f, *r));
       spec.name = std::move(*r);
@@ -593,7 +547,7 @@ StatusOr<WorkflowSpec> DecodeWorkflowSpec(const json::value& body, const Limits&
       }
       has_tasks = true;
     } else {
-      return InvalidArgument("unknown field '" + f + "'");
+      return FieldError(f, "is unknown");
     }
   }
   if (!has_tasks) return InvalidArgument("field 'tasks' is required");
@@ -603,14 +557,14 @@ StatusOr<WorkflowSpec> DecodeWorkflowSpec(const json::value& body, const Limits&
 namespace {
 // An id or a name Dray keys things by: 1..max_name_bytes of [A-Za-z0-9_.:-].
 StatusOr<std::string> GetName(const json::value& v, const std::string& f, const Limits& limits) {
-  auto r = GetString(v, f, limits.max_name_bytes);
+  auto r = ReadString(v, f, limits.max_name_bytes);
   if (!r.ok()) return r.status();
   DRAY_RETURN_IF_ERROR(ValidateName(f, *r, limits));
   return r;
 }
 // Free text for people: 1..max_bytes of printable characters.
 StatusOr<std::string> GetText(const json::value& v, const std::string& f, std::size_t max_bytes) {
-  auto r = GetString(v, f, max_bytes);
+  auto r = ReadString(v, f, max_bytes);
   if (!r.ok()) return r.status();
   DRAY_RETURN_IF_ERROR(CheckPrintable(f, *r));
   return r;
@@ -622,7 +576,7 @@ StatusOr<TaskSpec> DecodeTemplate(const json::value& x, const Limits& limits,
                                   std::string_view whose) {
   auto t = DecodeTaskSpec(x, limits, "task");
   if (!t.ok()) return t.status();
-  if (x.get_object().contains("namespace")) {
+  if (FindField(x.get_object(), "namespace")) {
     return InvalidArgument("field 'task.namespace': " + std::string(whose) +
                            " tasks are in its namespace");
   }
@@ -642,6 +596,7 @@ StatusOr<ScheduleSpec> DecodeScheduleSpec(const json::value& body, const Limits&
   ScheduleSpec spec;
   bool has_task = false, has_timezone = false;
   for (const auto& [k, x] : body.get_object()) {
+    if (x.is_null()) continue;  // absent
     const std::string f(k);
     if (k == "id") {
       auto r = GetName(x, f, limits);
@@ -652,20 +607,20 @@ StatusOr<ScheduleSpec> DecodeScheduleSpec(const json::value& body, const Limits&
       if (!r.ok()) return r.status();
       spec.name = std::move(*r);
     } else if (k == "cron") {
-      auto r = GetString(x, f, 256);
+      auto r = ReadString(x, f, 256);
       if (!r.ok()) return r.status();
       auto c = CronExpr::Parse(*r);
       if (!c.ok()) return InvalidArgument("field 'cron': " + c.status().message());
       spec.cron = std::move(*r);
     } else if (k == "timezone") {
-      auto r = GetString(x, f, 64);
+      auto r = ReadString(x, f, 64);
       if (!r.ok()) return r.status();
       auto z = TimeZone::Load(*r);
       if (!z.ok()) return InvalidArgument("field 'timezone': " + z.status().message());
       spec.timezone = std::move(*r);
       has_timezone = true;
     } else if (k == "interval_ms") {
-      auto r = GetInt(x, f, 1000, 366LL * 86'400'000);
+      auto r = ReadInt(x, f, 1000, 366LL * 86'400'000);
       if (!r.ok()) return r.status();
       spec.interval_ms = *r;
     } else if (k == "task") {
@@ -685,7 +640,7 @@ StatusOr<ScheduleSpec> DecodeScheduleSpec(const json::value& body, const Limits&
       }
       spec.overlap = *p;
     } else if (k == "jitter_ms") {
-      auto r = GetInt(x, f, 0, 86'400'000);
+      auto r = ReadInt(x, f, 0, 86'400'000);
       if (!r.ok()) return r.status();
       spec.jitter_ms = *r;
     } else if (k == "start_at" || k == "end_at") {
@@ -697,11 +652,11 @@ StatusOr<ScheduleSpec> DecodeScheduleSpec(const json::value& body, const Limits&
       if (!x.is_bool()) return WrongType(f, "true or false");
       spec.paused = x.get_bool();
     } else if (k == "max_catchup") {
-      auto r = GetInt(x, f, 1, 10'000);
+      auto r = ReadInt(x, f, 1, 10'000);
       if (!r.ok()) return r.status();
       spec.max_catchup = static_cast<std::int32_t>(*r);
     } else {
-      return InvalidArgument("unknown field '" + f + "'");
+      return FieldError(f, "is unknown");
     }
   }
   if (spec.cron.empty() == (spec.interval_ms == 0)) {
@@ -997,16 +952,17 @@ Status ApplyQueuePatch(const json::value& body, QueueSettings* settings) {
   if (!body.is_object()) return WrongType("body", "an object");
   QueueSettings s = *settings;
   for (const auto& [k, x] : body.get_object()) {
+    if (x.is_null()) continue;  // absent
     std::string f(k);
     if (k == "paused") {
       if (!x.is_bool()) return WrongType(f, "true or false");
       s.paused = x.get_bool();
     } else if (k == "lease_ms") {
-      auto r = GetInt(x, f, 100, 86'400'000LL);
+      auto r = ReadInt(x, f, 100, 86'400'000LL);
       if (!r.ok()) return r.status();
       s.lease_ms = *r;
     } else if (k == "max_attempts") {
-      auto r = GetInt(x, f, 1, 1000);
+      auto r = ReadInt(x, f, 1, 1000);
       if (!r.ok()) return r.status();
       s.max_attempts = static_cast<std::int32_t>(*r);
     } else if (k == "backoff") {
@@ -1014,24 +970,23 @@ Status ApplyQueuePatch(const json::value& body, QueueSettings* settings) {
       if (!r.ok()) return r.status();
       s.backoff = *r;
     } else if (k == "concurrency") {
-      auto r = GetInt(x, f, 0, 1'000'000);
+      auto r = ReadInt(x, f, 0, 1'000'000);
       if (!r.ok()) return r.status();
       s.concurrency = static_cast<std::int32_t>(*r);
     } else if (k == "key_concurrency") {
-      auto r = GetInt(x, f, 1, kMaxKeyConcurrency);
+      auto r = ReadInt(x, f, 1, kMaxKeyConcurrency);
       if (!r.ok()) return r.status();
       s.key_concurrency = static_cast<std::int32_t>(*r);
     } else if (k == "rate") {
-      auto r = GetDouble(x, f);
+      auto r = ReadNumber(x, f, 0.0, 1e6);
       if (!r.ok()) return r.status();
-      if (!(*r >= 0.0 && *r <= 1e6)) return InvalidArgument("field '" + f + "' must be between 0 and 1000000");
       s.rate = *r;
     } else if (k == "burst") {
-      auto r = GetInt(x, f, 0, 1'000'000);
+      auto r = ReadInt(x, f, 0, 1'000'000);
       if (!r.ok()) return r.status();
       s.burst = static_cast<std::int32_t>(*r);
     } else if (k == "weight") {
-      auto r = GetInt(x, f, 1, 1000);
+      auto r = ReadInt(x, f, 1, 1000);
       if (!r.ok()) return r.status();
       s.weight = static_cast<std::int32_t>(*r);
     } else if (k == "placement") {
@@ -1039,7 +994,7 @@ Status ApplyQueuePatch(const json::value& body, QueueSettings* settings) {
       if (!p) return InvalidArgument("field '" + f + "' must be \"binpack\" or \"spread\"");
       s.placement = *p;
     } else {
-      return InvalidArgument("unknown field '" + f + "'");
+      return FieldError(f, "is unknown");
     }
   }
   *settings = s;
@@ -1058,6 +1013,7 @@ StatusOr<EventSpec> DecodeEventSpec(const json::value& body, const Limits& limit
   EventSpec e;
   bool has_name = false;
   for (const auto& [k, x] : body.get_object()) {
+    if (x.is_null() && k != "payload") continue;  // absent; a null payload is a value
     const std::string f(k);
     if (k == "name") {
       auto r = GetText(x, f, limits.max_name_bytes);
@@ -1077,7 +1033,7 @@ StatusOr<EventSpec> DecodeEventSpec(const json::value& body, const Limits& limit
                           " bytes; the limit is " + std::to_string(limits.max_payload_bytes));
       }
     } else {
-      return InvalidArgument("unknown field '" + f + "'");
+      return FieldError(f, "is unknown");
     }
   }
   if (!has_name) return InvalidArgument("field 'name' is required");
@@ -1120,21 +1076,21 @@ namespace {
 Status DecodeTriggerOn(const json::value& on, const Limits& limits, TriggerSpec* spec) {
   if (!on.is_object()) return WrongType("on", "an object");
   const json::object& o = on.get_object();
-  const json::value* event = o.if_contains("event");
-  const json::value* task = o.if_contains("task");
+  const json::value* event = FindField(o, "event");
+  const json::value* task = FindField(o, "task");
   if ((event != nullptr) == (task != nullptr)) {
     return InvalidArgument("field 'on' takes either 'event' (with 'match') or 'task'");
   }
   for (const auto& [k, x] : o) {
     if (k != "event" && k != "match" && k != "task") {
-      return InvalidArgument("unknown field 'on." + std::string(k) + "'");
+      return FieldError(FieldPath("on", k), "is unknown");
     }
   }
   if (event) {
     auto name = GetText(*event, "on.event", limits.max_name_bytes);
     if (!name.ok()) return name.status();
     spec->event = std::move(*name);
-    if (const json::value* match = o.if_contains("match")) {
+    if (const json::value* match = FindField(o, "match")) {
       if (!match->is_object()) return WrongType("on.match", "an object of field paths to values");
       if (match->get_object().size() > 32) {
         return InvalidArgument("field 'on.match' holds more than 32 fields");
@@ -1149,14 +1105,15 @@ Status DecodeTriggerOn(const json::value& on, const Limits& limits, TriggerSpec*
     }
     return Status::Ok();
   }
-  if (o.contains("match")) return InvalidArgument("field 'on.match' applies to 'on.event' only");
+  if (FindField(o, "match")) return InvalidArgument("field 'on.match' applies to 'on.event' only");
   if (!task->is_object()) return WrongType("on.task", "an object");
   spec->on_task = true;
   bool has_states = false;
   for (const auto& [k, x] : task->get_object()) {
+    if (x.is_null()) continue;  // absent
     const std::string f = "on.task." + std::string(k);
     if (k == "queue" || k == "type") {
-      auto r = GetString(x, f, limits.max_name_bytes);
+      auto r = ReadString(x, f, limits.max_name_bytes);
       if (!r.ok()) return r.status();
       if (k == "queue") DRAY_RETURN_IF_ERROR(ValidateName(f, *r, limits));
       (k == "queue" ? spec->task_queue : spec->task_type) = std::move(*r);
@@ -1173,7 +1130,7 @@ Status DecodeTriggerOn(const json::value& on, const Limits& limits, TriggerSpec*
       }
       has_states = true;
     } else {
-      return InvalidArgument("unknown field '" + f + "'");
+      return FieldError(f, "is unknown");
     }
   }
   if (!has_states) return InvalidArgument("field 'on.task.states' is required");
@@ -1190,6 +1147,7 @@ StatusOr<TriggerSpec> DecodeTriggerSpec(const json::value& body, const Limits& l
   TriggerSpec spec;
   bool has_on = false, has_task = false;
   for (const auto& [k, x] : body.get_object()) {
+    if (x.is_null()) continue;  // absent
     const std::string f(k);
     if (k == "id") {
       auto r = GetName(x, f, limits);
@@ -1211,7 +1169,7 @@ StatusOr<TriggerSpec> DecodeTriggerSpec(const json::value& body, const Limits& l
       if (!x.is_bool()) return WrongType(f, "true or false");
       spec.paused = x.get_bool();
     } else {
-      return InvalidArgument("unknown field '" + f + "'");
+      return FieldError(f, "is unknown");
     }
   }
   if (!has_on) return InvalidArgument("field 'on' is required");
@@ -1310,6 +1268,7 @@ StatusOr<WorkerSpec> DecodeWorkerSpec(const json::value& body, const Limits& lim
   WorkerSpec w;
   bool has_id = false;
   for (const auto& [k, x] : body.get_object()) {
+    if (x.is_null()) continue;  // absent
     const std::string f(k);
     if (k == "id") {
       auto r = GetName(x, f, limits);
@@ -1320,9 +1279,10 @@ StatusOr<WorkerSpec> DecodeWorkerSpec(const json::value& body, const Limits& lim
       if (!x.is_object()) return WrongType(f, "an object of resource names to integers");
       if (x.get_object().size() > 64) return InvalidArgument("field 'capacity' names more than 64 resources");
       for (const auto& [name, amount] : x.get_object()) {
+        if (amount.is_null()) continue;  // absent
         const std::string rf = f + "." + std::string(name);
         DRAY_RETURN_IF_ERROR(ValidateName(rf, name, limits));
-        auto n = GetInt(amount, rf, 0, std::int64_t{1} << 50);
+        auto n = ReadInt(amount, rf, 0, std::int64_t{1} << 50);
         if (!n.ok()) return n.status();
         w.capacity.emplace(std::string(name), *n);
       }
@@ -1340,7 +1300,7 @@ StatusOr<WorkerSpec> DecodeWorkerSpec(const json::value& body, const Limits& lim
     } else if (k == "labels") {
       DRAY_RETURN_IF_ERROR(GetLabels(x, f, limits, &w.labels));
     } else {
-      return InvalidArgument("unknown field '" + f + "'");
+      return FieldError(f, "is unknown");
     }
   }
   if (!has_id) return InvalidArgument("field 'id' is required: the name the worker leases under");
@@ -1376,6 +1336,61 @@ json::object EncodeWorker(const WorkerInfo& w) {
           {"in_use", std::move(in_use)},
           {"gpu_devices_in_use", std::move(devices_in_use)},
           {"reserved_for", w.reserved_for.empty() ? json::value(nullptr) : json::value(w.reserved_for)}};
+}
+
+WorkerInfo DecodeWorker(const json::object& o) {
+  WorkerInfo w;
+  w.spec.id = JsonString(o, "id");
+  w.spec.ns = JsonString(o, "namespace");
+  if (const json::value* c = o.if_contains("capacity"); c && c->is_object()) {
+    for (const auto& [k, v] : c->get_object()) {
+      if (v.is_int64()) w.spec.capacity[std::string(k)] = v.get_int64();
+    }
+  }
+  if (const json::value* l = o.if_contains("labels"); l && l->is_object()) {
+    for (const auto& [k, v] : l->get_object()) {
+      if (v.is_string()) w.spec.labels[std::string(k)] = std::string(v.get_string());
+    }
+  }
+  auto strings = [&](std::string_view key, std::vector<std::string>* into) {
+    if (const json::value* a = o.if_contains(key); a && a->is_array()) {
+      for (const json::value& v : a->get_array()) {
+        if (v.is_string()) into->emplace_back(v.get_string());
+      }
+    }
+  };
+  strings("gpu_devices", &w.spec.gpu_devices);
+  strings("queues", &w.spec.queues);
+  strings("running", &w.running);
+  strings("gpu_devices_in_use", &w.gpu_devices_in_use);
+  if (const json::value* u = o.if_contains("in_use"); u && u->is_object()) {
+    for (const auto& [k, v] : u->get_object()) {
+      if (v.is_int64()) w.in_use[std::string(k)] = v.get_int64();
+    }
+  }
+  w.reserved_for = JsonString(o, "reserved_for");
+  w.registered_at = Time(o, "registered_at");
+  w.last_seen = Time(o, "last_seen");
+  return w;
+}
+
+// ---------------------------------------------------------------- workflows
+
+Workflow DecodeWorkflow(const json::object& o) {
+  Workflow w;
+  w.id = JsonString(o, "id");
+  w.ns = JsonString(o, "namespace");
+  w.name = JsonString(o, "name");
+  w.state = ParseWorkflowState(JsonString(o, "state")).value_or(WorkflowState::kRunning);
+  w.on_failure = ParseDepFailure(JsonString(o, "on_failure")).value_or(DepFailure::kCancel);
+  w.tasks = static_cast<std::int32_t>(JsonInt(o, "task_count"));
+  if (const json::value* c = o.if_contains("cancel_requested"); c && c->is_bool()) {
+    w.cancel_requested = c->get_bool();
+  }
+  w.created_at = Time(o, "created_at");
+  w.updated_at = Time(o, "updated_at");
+  w.finished_at = Time(o, "finished_at");
+  return w;
 }
 
 }  // namespace dray

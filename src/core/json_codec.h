@@ -66,8 +66,15 @@ StatusOr<Trigger> DecodeTrigger(const boost::json::value& v);
 // A body of POST /v1/workers: {"id", "capacity": {resource: integer},
 // "gpu_devices": [...], "labels": {...}, "queues": [...]}.
 StatusOr<WorkerSpec> DecodeWorkerSpec(const boost::json::value& body, const Limits& limits);
-// The spec with "namespace", registered_at, last_seen and running.
+// The spec with "namespace", registered_at, last_seen, running, in_use,
+// gpu_devices_in_use and reserved_for.
 boost::json::object EncodeWorker(const WorkerInfo& w);
+// The inverse, lenient (clients): a missing or mistyped field reads as empty.
+WorkerInfo DecodeWorker(const boost::json::object& o);
+
+// A workflow's own fields as AppendWorkflowJson (json_writer.h) writes them;
+// lenient as DecodeWorker.
+Workflow DecodeWorkflow(const boost::json::object& o);
 
 // Whether `payload` holds each (dotted path, JSON value) of `match`
 // (numbers compare by value: 1 matches 1.0).

@@ -333,6 +333,70 @@ void AppendTaskJson(const Task& t, std::string* out, bool close) {
   if (close) out->push_back('}');
 }
 
+void AppendTaskChangeJson(const Task& t, std::size_t max_result_bytes, std::string* out) {
+  out->append("{\"id\":");
+  AppendJsonString(t.id, out);
+  Key("namespace", out);
+  AppendJsonString(t.ns, out);
+  Key("queue", out);
+  AppendJsonString(t.queue, out);
+  Key("type", out);
+  AppendJsonString(t.type, out);
+  Key("state", out);
+  AppendJsonString(TaskStateName(t.state), out);
+  Key("attempts", out);
+  Int(t.attempts, out);
+  Key("max_attempts", out);
+  Int(t.max_attempts, out);
+  if (!t.workflow.empty()) {
+    Key("workflow", out);
+    AppendJsonString(t.workflow, out);
+    Key("node", out);
+    AppendJsonString(t.node, out);
+  }
+  if (!t.worker.empty() && t.state == TaskState::kRunning) {
+    Key("worker", out);
+    AppendJsonString(t.worker, out);
+  }
+  Key("updated_at", out);
+  Time(t.updated_at, out);
+  if (t.finished_at) {
+    Key("finished_at", out);
+    Time(t.finished_at, out);
+  }
+  if (!t.error.empty()) {
+    Key("error", out);
+    AppendJsonString(t.error, out);
+  }
+  if (!t.result.empty()) {
+    if (t.result.size() <= max_result_bytes) {
+      Key("result", out);
+      out->append(t.result);
+    } else {
+      out->append(",\"result_truncated\":true");
+    }
+  }
+  out->push_back('}');
+}
+
+void AppendTaskOutcomeJson(const Task& t, std::string* out) {
+  out->append("{\"id\":");
+  AppendJsonString(t.id, out);
+  Key("type", out);
+  AppendJsonString(t.type, out);
+  Key("queue", out);
+  AppendJsonString(t.queue, out);
+  Key("state", out);
+  AppendJsonString(TaskStateName(t.state), out);
+  Key("attempts", out);
+  Int(t.attempts, out);
+  Key("result", out);
+  RawOrNull(t.result, out);
+  Key("error", out);
+  StringOrNull(t.error, out);
+  out->push_back('}');
+}
+
 }  // namespace dray
 
 namespace dray {

@@ -43,6 +43,21 @@ std::string JsonText(const boost::json::array& a);
 // Payload and result are stored as JSON text and copied verbatim.
 void AppendTaskJson(const Task& t, std::string* out, bool close = true);
 
+// Every task JSON Dray writes is written here, so the views below agree
+// with AppendTaskJson field by field (the same names, types and formats).
+//
+// A task as an event of GET /v1/changes carries it: id, namespace, queue,
+// type, state, attempts, max_attempts, workflow and node (in a workflow),
+// worker (while running), updated_at, finished_at (when finished), error
+// (when any), and result when it is at most `max_result_bytes` long
+// ("result_truncated": true in its place when longer).
+void AppendTaskChangeJson(const Task& t, std::size_t max_result_bytes, std::string* out);
+
+// A finished task as the "source" of the task a trigger on task outcomes
+// submits (docs/triggers.md): id, type, queue, state, attempts, and result
+// and error, null when none.
+void AppendTaskOutcomeJson(const Task& t, std::string* out);
+
 // {"name": {"id": ..., "state": ..., "result": ...}, ...}: what a leased task
 // gets of the tasks it depends on.
 void AppendParentsJson(const std::vector<ParentResult>& parents, std::string* out);

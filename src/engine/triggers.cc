@@ -163,24 +163,7 @@ void Engine::QueueOutcomeTriggers(const Task& t) {
   for (TriggerLive* tr : it->second) {
     if (!OutcomeMatches(tr->t.spec, t)) continue;
     if (about.empty()) {
-      about = "{\"id\":";
-      AppendJsonString(t.id, &about);
-      about += ",\"type\":";
-      AppendJsonString(t.type, &about);
-      about += ",\"queue\":";
-      AppendJsonString(t.queue, &about);
-      about += ",\"state\":";
-      AppendJsonString(TaskStateName(t.state), &about);
-      about += ",\"attempts\":" + std::to_string(t.attempts);
-      about += ",\"result\":";
-      about += t.result.empty() ? "null" : t.result;
-      about += ",\"error\":";
-      if (t.error.empty()) {
-        about += "null";
-      } else {
-        AppendJsonString(t.error, &about);
-      }
-      about.push_back('}');
+      AppendTaskOutcomeJson(t, &about);
     }
     pending_fires_.push_back(PendingFire{tr, Envelope(tr->t.spec.task.payload, "source", about), t.id});
   }

@@ -206,7 +206,7 @@ class Api {
     const json::array* batch = decoded->batch ? &o.at("tasks").as_array() : nullptr;
     for (std::size_t i = 0; i < decoded->specs.size(); ++i) {
       const json::object& spec = batch ? (*batch)[i].as_object() : o;
-      if (!spec.contains("namespace")) decoded->specs[i].ns = *ns;
+      if (!FindField(spec, "namespace")) decoded->specs[i].ns = *ns;
     }
     const bool is_batch = decoded->batch;
     service_->Submit(std::move(decoded->specs), [respond = std::move(respond), is_batch](
@@ -238,7 +238,7 @@ class Api {
     if (!body.ok()) return respond(ErrorResponse(body.status()));
     auto spec = DecodeTaskSpec(*body, opts_.limits);
     if (!spec.ok()) return respond(ErrorResponse(spec.status()));
-    if (!body->as_object().contains("namespace")) spec->ns = *ns;
+    if (!FindField(body->as_object(), "namespace")) spec->ns = *ns;
     service_->Broadcast(std::move(*spec), [respond = std::move(respond)](
                                               StatusOr<std::vector<BroadcastCopy>> r) {
       if (!r.ok()) return respond(ErrorResponse(r.status()));
@@ -413,7 +413,7 @@ class Api {
     auto worker = StringField(o, "worker", true, opts_.limits.max_name_bytes);
     if (!worker.ok()) return respond(ErrorResponse(worker.status()));
     lr.worker = std::move(*worker);
-    const json::value* queues = o.if_contains("queues");
+    const json::value* queues = FindField(o, "queues");
     if (!queues || !queues->is_array() || queues->get_array().empty()) {
       return respond(ErrorResponse(
           InvalidArgument("field 'queues' must be a non-empty array of queue names")));
@@ -424,13 +424,12 @@ class Api {
     for (std::size_t i = 0; i < queues->get_array().size(); ++i) {
       const json::value& q = queues->get_array()[i];
       std::string field = "queues[" + std::to_string(i) + "]";
-      if (!q.is_string()) {
-        return respond(ErrorResponse(InvalidArgument("field '" + field + "' must be a string")));
-      }
-      if (Status s = ValidateName(field, q.get_string(), opts_.limits); !s.ok()) {
+      auto name = ReadString(q, field, opts_.limits.max_name_bytes);
+      if (!name.ok()) return respond(ErrorResponse(name.status()));
+      if (Status s = ValidateName(field, *name, opts_.limits); !s.ok()) {
         return respond(ErrorResponse(s));
       }
-      lr.queues.emplace_back(q.get_string());
+      lr.queues.push_back(std::move(*name));
     }
     auto max = IntField(o, "max", 1, 1, static_cast<std::int64_t>(opts_.limits.max_batch));
     auto wait = IntField(o, "wait_ms", 0, 0, opts_.max_wait_ms);
@@ -498,7 +497,7 @@ class Api {
   void Fail(HttpRequest&& req, Responder respond) {
     auto call = DecodeWorkerCall(req, {"lease", "error", "retry", "result"});
     if (!call.ok()) return respond(ErrorResponse(call.status()));
-    auto error = StringField(call->body, "error", false, 1 << 30);
+    auto error = StringField(call->body, "error", false, 1 << 30, "", Empty::kAllowed);
     auto retry = BoolField(call->body, "retry", true);
     auto result = FailureResult(call->body, opts_.limits);
     for (const Status& s : {error.status(), retry.status(), result.status()}) {
@@ -515,7 +514,7 @@ class Api {
     auto body = ObjectBody(req);
     if (!body.ok()) return respond(ErrorResponse(body.status()));
     if (Status s = UnknownFields(*body, {"acks"}); !s.ok()) return respond(ErrorResponse(s));
-    const json::value* acks = body->if_contains("acks");
+    const json::value* acks = FindField(*body, "acks");
     if (!acks || !acks->is_array()) {
       return respond(ErrorResponse(InvalidArgument("field 'acks' must be an array")));
     }
@@ -547,8 +546,8 @@ class Api {
       item.id = std::move(*id);
       item.token = std::move(*token);
       item.retry = *retry;
-      if (o.contains("error")) {
-        auto error = StringField(o, "error", false, 1 << 30, where);
+      if (FindField(o, "error")) {
+        auto error = StringField(o, "error", false, 1 << 30, where, Empty::kAllowed);
         if (!error.ok()) return respond(ErrorResponse(error.status()));
         auto result = FailureResult(o, opts_.limits, where);
         if (!result.ok()) return respond(ErrorResponse(result.status()));

@@ -1,10 +1,9 @@
 #include "server/api_util.h"
 
-#include <algorithm>
 #include <boost/json.hpp>
-#include <charconv>
 
 #include "core/json_codec.h"
+#include "core/json_fields.h"
 #include "core/json_writer.h"
 
 namespace json = boost::json;
@@ -40,13 +39,7 @@ StatusOr<std::int64_t> IntParam(const HttpRequest& req, const std::string& name,
                                 std::int64_t lo, std::int64_t hi) {
   std::string v = QueryParam(req, name);
   if (v.empty()) return def;
-  std::int64_t x = 0;
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
-  if (ec != std::errc() || p != v.data() + v.size() || x < lo || x > hi) {
-    return InvalidArgument("query parameter '" + name + "' must be an integer between " +
-                           std::to_string(lo) + " and " + std::to_string(hi));
-  }
-  return x;
+  return ReadIntText(v, "query parameter '" + name + "'", lo, hi);
 }
 
 // A JSON object body, or an empty one for an empty body.
@@ -60,64 +53,31 @@ StatusOr<json::object> ObjectBody(const HttpRequest& req) {
 
 Status UnknownFields(const json::object& o, std::initializer_list<std::string_view> known,
                      std::string_view where) {
-  for (const auto& [k, v] : o) {
-    if (std::find(known.begin(), known.end(), k) == known.end()) {
-      std::string f(where);
-      if (!f.empty()) f += ".";
-      return InvalidArgument("unknown field '" + f + std::string(k) + "'");
-    }
-  }
-  return Status::Ok();
+  return RefuseUnknown(o, known, where);
 }
 
 StatusOr<std::string> StringField(const json::object& o, std::string_view name, bool required,
-                                  std::size_t max_bytes, std::string_view where) {
-  std::string f(where);
-  if (!f.empty()) f += ".";
-  f += name;
-  const json::value* v = o.if_contains(name);
-  if (!v || v->is_null()) {
-    if (required) return InvalidArgument("field '" + f + "' is required");
+                                  std::size_t max_bytes, std::string_view where, Empty empty) {
+  const json::value* v = FindField(o, name);
+  if (!v) {
+    if (required) return FieldError(FieldPath(where, name), "is required");
     return std::string();
   }
-  if (!v->is_string()) return InvalidArgument("field '" + f + "' must be a string");
-  if (v->get_string().size() > max_bytes) {
-    return InvalidArgument("field '" + f + "' is longer than " + std::to_string(max_bytes) +
-                           " bytes");
-  }
-  return std::string(v->get_string());
+  return ReadString(*v, FieldPath(where, name), max_bytes, empty);
 }
 
 StatusOr<std::int64_t> IntField(const json::object& o, std::string_view name, std::int64_t def,
-                                std::int64_t lo, std::int64_t hi) {
-  const json::value* v = o.if_contains(name);
-  if (!v || v->is_null()) return def;
-  std::int64_t x;
-  if (v->is_int64()) {
-    x = v->get_int64();
-  } else if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(hi)) {
-    x = static_cast<std::int64_t>(v->get_uint64());
-  } else {
-    return InvalidArgument("field '" + std::string(name) + "' must be an integer between " +
-                           std::to_string(lo) + " and " + std::to_string(hi));
-  }
-  if (x < lo || x > hi) {
-    return InvalidArgument("field '" + std::string(name) + "' must be between " +
-                           std::to_string(lo) + " and " + std::to_string(hi));
-  }
-  return x;
+                                std::int64_t lo, std::int64_t hi, std::string_view where) {
+  const json::value* v = FindField(o, name);
+  if (!v) return def;
+  return ReadInt(*v, FieldPath(where, name), lo, hi);
 }
 
 StatusOr<bool> BoolField(const json::object& o, std::string_view name, bool def,
                          std::string_view where) {
-  const json::value* v = o.if_contains(name);
-  if (!v || v->is_null()) return def;
-  if (!v->is_bool()) {
-    std::string f(where);
-    if (!f.empty()) f += ".";
-    return InvalidArgument("field '" + f + std::string(name) + "' must be true or false");
-  }
-  return v->get_bool();
+  const json::value* v = FindField(o, name);
+  if (!v) return def;
+  return ReadBool(*v, FieldPath(where, name));
 }
 
 json::object PageObject(std::string_view field, json::array items,

@@ -5,7 +5,6 @@
 #include <optional>
 
 #include "core/json_writer.h"
-#include "core/time_format.h"
 
 namespace dray {
 
@@ -67,42 +66,8 @@ std::string ChangeFeed::PositionLocked() const {
 }
 
 std::string ChangeFeed::EventText(std::uint64_t seq, const Task& t) const {
-  std::string data = "{\"id\":";
-  AppendJsonString(t.id, &data);
-  data += ",\"namespace\":";
-  AppendJsonString(t.ns, &data);
-  data += ",\"queue\":";
-  AppendJsonString(t.queue, &data);
-  data += ",\"type\":";
-  AppendJsonString(t.type, &data);
-  data += ",\"state\":";
-  AppendJsonString(TaskStateName(t.state), &data);
-  data += ",\"attempts\":" + std::to_string(t.attempts);
-  data += ",\"max_attempts\":" + std::to_string(t.max_attempts);
-  if (!t.workflow.empty()) {
-    data += ",\"workflow\":";
-    AppendJsonString(t.workflow, &data);
-    data += ",\"node\":";
-    AppendJsonString(t.node, &data);
-  }
-  if (!t.worker.empty() && t.state == TaskState::kRunning) {
-    data += ",\"worker\":";
-    AppendJsonString(t.worker, &data);
-  }
-  data += ",\"updated_at\":\"" + FormatRfc3339(t.updated_at) + "\"";
-  if (t.finished_at) data += ",\"finished_at\":\"" + FormatRfc3339(t.finished_at) + "\"";
-  if (!t.error.empty()) {
-    data += ",\"error\":";
-    AppendJsonString(t.error, &data);
-  }
-  if (!t.result.empty()) {
-    if (t.result.size() <= options_.max_result_bytes) {
-      data += ",\"result\":" + t.result;
-    } else {
-      data += ",\"result_truncated\":true";
-    }
-  }
-  data.push_back('}');
+  std::string data;
+  AppendTaskChangeJson(t, options_.max_result_bytes, &data);
   // `data` is one line: JSON text written by Dray has no raw newline.
   return "id: " + epoch_ + "-" + std::to_string(seq) + "\nevent: task\ndata: " + data + "\n\n";
 }

@@ -106,7 +106,7 @@ TEST_F(WorkflowHttpTest, BadWorkflowsAreRefusedAndCreateNothing) {
       {R"({"tasks":[{"name":"a","type":"t","depends_on":["ghost"]}]})", 422, "'ghost'"},
       {R"({"tasks":[{"name":"a","type":"t"},{"name":"a","type":"t"}]})", 422, "two tasks are named 'a'"},
       {R"({"tasks":[{"type":"t"}]})", 422, "tasks[0].name"},
-      {R"({"tasks":[{"name":"a","type":"t","colour":"red"}]})", 422, "unknown field 'tasks[0].colour'"},
+      {R"({"tasks":[{"name":"a","type":"t","colour":"red"}]})", 422, "field 'tasks[0].colour' is unknown"},
       {R"({"tasks":[]})", 422, "must not be empty"},
       {R"({"on_failure":"explode","tasks":[{"name":"a","type":"t"}]})", 422, "on_failure"},
   };
