@@ -9,24 +9,20 @@
 #include <cstdio>
 #include <thread>
 
+#include "support/status_assert.h"
+#include "support/wait.h"
+
 namespace dray {
 namespace {
 
 using std::chrono::milliseconds;
+using testing::WaitFor;
 
 ExecResult Exec(const std::string& payload, std::optional<milliseconds> timeout = std::nullopt,
                std::stop_token stop = {}) {
   auto r = RunCommand(payload, timeout, stop);
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_OK(r);
   return r.ok() ? *r : ExecResult{};
-}
-
-// Polls for a file to exist (the tests' signal that a child runs).
-void WaitForFile(const std::string& path) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (access(path.c_str(), F_OK) != 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(2));
-  }
 }
 
 TEST(ExecRunnerTest, CapturesExitCodeAndOutput) {
@@ -59,7 +55,7 @@ TEST(ExecRunnerTest, TaskEnvOverridesTheWorkersAndThePayloadOverridesBoth) {
                       std::nullopt, std::stop_token(), ExecLimits{},
                       {"DRAY_TEST_VAR=task", "DRAY_OTHER=x", "DRAY_THIRD=task"});
   unsetenv("DRAY_TEST_VAR");
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(r->stdout_tail, "task x payload\n");
 }
 
@@ -67,7 +63,7 @@ TEST(ExecRunnerTest, KeepsOnlyTheTailOfLongOutput) {
   ExecLimits limits;
   limits.tail_bytes = 100;
   auto r = RunCommand(R"({"argv":["sh","-c","seq 1 100000"]})", std::nullopt, {}, limits);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_EQ(r->stdout_tail.size(), 100u);
   EXPECT_EQ(r->stdout_tail.substr(r->stdout_tail.size() - 7), "100000\n");
 }
@@ -83,7 +79,7 @@ TEST(ExecRunnerTest, KillsAChildThatIgnoresSigterm) {
   limits.kill_grace = milliseconds(100);
   auto r = RunCommand(R"({"argv":["sh","-c","trap '' TERM; echo ready; while :; do :; done"]})",
                       milliseconds(200), {}, limits);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_TRUE(r->timed_out);
   EXPECT_EQ(r->signal, SIGKILL);
 }
@@ -148,7 +144,7 @@ TEST(ExecRunnerTest, StopsAChildThatIsAlreadyRunning) {
   std::thread stopper([&] {
     // Wait for proof that the child runs (its pid file), then stop it.
     const std::string file = "/tmp/dray_exec_runner_test_" + std::to_string(getpid());
-    WaitForFile(file);
+    EXPECT_TRUE(WaitFor([&] { return access(file.c_str(), F_OK) == 0; })) << "no " << file;
     stop.request_stop();
     std::remove(file.c_str());
   });

@@ -4,6 +4,8 @@
 
 #include <boost/json.hpp>
 
+#include "support/status_assert.h"
+
 namespace dray {
 namespace {
 
@@ -11,7 +13,7 @@ namespace json = boost::json;
 
 json::value Json(std::string_view yaml) {
   auto r = YamlToJson(yaml);
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_OK(r);
   return r.ok() ? json::parse(*r) : json::value();
 }
 

@@ -5,8 +5,10 @@
 #include <boost/json.hpp>
 #include <thread>
 
-#include "client/fake_http_server_test_util.h"
 #include "core/json_codec.h"
+#include "support/fake_http_server.h"
+#include "support/status_assert.h"
+#include "support/wait.h"
 
 namespace dray {
 namespace {
@@ -27,7 +29,7 @@ std::unique_ptr<Client> ClientFor(const FakeHttpServer& server, std::string ns =
   o.ns = std::move(ns);
   o.request_timeout = timeout;
   auto c = Client::Create(o);
-  EXPECT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_OK(c);
   return std::move(*c);
 }
 
@@ -62,7 +64,7 @@ TEST(ClientTest, SubmitSendsTheSpecInTheClientsNamespace) {
   spec.key = "k1";
   spec.labels = {{"team", "a"}};
   auto r = client->Submit(spec);
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(r->id, "t1");
   EXPECT_TRUE(r->created);
 
@@ -91,7 +93,7 @@ TEST(ClientTest, SubmitWithASeenKeyReportsNotCreated) {
   spec.type = "x";
   spec.key = "k";
   auto r = client->Submit(spec);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_EQ(r->id, "first");
   EXPECT_FALSE(r->created);
 }
@@ -104,7 +106,7 @@ TEST(ClientTest, SubmitBatchSendsAllSpecsAndKeepsTheirOrder) {
   std::vector<TaskSpec> specs(3);
   for (int i = 0; i < 3; ++i) specs[i].type = "t" + std::to_string(i);
   auto r = client->SubmitBatch(specs);
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   ASSERT_EQ(r->size(), 3u);
   EXPECT_EQ((*r)[1].id, "b");
   EXPECT_FALSE((*r)[1].created);
@@ -165,7 +167,7 @@ TEST(ClientTest, GetDecodesTheTask) {
   FakeHttpServer server([&](const FakeRequest&) { return Json(200, TaskToJson(want)); });
   auto client = ClientFor(server);
   auto t = client->Get("t-42");
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_OK(t);
   EXPECT_EQ(t->id, "t-42");
   EXPECT_EQ(t->state, TaskState::kSucceeded);
   EXPECT_EQ(t->type, "resize");
@@ -196,7 +198,7 @@ TEST(ClientTest, WaitRepeatsLongPollsUntilTheTaskIsTerminal) {
   });
   auto client = ClientFor(server);
   auto t = client->Wait("t1", std::chrono::seconds(60));
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_OK(t);
   EXPECT_EQ(t->state, TaskState::kSucceeded);
   auto reqs = server.requests();
   ASSERT_EQ(reqs.size(), 3u);
@@ -233,7 +235,7 @@ TEST(ClientTest, ListSendsTheFilterAndReadsThePage) {
   f.cursor = "cur1";
   f.newest_first = false;
   auto page = client->List(f);
-  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_OK(page);
   ASSERT_EQ(page->tasks.size(), 2u);
   EXPECT_EQ(page->tasks[1].id, "b");
   EXPECT_EQ(page->next_cursor, "cur2");
@@ -251,7 +253,7 @@ TEST(ClientTest, LastPageHasNoCursor) {
   FakeHttpServer server([&](const FakeRequest&) { return Json(200, R"({"tasks":[],"next_cursor":null})"); });
   auto client = ClientFor(server);
   auto page = client->List({});
-  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_OK(page);
   EXPECT_TRUE(page->tasks.empty());
   EXPECT_TRUE(page->next_cursor.empty());
 }
@@ -261,8 +263,8 @@ TEST(ClientTest, CancelAndRetryPostToTheTask) {
     return Json(200, TaskToJson(SampleTask("t1", TaskState::kCancelled)));
   });
   auto client = ClientFor(server);
-  ASSERT_TRUE(client->Cancel("t1").ok());
-  ASSERT_TRUE(client->Retry("t1").ok());
+  ASSERT_OK(client->Cancel("t1"));
+  ASSERT_OK(client->Retry("t1"));
   auto reqs = server.requests();
   EXPECT_EQ(reqs[0].method, "POST");
   EXPECT_EQ(reqs[0].path, "/v1/tasks/t1/cancel");
@@ -277,7 +279,7 @@ TEST(ClientTest, LeaseSendsTheRequestAndReadsTokens) {
   });
   auto client = ClientFor(server);
   auto leased = client->Lease("w1", {"a", "b"}, 5, milliseconds(100), 9000);
-  ASSERT_TRUE(leased.ok()) << leased.status().ToString();
+  ASSERT_OK(leased);
   ASSERT_EQ(leased->size(), 1u);
   EXPECT_EQ((*leased)[0].task.id, "t1");
   EXPECT_EQ((*leased)[0].lease.token, "77");
@@ -299,10 +301,10 @@ TEST(ClientTest, HeartbeatCompleteAndFailCarryTheLease) {
   });
   auto client = ClientFor(server);
   auto hb = client->Heartbeat("t1", "77");
-  ASSERT_TRUE(hb.ok()) << hb.status().ToString();
+  ASSERT_OK(hb);
   EXPECT_TRUE(hb->cancel_requested);
-  ASSERT_TRUE(client->Complete("t1", "77", R"({"n":1})").ok());
-  ASSERT_TRUE(client->Fail("t1", "77", "boom", false).ok());
+  ASSERT_OK(client->Complete("t1", "77", R"({"n":1})"));
+  ASSERT_OK(client->Fail("t1", "77", "boom", false));
   auto reqs = server.requests();
   EXPECT_EQ(reqs[0].path, "/v1/tasks/t1/heartbeat");
   EXPECT_EQ(reqs[0].json().at("lease"), "77");
@@ -332,9 +334,9 @@ TEST(ClientTest, AckSendsEveryItemAndReadsOneResultEach) {
   acks[1] = {"b", "2", false, "null", "boom", true};
   acks[2] = {"c", "3", false, "null", "bad", false};
   auto r = client->Ack(acks);
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   ASSERT_EQ(r->size(), 3u);
-  EXPECT_TRUE((*r)[0].status.ok());
+  EXPECT_OK((*r)[0].status);
   EXPECT_EQ((*r)[0].state, TaskState::kSucceeded);
   EXPECT_EQ((*r)[1].status.code(), StatusCode::kAborted);
   EXPECT_EQ((*r)[1].status.message(), "stale");
@@ -365,7 +367,7 @@ TEST(ClientTest, QueuesReadSettingsAndCounts) {
   });
   auto client = ClientFor(server);
   auto all = client->Queues();
-  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_OK(all);
   ASSERT_EQ(all->size(), 1u);
   const QueueInfo& q = (*all)[0];
   EXPECT_EQ(q.name, "images");
@@ -373,9 +375,9 @@ TEST(ClientTest, QueuesReadSettingsAndCounts) {
   EXPECT_EQ(q.settings.max_attempts, 5);
   EXPECT_EQ(q.counts.at(TaskState::kRunning), 3);
   EXPECT_EQ(q.counts.at(TaskState::kCancelled), 6);
-  ASSERT_TRUE(client->GetQueue("images").ok());
+  ASSERT_OK(client->GetQueue("images"));
   auto patched = client->PatchQueue("images", R"({"paused":true})");
-  ASSERT_TRUE(patched.ok()) << patched.status().ToString();
+  ASSERT_OK(patched);
   auto reqs = server.requests();
   EXPECT_EQ(reqs[1].path, "/v1/queues/images");
   EXPECT_EQ(reqs[2].method, "PATCH");
@@ -388,7 +390,7 @@ TEST(ClientTest, HealthAndReadinessUseNoNamespace) {
     return Json(200, R"({"status":"ok"})");
   });
   auto client = ClientFor(server);
-  EXPECT_TRUE(client->Health().ok());
+  EXPECT_OK(client->Health());
   Status ready = client->Ready();
   EXPECT_EQ(ready.code(), StatusCode::kUnavailable);
   EXPECT_EQ(ready.message(), "store failed");
@@ -398,7 +400,7 @@ TEST(ClientTest, HealthAndReadinessUseNoNamespace) {
 TEST(ClientTest, SequentialCallsReuseOneKeepAliveConnection) {
   FakeHttpServer server([&](const FakeRequest&) { return Json(200, TaskToJson(SampleTask("t"))); });
   auto client = ClientFor(server);
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(client->Get("t").ok());
+  for (int i = 0; i < 10; ++i) ASSERT_OK(client->Get("t"));
   EXPECT_EQ(server.connections(), 1);
 }
 
@@ -414,11 +416,11 @@ TEST(ClientTest, ARequestOnAStaleIdleConnectionIsSentOnceMoreOnAFreshOne) {
   auto client = ClientFor(server);
   TaskSpec spec;
   spec.type = "x";
-  ASSERT_TRUE(client->Submit(spec).ok());
+  ASSERT_OK(client->Submit(spec));
   // Wait for the server to close it, so that the pooled connection is surely stale.
   ASSERT_TRUE(WaitFor([&] { return server.connections() == 1 && server.open_connections() == 0; }));
   auto second = client->Submit(spec);
-  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  ASSERT_OK(second);
   EXPECT_EQ(calls, 2);  // each submit reached the handler exactly once
   EXPECT_EQ(server.connections(), 2);
 }
@@ -468,7 +470,7 @@ TEST(ClientTest, AnUnreachableServerIsUnavailable) {
   ClientOptions o;
   o.server = "http://127.0.0.1:" + std::to_string(port);
   auto client = Client::Create(o);
-  ASSERT_TRUE(client.ok());
+  ASSERT_OK(client);
   EXPECT_EQ((*client)->Get("t").status().code(), StatusCode::kUnavailable);
 }
 
@@ -531,7 +533,7 @@ TEST(ClientTest, ManyThreadsShareOneClient) {
 TEST(ClientTest, AfterShutdownEveryCallFailsAtOnce) {
   FakeHttpServer server([&](const FakeRequest&) { return Json(200, R"({"status":"ok"})"); });
   auto client = ClientFor(server);
-  ASSERT_TRUE(client->Health().ok());
+  ASSERT_OK(client->Health());
   client->Shutdown();
   EXPECT_EQ(client->Health().code(), StatusCode::kUnavailable);
   EXPECT_EQ(server.requests().size(), 1u);

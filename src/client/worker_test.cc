@@ -6,9 +6,11 @@
 #include <deque>
 #include <thread>
 
-#include "client/fake_http_server_test_util.h"
 #include "core/json_codec.h"
 #include "core/time_format.h"
+#include "support/fake_http_server.h"
+#include "support/status_assert.h"
+#include "support/wait.h"
 
 namespace dray {
 namespace {
@@ -200,7 +202,7 @@ TEST(WorkerTest, EveryLeasedTaskGetsExactlyOneOutcome) {
   });
   ASSERT_TRUE(WaitFor([&] { return dray.acks().size() >= kTasks; }));
   w.StopAndJoin();
-  ASSERT_TRUE(w.status().ok());
+  ASSERT_OK(w.status());
 
   std::map<std::string, int> seen;
   for (const auto& a : dray.acks()) {
@@ -474,7 +476,7 @@ TEST(WorkerTest, StopBeforeRunReturnsAtOnce) {
   c.server = dray.url();
   Worker worker(c, Options(2));
   worker.Stop();
-  EXPECT_TRUE(worker.Run().ok());
+  EXPECT_OK(worker.Run());
   EXPECT_TRUE(dray.server().requests().empty());
 }
 

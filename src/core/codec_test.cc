@@ -9,6 +9,7 @@
 #include "core/json_codec.h"
 #include "core/json_writer.h"
 #include "core/time_format.h"
+#include "support/status_assert.h"
 
 namespace dray {
 namespace {
@@ -123,7 +124,7 @@ TEST(CodecTest, DecodesAFullSpec) {
   auto r = Decode(R"({"type":"email","queue":"mail","namespace":"acme","payload":{"to":"a@b"},
     "priority":-5,"delay_ms":1500,"max_attempts":7,"backoff":{"initial_ms":10,"max_ms":100,
     "multiplier":3,"jitter":0},"timeout_ms":2000,"lease_ms":5000,"key":"k1","labels":{"team":"x"}})");
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   ASSERT_FALSE(r->batch);
   const TaskSpec& s = r->specs.at(0);
   EXPECT_EQ(s.type, "email");
@@ -209,7 +210,7 @@ TEST(CodecTest, TaskRoundTripsThroughJson) {
   t.labels = {{"a", "b"}};
   t.history.push_back(Attempt{1, "w1", 1'700'000'000'001, 0, AttemptOutcome::kRunning, ""});
   auto back = DecodeTask(boost::json::parse(TaskToJson(t)));
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(back->id, t.id);
   EXPECT_EQ(back->payload, t.payload);
   EXPECT_EQ(back->state, t.state);
@@ -223,7 +224,7 @@ TEST(CodecTest, PlacementDecodesShortFormsAndRoundTrips) {
   auto spec = Decode(R"({"type":"a","resources":{"cpu":2000,"memory_mb":0,"licenses":1},
       "require":["zone=a","spot!=1","gpu_model","!preemptible",{"key":"arch","values":["x","y"]}],
       "prefer":[{"key":"zone","value":"b","weight":9},"ssd"],"affinity_key":"user-1"})");
-  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  ASSERT_OK(spec);
   const Placement& p = spec->specs[0].placement;
   EXPECT_EQ(p.resources, (std::map<std::string, std::int64_t>{{"cpu", 2000}, {"licenses", 1}}));
   ASSERT_EQ(p.require.size(), 5u);
@@ -241,7 +242,7 @@ TEST(CodecTest, PlacementDecodesShortFormsAndRoundTrips) {
   EXPECT_FALSE(p.require[1].Matches({{"spot", "1"}}));
   // The spec as the SDK sends it decodes to the same; a task answer too.
   auto again = DecodeTaskSpec(EncodeTaskSpec(spec->specs[0]), Limits{});
-  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  ASSERT_OK(again);
   EXPECT_EQ(again->placement, p);
   Task t;
   t.id = "0190a0b0-0000-7000-8000-000000000001";
@@ -251,7 +252,7 @@ TEST(CodecTest, PlacementDecodesShortFormsAndRoundTrips) {
   t.placement.shard_index = 1;
   t.placement.shard_total = 3;
   auto back = DecodeTask(boost::json::parse(TaskToJson(t)));
-  ASSERT_TRUE(back.ok());
+  ASSERT_OK(back);
   EXPECT_EQ(back->placement, t.placement);
 }
 
@@ -283,7 +284,7 @@ TEST(ScheduleSpecTest, DecodesEveryField) {
       "task":{"type":"report","queue":"q","payload":{"day":1},"delay_ms":5},
       "misfire":"all","overlap":"buffer_one","jitter_ms":1000,
       "start_at":"2026-12-01T00:00:00Z","end_at":"2027-12-01T00:00:00Z","paused":true,"max_catchup":7})");
-  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_OK(s);
   EXPECT_EQ(s->name, "nightly");
   EXPECT_EQ(s->cron, "0 2 * * *");
   EXPECT_EQ(s->timezone, "Asia/Shanghai");
@@ -295,7 +296,7 @@ TEST(ScheduleSpecTest, DecodesEveryField) {
   EXPECT_TRUE(s->paused);
   EXPECT_EQ(s->max_catchup, 7);
   auto i = DecodeSchedule(R"({"interval_ms":30000,"task":{"type":"ping"}})");
-  ASSERT_TRUE(i.ok()) << i.status().ToString();
+  ASSERT_OK(i);
   EXPECT_EQ(i->interval_ms, 30000);
   EXPECT_EQ(i->misfire, MisfirePolicy::kOnce);  // the defaults
   EXPECT_EQ(i->overlap, OverlapPolicy::kAllow);
@@ -354,13 +355,13 @@ TEST(TriggerCodecTest, ATriggerRoundTripsAndALoopIsRefused) {
                   R"("states":["failed","cancelled"]}},"task":{"type":"alert","queue":"alerts"},)"
                   R"("paused":true})"),
       limits);
-  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  ASSERT_OK(spec);
   Trigger t;
   t.spec = *spec;
   t.created_at = 1'700'000'000'000;
   t.updated_at = 1'700'000'000'001;
   auto back = DecodeTrigger(EncodeTrigger(t));
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, t);
   // The same queue as the trigger's filter, and any type: it would fire itself.
   auto loop = DecodeTriggerSpec(

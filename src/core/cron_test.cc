@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "core/time_format.h"
+#include "support/status_assert.h"
 
 namespace dray {
 namespace {
@@ -14,9 +15,9 @@ TimeMs At(const char* rfc3339) { return ParseRfc3339(rfc3339).value(); }
 
 std::string NextOf(const std::string& expr, const std::string& zone, const char* after) {
   auto c = CronExpr::Parse(expr);
-  EXPECT_TRUE(c.ok()) << expr << ": " << c.status().ToString();
+  EXPECT_OK(c) << expr;
   auto tz = TimeZone::Load(zone);
-  EXPECT_TRUE(tz.ok()) << zone;
+  EXPECT_OK(tz) << zone;
   if (!c.ok() || !tz.ok()) return "";
   auto next = c->Next(At(after), *tz);
   return next ? FormatRfc3339(*next) : "never";
@@ -115,7 +116,7 @@ TEST(CronTest, InvalidExpressionsAreRefusedNamingTheField) {
   for (const auto& [expr, mention] : bad) {
     auto c = CronExpr::Parse(expr);
     if (std::string(mention).empty()) {
-      EXPECT_TRUE(c.ok()) << expr;
+      EXPECT_OK(c) << expr;
       continue;
     }
     ASSERT_FALSE(c.ok()) << expr;
@@ -124,14 +125,14 @@ TEST(CronTest, InvalidExpressionsAreRefusedNamingTheField) {
         << expr << ": " << c.status().message();
   }
   // Not impossible: a day-of-week allows days, or another month has the 31st.
-  EXPECT_TRUE(CronExpr::Parse("0 0 31 4 MON").ok());
-  EXPECT_TRUE(CronExpr::Parse("0 0 31 4,5 *").ok());
-  EXPECT_TRUE(CronExpr::Parse("0 0 L 2 *").ok());
+  EXPECT_OK(CronExpr::Parse("0 0 31 4 MON"));
+  EXPECT_OK(CronExpr::Parse("0 0 31 4,5 *"));
+  EXPECT_OK(CronExpr::Parse("0 0 L 2 *"));
 }
 
 TEST(CronTest, UnknownZonesAreRefused) {
-  EXPECT_TRUE(TimeZone::Load("UTC").ok());
-  EXPECT_TRUE(TimeZone::Load("Asia/Shanghai").ok());
+  EXPECT_OK(TimeZone::Load("UTC"));
+  EXPECT_OK(TimeZone::Load("Asia/Shanghai"));
   for (const char* z : {"Mars/Olympus_Mons", "../../etc/passwd", "/etc/localtime", "", "EST5EDT;x"}) {
     auto tz = TimeZone::Load(z);
     EXPECT_EQ(tz.status().code(), StatusCode::kInvalidArgument) << z;
@@ -142,11 +143,11 @@ TEST(CronTest, UnknownZonesAreRefused) {
 // (checked in UTC, where no local time is skipped or repeated).
 TEST(CronTest, FireTimesIncreaseAndMatch) {
   auto tz = TimeZone::Load("UTC");
-  ASSERT_TRUE(tz.ok());
+  ASSERT_OK(tz);
   for (const char* expr : {"*/7 3-5 * * *", "0 0 1,15 * *", "0 12 * * 1-5", "13 */5 L * *",
                            "0 0 * * 6#1", "30 10 15W */2 *"}) {
     auto c = CronExpr::Parse(expr);
-    ASSERT_TRUE(c.ok()) << expr;
+    ASSERT_OK(c) << expr;
     TimeMs t = At("2026-01-01T00:00:00.000Z");
     for (int i = 0; i < 200; ++i) {
       auto next = c->Next(t, *tz);

@@ -6,6 +6,8 @@
 #include <set>
 #include <utility>
 
+#include "support/status_assert.h"
+
 namespace dray {
 namespace {
 
@@ -60,7 +62,7 @@ TEST(StateMachineTest, WalksEveryStateEventPair) {
         EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
         continue;
       }
-      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      ASSERT_OK(r);
       EXPECT_EQ(r->next, it->second);
       Task after = t;
       Apply(*r, ApplyInput{kNow, "w2", 100, kNow + 1000, "1", "boom"}, &after);
@@ -79,7 +81,7 @@ TEST(StateMachineTest, InitialStateFollowsDepsAndRunAt) {
 TEST(StateMachineTest, FailWithNoAttemptsLeftIsTerminal) {
   Task t = RunningTask(false, 3, 3);
   auto r = Decide(t, EventInput{TaskEvent::kFail}, kNow);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_EQ(r->next, TaskState::kFailed);
   Apply(*r, ApplyInput{kNow, "", 0, 0, "", "disk on fire"}, &t);
   EXPECT_EQ(t.state, TaskState::kFailed);
@@ -93,14 +95,14 @@ TEST(StateMachineTest, AFailedAttemptMayKeepAResult) {
   Task t = RunningTask(false, 1, 3);
   t.result = "\"earlier\"";
   auto r = Decide(t, EventInput{TaskEvent::kFail}, kNow);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   Apply(*r, ApplyInput{kNow, "", 0, 0, R"({"exit_code":3})", "exit code 3"}, &t);
   EXPECT_EQ(t.result, R"({"exit_code":3})");
   EXPECT_EQ(t.error, "exit code 3");
   Task u = RunningTask(false, 1, 3);
   u.result = "\"earlier\"";
   auto r2 = Decide(u, EventInput{TaskEvent::kFail}, kNow);
-  ASSERT_TRUE(r2.ok());
+  ASSERT_OK(r2);
   Apply(*r2, ApplyInput{kNow, "", 0, 0, "", "no output"}, &u);
   EXPECT_EQ(u.result, "\"earlier\"");  // no result given: the last one stays
 }
@@ -108,7 +110,7 @@ TEST(StateMachineTest, AFailedAttemptMayKeepAResult) {
 TEST(StateMachineTest, NonRetryableFailSkipsRemainingAttempts) {
   Task t = RunningTask(false, 1, 5);
   auto r = Decide(t, EventInput{TaskEvent::kFail, false}, kNow);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_EQ(r->next, TaskState::kFailed);
 }
 
@@ -116,7 +118,7 @@ TEST(StateMachineTest, FailedAttemptIsRetriedAfterBackoff) {
   Task t = RunningTask(false, 2, 5);
   t.backoff = Backoff{1000, 60'000, 2.0, 0.0};
   auto r = Decide(t, EventInput{TaskEvent::kExpire}, kNow);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_EQ(r->next, TaskState::kScheduled);
   EXPECT_EQ(r->run_at, kNow + 2000);  // second retry: initial * 2
   Apply(*r, ApplyInput{kNow, "", 0, 0, "", "lease expired"}, &t);
@@ -129,7 +131,7 @@ TEST(StateMachineTest, CancelRequestedRunningTaskEndsCancelledWhenWorkerStops) {
   for (TaskEvent e : {TaskEvent::kFail, TaskEvent::kExpire, TaskEvent::kTimeout}) {
     Task t = RunningTask(true);
     auto r = Decide(t, EventInput{e}, kNow);
-    ASSERT_TRUE(r.ok());
+    ASSERT_OK(r);
     EXPECT_EQ(r->next, TaskState::kCancelled);
     EXPECT_EQ(r->attempt_outcome, AttemptOutcome::kCancelled);
   }
@@ -138,7 +140,7 @@ TEST(StateMachineTest, CancelRequestedRunningTaskEndsCancelledWhenWorkerStops) {
 TEST(StateMachineTest, CancelOfRunningTaskOnlyRequestsIt) {
   Task t = RunningTask();
   auto r = Decide(t, EventInput{TaskEvent::kCancel}, kNow);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   Apply(*r, ApplyInput{kNow}, &t);
   EXPECT_EQ(t.state, TaskState::kRunning);
   EXPECT_TRUE(t.cancel_requested);
@@ -149,7 +151,7 @@ TEST(StateMachineTest, LeaseTokensOnlyGrow) {
   t.state = TaskState::kReady;
   t.lease_token = 50;
   auto r = Decide(t, EventInput{TaskEvent::kLease}, kNow);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   Apply(*r, ApplyInput{kNow, "w", 10, kNow + 100}, &t);  // a smaller proposal
   EXPECT_GT(t.lease_token, 50u);
   EXPECT_EQ(t.attempts, 1);
@@ -160,11 +162,11 @@ TEST(StateMachineTest, LeaseTokensOnlyGrow) {
 TEST(StateMachineTest, RetryGrantsOneMoreAttempt) {
   Task t = RunningTask(false, 3, 3);
   auto r = Decide(t, EventInput{TaskEvent::kFail}, kNow);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   Apply(*r, ApplyInput{kNow, "", 0, 0, "", "x"}, &t);
   ASSERT_EQ(t.state, TaskState::kFailed);
   auto again = Decide(t, EventInput{TaskEvent::kRetry}, kNow + 5);
-  ASSERT_TRUE(again.ok());
+  ASSERT_OK(again);
   Apply(*again, ApplyInput{kNow + 5}, &t);
   EXPECT_EQ(t.state, TaskState::kReady);
   EXPECT_EQ(t.max_attempts, 4);

@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "support/status_assert.h"
+
 namespace dray {
 namespace {
 
@@ -16,7 +18,7 @@ class EngineTest : public ::testing::Test {
   std::string Submit(TaskSpec spec) {
     EngineOutput out;
     auto r = engine_.Submit({std::move(spec)}, now_, &out);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_OK(r);
     return r.ok() ? r->at(0).id : "";
   }
   static TaskSpec Spec(std::string type = "t", std::string queue = "q") {
@@ -34,7 +36,7 @@ class EngineTest : public ::testing::Test {
     req.max = max;
     req.lease_ms = lease_ms;
     auto r = engine_.Lease(req, now_, &out);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_OK(r);
     return r.ok() ? *r : std::vector<LeasedTask>{};
   }
   TaskState StateOf(const std::string& id) {
@@ -82,7 +84,7 @@ TEST_F(EngineTest, CompleteWithCurrentTokenSucceedsAndLeavesMemory) {
   ASSERT_EQ(got.size(), 1u);
   EngineOutput out;
   auto done = engine_.Complete("default", id, got[0].lease.token, "{\"ok\":1}", now_, &out);
-  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  ASSERT_OK(done);
   EXPECT_EQ(done->state, TaskState::kSucceeded);
   EXPECT_EQ(done->result, "{\"ok\":1}");
   EXPECT_FALSE(engine_.Find("default", id).has_value());
@@ -147,7 +149,7 @@ TEST_F(EngineTest, HeartbeatExtendsTheLease) {
     now_ += 900;
     EngineOutput out;
     auto hb = engine_.Heartbeat("default", id, got[0].lease.token, 0, now_, &out);
-    ASSERT_TRUE(hb.ok()) << hb.status().ToString();
+    ASSERT_OK(hb);
     EXPECT_EQ(hb->expires_at, now_ + 1000);
   }
   EXPECT_EQ(StateOf(id), TaskState::kRunning);
@@ -162,7 +164,7 @@ TEST_F(EngineTest, AttemptPastItsTimeoutIsFailedEvenWithHeartbeats) {
   for (int i = 0; i < 2; ++i) {
     now_ += 900;
     EngineOutput out;
-    ASSERT_TRUE(engine_.Heartbeat("default", id, got[0].lease.token, 0, now_, &out).ok());
+    ASSERT_OK(engine_.Heartbeat("default", id, got[0].lease.token, 0, now_, &out));
   }
   now_ = kT0 + 2500;
   EngineOutput out;
@@ -180,14 +182,14 @@ TEST_F(EngineTest, CancelOfRunningTaskIsSeenOnHeartbeatAndEndsCancelled) {
   auto got = Lease();
   EngineOutput out;
   auto c = engine_.Cancel("default", id, now_, &out);
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_EQ(c->state, TaskState::kRunning);
   EXPECT_TRUE(c->cancel_requested);
   auto hb = engine_.Heartbeat("default", id, got[0].lease.token, 0, now_, &out);
-  ASSERT_TRUE(hb.ok());
+  ASSERT_OK(hb);
   EXPECT_TRUE(hb->cancel_requested);
   auto f = engine_.Fail("default", id, got[0].lease.token, "stopped", true, "", now_, &out);
-  ASSERT_TRUE(f.ok());
+  ASSERT_OK(f);
   EXPECT_EQ(f->state, TaskState::kCancelled);
 }
 
@@ -197,7 +199,7 @@ TEST_F(EngineTest, CancelOfWaitingTaskIsImmediate) {
   std::string id = Submit(s);
   EngineOutput out;
   auto c = engine_.Cancel("default", id, now_, &out);
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_EQ(c->state, TaskState::kCancelled);
   EXPECT_FALSE(engine_.Find("default", id).has_value());
   EXPECT_FALSE(engine_.NextWakeup().has_value());
@@ -209,7 +211,7 @@ TEST_F(EngineTest, IdempotencyKeyReturnsFirstIdWithinTheWindow) {
   std::string first = Submit(s);
   EngineOutput out;
   auto again = engine_.Submit({s}, now_ + 59'999, &out);
-  ASSERT_TRUE(again.ok());
+  ASSERT_OK(again);
   EXPECT_EQ(again->at(0).id, first);
   EXPECT_FALSE(again->at(0).created);
   EXPECT_TRUE(out.mutations.empty());
@@ -224,10 +226,10 @@ TEST_F(EngineTest, IdempotencyKeyReturnsFirstIdWithinTheWindow) {
 TEST_F(EngineTest, PausedQueueIsNotLeasedUntilResumed) {
   Submit(Spec());
   EngineOutput out;
-  ASSERT_TRUE(engine_.PatchQueue("default", "q", [](QueueSettings* s) { s->paused = true; return Status::Ok(); }, &out).ok());
+  ASSERT_OK(engine_.PatchQueue("default", "q", [](QueueSettings* s) { s->paused = true; return Status::Ok(); }, &out));
   EXPECT_TRUE(Lease().empty());
   EngineOutput out2;
-  ASSERT_TRUE(engine_.PatchQueue("default", "q", [](QueueSettings* s) { s->paused = false; return Status::Ok(); }, &out2).ok());
+  ASSERT_OK(engine_.PatchQueue("default", "q", [](QueueSettings* s) { s->paused = false; return Status::Ok(); }, &out2));
   EXPECT_TRUE(out2.made_ready);
   EXPECT_EQ(Lease().size(), 1u);
 }
@@ -285,7 +287,7 @@ TEST_F(EngineTest, ACompactLiveTaskKeepsEveryField) {
   t.history = {Attempt{1, "w0", now_ - 90, now_ - 80, AttemptOutcome::kFailed, "first try failed"},
                Attempt{2, "w", now_ - 5, 0, AttemptOutcome::kRunning, ""}};
   Engine fresh(EngineOptions{60'000, 1000, 7});
-  ASSERT_TRUE(fresh.RestoreTask(Task(t)).ok());
+  ASSERT_OK(fresh.RestoreTask(Task(t)));
   EXPECT_EQ(*fresh.Find("tenant", t.id), t);
   EXPECT_FALSE(fresh.Find("default", t.id).has_value());  // another namespace
   // A plain task (nothing rare) too.
@@ -294,7 +296,7 @@ TEST_F(EngineTest, ACompactLiveTaskKeepsEveryField) {
   plain.type = "t";
   plain.state = TaskState::kReady;
   plain.seq = 13;
-  ASSERT_TRUE(fresh.RestoreTask(Task(plain)).ok());
+  ASSERT_OK(fresh.RestoreTask(Task(plain)));
   Task want = plain;  // a waiting task says why when read
   want.wait_reason = "worker";
   want.wait_detail = "ready: no worker has leased it yet";
@@ -318,7 +320,7 @@ TEST_F(EngineTest, ManyDistinctTypesAndBackoffsStayApart) {
   }
   EngineOutput out;
   auto submitted = big.Submit(std::move(specs), now_, &out);
-  ASSERT_TRUE(submitted.ok());
+  ASSERT_OK(submitted);
   for (std::size_t i = 0; i < 5000; i += 37) {
     std::optional<Task> t = big.Find("default", submitted->at(i).id);
     ASSERT_TRUE(t.has_value());
@@ -328,11 +330,11 @@ TEST_F(EngineTest, ManyDistinctTypesAndBackoffsStayApart) {
   // Leasing and completing them all goes through the compact form each time.
   LeaseRequest req{"default", "w", {"q"}, 5000, 0};
   auto leased = big.Lease(req, now_, &out);
-  ASSERT_TRUE(leased.ok());
+  ASSERT_OK(leased);
   ASSERT_EQ(leased->size(), 5000u);
   for (const LeasedTask& l : *leased) {
     auto done = big.Complete("default", l.task.id, l.lease.token, "1", now_, &out);
-    ASSERT_TRUE(done.ok()) << done.status().ToString();
+    ASSERT_OK(done);
     EXPECT_EQ(done->type, l.task.type);
     EXPECT_EQ(done->backoff, l.task.backoff);
   }
@@ -345,7 +347,7 @@ TEST_F(EngineTest, RestoredRunningTaskWhoseLeaseExpiredWhileDownIsExpired) {
   Task snapshot = *engine_.Find("default", id);
   Engine fresh(EngineOptions{60'000, 1000, 7});
   fresh.RestoreMarks(StoreMarks{snapshot.lease_token, snapshot.seq});
-  ASSERT_TRUE(fresh.RestoreTask(Task(snapshot)).ok());
+  ASSERT_OK(fresh.RestoreTask(Task(snapshot)));
   EngineOutput out;
   fresh.Tick(now_ + 5000, &out);
   std::optional<Task> t = fresh.Find("default", id);
@@ -357,7 +359,7 @@ TEST_F(EngineTest, RestoredRunningTaskWhoseLeaseExpiredWhileDownIsExpired) {
   fresh.Tick(t->run_at, &out2);
   LeaseRequest req{"default", "w9", {"q"}, 1, 0};
   auto again = fresh.Lease(req, t->run_at, &out2);
-  ASSERT_TRUE(again.ok());
+  ASSERT_OK(again);
   ASSERT_EQ(again->size(), 1u);
   EXPECT_GT(std::stoull(again->at(0).lease.token), std::stoull(got[0].lease.token));
 }
@@ -378,11 +380,11 @@ TEST_F(EngineTest, RetryRunsAFailedTaskAgain) {
   auto got = Lease();
   EngineOutput out;
   auto failed = engine_.Fail("default", id, got[0].lease.token, "nope", true, "", now_, &out);
-  ASSERT_TRUE(failed.ok());
+  ASSERT_OK(failed);
   ASSERT_EQ(failed->state, TaskState::kFailed);
   EngineOutput out2;
   auto again = engine_.Retry(*failed, now_, &out2);
-  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  ASSERT_OK(again);
   EXPECT_EQ(again->state, TaskState::kReady);
   auto leased = Lease();
   ASSERT_EQ(leased.size(), 1u);
@@ -412,14 +414,14 @@ TEST_F(EngineTest, FinishedCountsFollowCompletionRetryAndPurge) {
   auto leased = Lease(2);
   ASSERT_EQ(leased.size(), 2u);
   EngineOutput out;
-  ASSERT_TRUE(engine_.Complete("default", a, leased[0].lease.token, "1", now_, &out).ok());
+  ASSERT_OK(engine_.Complete("default", a, leased[0].lease.token, "1", now_, &out));
   auto failed = engine_.Fail("default", b, leased[1].lease.token, "x", true, "", now_, &out);
-  ASSERT_TRUE(failed.ok());
+  ASSERT_OK(failed);
   auto q = engine_.FindQueue("default", "q");
   EXPECT_EQ(q->counts[TaskState::kSucceeded], 41);
   EXPECT_EQ(q->counts[TaskState::kFailed], 1);
   EXPECT_EQ(q->counts[TaskState::kRunning], 0);
-  ASSERT_TRUE(engine_.Retry(*failed, now_, &out).ok());
+  ASSERT_OK(engine_.Retry(*failed, now_, &out));
   q = engine_.FindQueue("default", "q");
   EXPECT_EQ(q->counts[TaskState::kFailed], 0);
   EXPECT_EQ(q->counts[TaskState::kReady], 1);
@@ -448,7 +450,7 @@ TEST_F(EngineTest, RandomizedOperationsConserveTasks) {
     } else if (op == 1) {
       LeaseRequest req{"default", "w", {"q"}, 1 + rng() % 3, 100};
       auto r = engine_.Lease(req, now_, &out);
-      ASSERT_TRUE(r.ok());
+      ASSERT_OK(r);
       for (auto& l : *r) held.push_back(l);
     } else if (op == 2 && !held.empty()) {
       std::size_t i = rng() % held.size();

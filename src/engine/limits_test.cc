@@ -7,6 +7,7 @@
 #include <set>
 
 #include "engine/engine.h"
+#include "support/status_assert.h"
 
 namespace dray {
 namespace {
@@ -20,7 +21,7 @@ class LimitsTest : public ::testing::Test {
   std::string Submit(TaskSpec spec) {
     EngineOutput out;
     auto r = engine_.Submit({std::move(spec)}, now_, &out);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_OK(r);
     return r.ok() ? r->at(0).id : "";
   }
   static TaskSpec Keyed(std::string key, std::string queue = "q") {
@@ -40,18 +41,18 @@ class LimitsTest : public ::testing::Test {
     req.max = max;
     req.lease_ms = 60'000;
     auto r = engine_.Lease(req, now_, &out);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_OK(r);
     return r.ok() ? *r : std::vector<LeasedTask>{};
   }
   void Complete(const LeasedTask& l) {
     EngineOutput out;
     auto r = engine_.Complete("default", l.task.id, l.lease.token, "1", now_, &out);
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_OK(r);
   }
   void Fail(const LeasedTask& l, bool retry = true) {
     EngineOutput out;
     auto r = engine_.Fail("default", l.task.id, l.lease.token, "boom", retry, "", now_, &out);
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_OK(r);
   }
   void Patch(const std::string& queue, const std::function<void(QueueSettings*)>& f) {
     EngineOutput out;
@@ -61,7 +62,7 @@ class LimitsTest : public ::testing::Test {
                                   return Status::Ok();
                                 },
                                 &out);
-    ASSERT_TRUE(r.ok());
+    ASSERT_OK(r);
   }
   std::string ReasonOf(const std::string& id) {
     std::optional<Task> t = engine_.Find("default", id);
@@ -164,9 +165,9 @@ TEST_F(LimitsTest, CancelledTaskOfAKeyLetsTheNextOneStart) {
   std::string id2 = Submit(Keyed("k"));
   std::string id3 = Submit(Keyed("k"));
   EngineOutput out;
-  ASSERT_TRUE(engine_.Cancel("default", id1, now_, &out).ok());
+  ASSERT_OK(engine_.Cancel("default", id1, now_, &out));
   EXPECT_TRUE(out.made_ready);
-  ASSERT_TRUE(engine_.Cancel("default", id3, now_, &out).ok());
+  ASSERT_OK(engine_.Cancel("default", id3, now_, &out));
   auto got = Lease(10);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].task.id, id2);
@@ -309,16 +310,16 @@ TEST_F(LimitsTest, RestoredTasksKeepTheirKeyOrderAndRunningCount) {
   tasks[1].lease_expires_at = kT0 + 60'000;
   tasks[1].worker = "w";
   tasks[1].history.push_back(Attempt{1, "w", kT0, 0, AttemptOutcome::kRunning, ""});
-  for (int i : {3, 1, 0, 2}) ASSERT_TRUE(restored.RestoreTask(Task(tasks[i])).ok());
+  for (int i : {3, 1, 0, 2}) ASSERT_OK(restored.RestoreTask(Task(tasks[i])));
   EngineOutput out;
   LeaseRequest req{"default", "w2", {"q"}, 10, 1000};
   auto got = restored.Lease(req, kT0, &out);
-  ASSERT_TRUE(got.ok());
+  ASSERT_OK(got);
   EXPECT_TRUE(got->empty()) << "task 1 runs: nothing else of its key may start";
   auto done = restored.Complete("default", tasks[1].id, "9", "1", kT0, &out);
-  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  ASSERT_OK(done);
   got = restored.Lease(req, kT0, &out);
-  ASSERT_TRUE(got.ok());
+  ASSERT_OK(got);
   ASSERT_EQ(got->size(), 1u);
   EXPECT_EQ(got->at(0).task.id, tasks[0].id);
 }
@@ -362,7 +363,7 @@ TEST_F(LimitsTest, RandomizedLimitsAreNeverExceeded) {
       s.max_attempts = 1 + static_cast<std::int32_t>(rng() % 3);
       s.backoff = Backoff{static_cast<std::int64_t>(rng() % 50), 100, 2.0, 0.0};
       auto r = engine_.Submit({s}, now_, &out);
-      ASSERT_TRUE(r.ok());
+      ASSERT_OK(r);
       info[r->at(0).id] = Info{q, s.concurrency_key, s.concurrency_limit.value_or(0), ++order};
       if (!s.concurrency_key.empty()) {
         unfinished[{q, s.concurrency_key}][order] = s.concurrency_limit.value_or(0);
@@ -373,7 +374,7 @@ TEST_F(LimitsTest, RandomizedLimitsAreNeverExceeded) {
       ask.resize(1 + rng() % 3);
       LeaseRequest req{"default", "w" + std::to_string(rng() % 4), ask, 1 + rng() % 4, 200};
       auto r = engine_.Lease(req, now_, &out);
-      ASSERT_TRUE(r.ok());
+      ASSERT_OK(r);
       for (auto& l : *r) {
         const Info& in = info.at(l.task.id);
         if (!in.key.empty()) {

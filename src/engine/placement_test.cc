@@ -11,6 +11,7 @@
 #include <set>
 
 #include "engine/engine.h"
+#include "support/status_assert.h"
 
 namespace dray {
 namespace {
@@ -55,18 +56,18 @@ class PlacementTest : public ::testing::Test {
     std::vector<TaskSpec> specs;
     specs.push_back(std::move(spec));
     auto r = engine_.Submit(std::move(specs), now_, &out);
-    EXPECT_TRUE(r.ok());
+    EXPECT_OK(r);
     return r.ok() ? (*r)[0].id : std::string();
   }
   std::vector<LeasedTask> Lease(const std::string& worker, std::size_t max = 1) {
     EngineOutput out;
     auto r = engine_.Lease(LeaseRequest{"default", worker, {"q"}, max, kLease}, now_, &out);
-    EXPECT_TRUE(r.ok());
+    EXPECT_OK(r);
     return r.ok() ? *r : std::vector<LeasedTask>{};
   }
   void Complete(const LeasedTask& lt) {
     EngineOutput out;
-    ASSERT_TRUE(engine_.Complete("default", lt.task.id, lt.lease.token, "1", now_, &out).ok());
+    ASSERT_OK(engine_.Complete("default", lt.task.id, lt.lease.token, "1", now_, &out));
   }
   std::map<std::string, std::int64_t> InUse(const std::string& worker) {
     auto w = engine_.FindWorker("default", worker);
@@ -106,7 +107,7 @@ TEST_F(PlacementTest, CapacityIsTakenAtLeaseAndGivenBackAtEveryEnd) {
   EXPECT_EQ(InUse("w").at("cpu"), 1500);
   auto again = Lease("w");
   ASSERT_EQ(again.size(), 1u);
-  ASSERT_TRUE(engine_.Cancel("default", again[0].task.id, now_, &out).ok());
+  ASSERT_OK(engine_.Cancel("default", again[0].task.id, now_, &out));
   EXPECT_EQ(InUse("w").at("cpu"), 3000);  // asked to stop: still running, still held
   ASSERT_TRUE(engine_.Fail("default", again[0].task.id, again[0].lease.token, "stopped", false,
                            "", now_, &out).ok());
@@ -119,7 +120,7 @@ TEST_F(PlacementTest, CapacityIsTakenAtLeaseAndGivenBackAtEveryEnd) {
   EXPECT_EQ(InUse("w").at("cpu"), 3000);
   now_ += 1000;
   EngineOutput hb;
-  ASSERT_TRUE(engine_.WorkerHeartbeat("default", "w", now_, &hb).ok());  // alive, lease lapsed
+  ASSERT_OK(engine_.WorkerHeartbeat("default", "w", now_, &hb));  // alive, lease lapsed
   EXPECT_EQ(InUse("w").at("cpu"), 1500);
 }
 
@@ -131,7 +132,7 @@ TEST_F(PlacementTest, AWorkersDeathGivesItsCapacityBackWithItsTasks) {
   EXPECT_TRUE(Lease("b").empty());
   now_ += kGrace;  // a goes silent
   EngineOutput out;
-  ASSERT_TRUE(engine_.WorkerHeartbeat("default", "b", now_, &out).ok());
+  ASSERT_OK(engine_.WorkerHeartbeat("default", "b", now_, &out));
   engine_.Tick(now_, &out);
   EXPECT_FALSE(engine_.FindWorker("default", "a").has_value());
   auto moved = Lease("b");
@@ -190,7 +191,7 @@ TEST_F(PlacementTest, UnschedulableSaysWhyAndClearsWhenAWorkerFitsJoins) {
   EXPECT_EQ(got.size(), 2u);
   // It leaves: unschedulable again for a task like that.
   EngineOutput out;
-  ASSERT_TRUE(engine_.DeregisterWorker("default", "large", now_, &out).ok());
+  ASSERT_OK(engine_.DeregisterWorker("default", "large", now_, &out));
   engine_.Tick(now_, &out);  // its zero backoff ends
   EXPECT_EQ(Get(big).wait_reason, "unschedulable");
 }
@@ -299,14 +300,14 @@ TEST_F(PlacementTest, BinpackAndSpreadChooseAmongWaitingWorkers) {
       return Status::Ok();
     }, &out).ok());
     std::vector<TaskSpec> first{Spec({{"cpu", 2000}})};
-    ASSERT_TRUE(engine.Submit(std::move(first), now_, &out).ok());
+    ASSERT_OK(engine.Submit(std::move(first), now_, &out));
     ASSERT_EQ(engine.Lease(LeaseRequest{"default", "busy", {"q"}, 1, kLease}, now_, &out)->size(),
               1u);
     // Both wait; the idle one asked first.
     engine.AddWaiter(1, LeaseRequest{"default", "idle", {"q"}, 1, kLease});
     engine.AddWaiter(2, LeaseRequest{"default", "busy", {"q"}, 1, kLease});
     std::vector<TaskSpec> next{Spec({{"cpu", 1000}})};
-    ASSERT_TRUE(engine.Submit(std::move(next), now_, &out).ok());
+    ASSERT_OK(engine.Submit(std::move(next), now_, &out));
     auto served = engine.ServeWaiters(now_, &out);
     ASSERT_EQ(served.size(), 1u);
     EXPECT_EQ(served[0].second[0].task.worker,
@@ -344,7 +345,7 @@ TEST_F(PlacementTest, BroadcastMakesOneCopyPerMatchingWorkerWithItsShard) {
   s.key = "flush-1";
   EngineOutput out;
   auto copies = engine_.SubmitBroadcast(TaskSpec(s), now_, &out);
-  ASSERT_TRUE(copies.ok()) << copies.status().message();
+  ASSERT_OK(copies);
   ASSERT_EQ(copies->size(), 2u);
   EXPECT_EQ((*copies)[0].worker, "w1");
   EXPECT_EQ((*copies)[1].worker, "w2");
@@ -352,7 +353,7 @@ TEST_F(PlacementTest, BroadcastMakesOneCopyPerMatchingWorkerWithItsShard) {
   EXPECT_EQ(Get((*copies)[1].id).placement.shard_total, 2);
   // The same key again: the same copies, nothing new.
   auto again = engine_.SubmitBroadcast(TaskSpec(s), now_, &out);
-  ASSERT_TRUE(again.ok());
+  ASSERT_OK(again);
   ASSERT_EQ(again->size(), 2u);
   EXPECT_EQ((*again)[0].id, (*copies)[0].id);
   EXPECT_FALSE((*again)[0].created);
@@ -362,7 +363,7 @@ TEST_F(PlacementTest, BroadcastMakesOneCopyPerMatchingWorkerWithItsShard) {
   auto on_w2 = Lease("w2", 5);
   ASSERT_EQ(on_w2.size(), 1u);
   EXPECT_EQ(on_w2[0].task.id, (*copies)[1].id);
-  ASSERT_TRUE(engine_.DeregisterWorker("default", "w1", now_, &out).ok());
+  ASSERT_OK(engine_.DeregisterWorker("default", "w1", now_, &out));
   EXPECT_EQ(Get((*copies)[0].id).wait_reason, "worker");  // w2 could run it, and has room
   Complete(on_w2[0]);
   auto moved = Lease("w2", 5);  // w1 is gone: its shard may run elsewhere
@@ -397,7 +398,7 @@ TEST_F(PlacementTest, TasksWithOneAffinityKeyGoToOneWorkerWhileItLives) {
   EXPECT_TRUE(Lease("w2").empty());
   // w1 leaves: the key binds to whoever takes it next.
   EngineOutput out;
-  ASSERT_TRUE(engine_.DeregisterWorker("default", "w1", now_, &out).ok());
+  ASSERT_OK(engine_.DeregisterWorker("default", "w1", now_, &out));
   auto moved = Lease("w2");
   ASSERT_EQ(moved.size(), 1u);
   EXPECT_EQ(moved[0].task.id, third);
@@ -528,7 +529,7 @@ TEST_P(PlacementPropertyTest, NeverOverCommitsConservesCapacityAndRunsWhatFits) 
     auto r = engine.Lease(LeaseRequest{"default", worker, {"q", "r"}, 1 + pick(3),
                                        chance(0.2) ? 2000 : kLease},
                           now, &out);
-    ASSERT_TRUE(r.ok());
+    ASSERT_OK(r);
     for (LeasedTask& lt : *r) leases[lt.task.id] = lt;
   };
   // Every live worker asks at once in a long poll, as real workers do: the
@@ -566,7 +567,7 @@ TEST_P(PlacementPropertyTest, NeverOverCommitsConservesCapacityAndRunsWhatFits) 
     } else if (action < 7 && alive.size() > 1) {
       auto it = std::next(alive.begin(), static_cast<std::ptrdiff_t>(pick(alive.size())));
       EngineOutput out;
-      ASSERT_TRUE(engine.DeregisterWorker("default", it->first, now, &out).ok());
+      ASSERT_OK(engine.DeregisterWorker("default", it->first, now, &out));
       alive.erase(it);
     } else if (action < 9 && alive.size() > 1) {
       auto it = std::next(alive.begin(), static_cast<std::ptrdiff_t>(pick(alive.size())));
@@ -576,7 +577,7 @@ TEST_P(PlacementPropertyTest, NeverOverCommitsConservesCapacityAndRunsWhatFits) 
       EngineOutput out;
       std::vector<TaskSpec> specs{random_task()};
       auto r = engine.Submit(std::move(specs), now, &out);
-      ASSERT_TRUE(r.ok());
+      ASSERT_OK(r);
       tasks.push_back((*r)[0].id);
     } else if (action < 60 && !alive.empty()) {
       auto it = std::next(alive.begin(), static_cast<std::ptrdiff_t>(pick(alive.size())));

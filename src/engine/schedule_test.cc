@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "engine/engine.h"
+#include "support/status_assert.h"
 
 namespace dray {
 namespace {
@@ -47,7 +48,7 @@ class ScheduleTest : public ::testing::Test {
   Schedule Create(ScheduleSpec spec) {
     EngineOutput out;
     auto r = engine_->CreateSchedule(std::move(spec), now_, &out);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_OK(r);
     durable_.Apply(out);
     return r.ok() ? *r : Schedule{};
   }
@@ -79,7 +80,7 @@ class ScheduleTest : public ::testing::Test {
     for (auto& [id, t] : durable_.tasks) {
       seq = std::max(seq, t.seq);
       if (!IsTerminal(t.state)) {
-        ASSERT_TRUE(engine_->RestoreTask(Task(t)).ok());
+        ASSERT_OK(engine_->RestoreTask(Task(t)));
       }
     }
     engine_->RestoreMarks(StoreMarks{1000, seq});
@@ -93,13 +94,13 @@ class ScheduleTest : public ::testing::Test {
   std::vector<LeasedTask> Lease() {
     EngineOutput out;
     auto r = engine_->Lease(LeaseRequest{"default", "w", {"s"}, 100, 600'000}, now_, &out);
-    EXPECT_TRUE(r.ok());
+    EXPECT_OK(r);
     durable_.Apply(out);
     return r.ok() ? *r : std::vector<LeasedTask>{};
   }
   void Complete(const LeasedTask& l) {
     EngineOutput out;
-    ASSERT_TRUE(engine_->Complete("default", l.task.id, l.lease.token, "1", now_, &out).ok());
+    ASSERT_OK(engine_->Complete("default", l.task.id, l.lease.token, "1", now_, &out));
     durable_.Apply(out);
   }
 
@@ -270,14 +271,14 @@ TEST_F(ScheduleTest, PauseStopsTicksAndResumeTreatsTheMissedOnesByTheMisfirePoli
   Create(spec);
   spec.paused = true;
   EngineOutput out;
-  ASSERT_TRUE(engine_->UpdateSchedule(ScheduleSpec(spec), now_, &out).ok());
+  ASSERT_OK(engine_->UpdateSchedule(ScheduleSpec(spec), now_, &out));
   durable_.Apply(out);
   EXPECT_TRUE(Get("beat").next_fire_times.empty());
   EXPECT_FALSE(engine_->NextWakeup().has_value());
   EXPECT_TRUE(At(kT0 + 5 * kMin + 1).empty());
   spec.paused = false;
   out = {};
-  ASSERT_TRUE(engine_->UpdateSchedule(ScheduleSpec(spec), now_, &out).ok());
+  ASSERT_OK(engine_->UpdateSchedule(ScheduleSpec(spec), now_, &out));
   durable_.Apply(out);
   auto fired = At(now_);
   ASSERT_EQ(fired.size(), 1u);  // once: one run for the five
@@ -291,7 +292,7 @@ TEST_F(ScheduleTest, ANewTimingCountsFromNowWithoutCatchingUp) {
   now_ = kT0 + 30'000;
   EngineOutput out;
   auto s = engine_->UpdateSchedule(ScheduleSpec(spec), now_, &out);
-  ASSERT_TRUE(s.ok());
+  ASSERT_OK(s);
   EXPECT_EQ(s->next_fire_times[0], kT0 + 10 * kMin);  // anchored at creation
   EXPECT_TRUE(At(kT0 + 9 * kMin).empty());
   EXPECT_EQ(At(kT0 + 10 * kMin).size(), 1u);
@@ -347,7 +348,7 @@ TEST_F(ScheduleTest, DeleteStopsItAndADuplicateIdIsRefused) {
   EXPECT_EQ(engine_->CreateSchedule(Every("beat", kMin), now_, &out).status().code(),
             StatusCode::kAlreadyExists);
   EXPECT_TRUE(out.mutations.empty());
-  ASSERT_TRUE(engine_->DeleteSchedule("default", "beat", &out).ok());
+  ASSERT_OK(engine_->DeleteSchedule("default", "beat", &out));
   EXPECT_EQ(engine_->DeleteSchedule("default", "beat", &out).code(), StatusCode::kNotFound);
   EXPECT_TRUE(At(kT0 + 5 * kMin).empty());
   EXPECT_EQ(engine_->schedules(), 0u);

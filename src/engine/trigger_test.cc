@@ -8,6 +8,7 @@
 
 #include "core/json_codec.h"
 #include "engine/engine.h"
+#include "support/status_assert.h"
 
 namespace dray {
 namespace {
@@ -52,7 +53,7 @@ class TriggerTest : public ::testing::Test {
   void Create(TriggerSpec spec) {
     EngineOutput out;
     auto r = engine_.CreateTrigger(std::move(spec), now_, &out);
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_OK(r);
     ASSERT_EQ(out.mutations.size(), 1u);
     EXPECT_TRUE(std::holds_alternative<mutation::PutTrigger>(out.mutations[0]));
   }
@@ -78,7 +79,7 @@ TEST_F(TriggerTest, AnEventsTasksAndItsRecordLeaveInOneOutput) {
   Create(OnEvent("ship", "order.paid"));
   EngineOutput out;
   auto r = Emit("order.paid", R"({"order":1234})", "", &out);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_FALSE(r->duplicate);
   ASSERT_EQ(r->event.tasks.size(), 1u);
   auto tasks = Created(out);
@@ -97,7 +98,7 @@ TEST_F(TriggerTest, AnEventsTasksAndItsRecordLeaveInOneOutput) {
   EXPECT_EQ(std::get<mutation::PutEvent>(out.mutations.back()).event->tasks, r->event.tasks);
   // Other names fire nothing, but are recorded.
   EngineOutput other;
-  ASSERT_TRUE(Emit("order.refunded", "{}", "", &other).ok());
+  ASSERT_OK(Emit("order.refunded", "{}", "", &other));
   EXPECT_TRUE(Created(other).empty());
   ASSERT_EQ(other.mutations.size(), 1u);
   EXPECT_TRUE(std::holds_alternative<mutation::PutEvent>(other.mutations[0]));
@@ -109,17 +110,17 @@ TEST_F(TriggerTest, MatchAndPauseDecideWhichTriggersFire) {
   Create(eur);
   Create(OnEvent("all", "order.paid"));
   auto r = Emit("order.paid", R"({"currency":"EUR","customer":{"tier":2.0}})");
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_EQ(r->event.tasks.size(), 2u);
   r = Emit("order.paid", R"({"currency":"USD","customer":{"tier":2}})");
   EXPECT_EQ(r->event.tasks.size(), 1u);
   r = Emit("order.paid", R"({"currency":"EUR"})");
   EXPECT_EQ(r->event.tasks.size(), 1u);  // no customer.tier
   EngineOutput out;
-  ASSERT_TRUE(engine_.SetTriggerPaused("default", "all", true, now_, &out).ok());
+  ASSERT_OK(engine_.SetTriggerPaused("default", "all", true, now_, &out));
   r = Emit("order.paid", R"({"currency":"EUR","customer":{"tier":2}})");
   EXPECT_EQ(r->event.tasks.size(), 1u);
-  ASSERT_TRUE(engine_.DeleteTrigger("default", "eur", &out).ok());
+  ASSERT_OK(engine_.DeleteTrigger("default", "eur", &out));
   r = Emit("order.paid", R"({"currency":"EUR","customer":{"tier":2}})");
   EXPECT_TRUE(r->event.tasks.empty());
 }
@@ -127,11 +128,11 @@ TEST_F(TriggerTest, MatchAndPauseDecideWhichTriggersFire) {
 TEST_F(TriggerTest, AnEventIdSeenWithinTheWindowFiresNothingAgainEvenAfterARestart) {
   Create(OnEvent("ship", "order.paid"));
   auto first = Emit("order.paid", "{}", "order-1234");
-  ASSERT_TRUE(first.ok());
+  ASSERT_OK(first);
   EXPECT_EQ(first->event.id, "order-1234");
   EngineOutput out;
   auto again = Emit("order.paid", "{}", "order-1234", &out);
-  ASSERT_TRUE(again.ok());
+  ASSERT_OK(again);
   EXPECT_TRUE(again->duplicate);
   EXPECT_TRUE(out.mutations.empty());
   // A restart: the ids within the window come back from the store.
@@ -146,12 +147,12 @@ TEST_F(TriggerTest, AnEventIdSeenWithinTheWindowFiresNothingAgainEvenAfterAResta
   EngineOutput out2;
   auto dup = restarted.EmitEvent(EventSpec(e), [](const TriggerSpec&) { return true; },
                                  kT0 + 59'999, &out2);
-  ASSERT_TRUE(dup.ok());
+  ASSERT_OK(dup);
   EXPECT_TRUE(dup->duplicate);
   // Past the window the id is new again.
   auto late = restarted.EmitEvent(EventSpec(e), [](const TriggerSpec&) { return true; },
                                   kT0 + 60'000, &out2);
-  ASSERT_TRUE(late.ok());
+  ASSERT_OK(late);
   EXPECT_FALSE(late->duplicate);
   EXPECT_EQ(late->event.tasks.size(), 1u);
 }
@@ -166,9 +167,9 @@ TEST_F(TriggerTest, AnOutcomeFiresInTheOutputOfTheTransitionThatEndedTheTask) {
   }
   EngineOutput out;
   auto ids = engine_.Submit(std::move(specs), now_, &out);
-  ASSERT_TRUE(ids.ok());
+  ASSERT_OK(ids);
   auto leased = engine_.Lease(LeaseRequest{"default", "w", {"payments"}, 2, 60'000}, now_, &out);
-  ASSERT_TRUE(leased.ok());
+  ASSERT_OK(leased);
   ASSERT_EQ(leased->size(), 2u);
   // Success: nothing.
   EngineOutput ok;
@@ -204,9 +205,9 @@ TEST_F(TriggerTest, CascadedCancellationsFireOutcomeTriggersToo) {
   }
   EngineOutput out;
   auto wf = engine_.SubmitWorkflow(std::move(w), {}, now_, &out);
-  ASSERT_TRUE(wf.ok());
+  ASSERT_OK(wf);
   EngineOutput cancelled;
-  ASSERT_TRUE(engine_.CancelWorkflow("default", wf->workflow.id, now_, &cancelled).ok());
+  ASSERT_OK(engine_.CancelWorkflow("default", wf->workflow.id, now_, &cancelled));
   auto tasks = Created(cancelled);
   EXPECT_EQ(tasks.size(), 3u);  // one per cancelled task
   for (const Task& t : tasks) EXPECT_EQ(t.type, "alert");
@@ -215,8 +216,8 @@ TEST_F(TriggerTest, CascadedCancellationsFireOutcomeTriggersToo) {
 TEST_F(TriggerTest, AtTheLiveTaskLimitAnEventIsRefusedWhole) {
   Engine small(EngineOptions{60'000, 1, 3});
   EngineOutput out;
-  ASSERT_TRUE(small.CreateTrigger(OnEvent("a", "e"), now_, &out).ok());
-  ASSERT_TRUE(small.CreateTrigger(OnEvent("b", "e"), now_, &out).ok());
+  ASSERT_OK(small.CreateTrigger(OnEvent("a", "e"), now_, &out));
+  ASSERT_OK(small.CreateTrigger(OnEvent("b", "e"), now_, &out));
   EventSpec e;
   e.name = "e";
   e.id = "x";

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/engine.h"
+#include "support/status_assert.h"
 
 namespace dray {
 namespace {
@@ -47,7 +48,7 @@ class WorkerRegistryTest : public ::testing::Test {
   std::vector<LeasedTask> Lease(const std::string& worker, std::size_t max) {
     EngineOutput out;
     auto r = engine_.Lease(LeaseRequest{"default", worker, {"q"}, max, kLease}, now_, &out);
-    EXPECT_TRUE(r.ok());
+    EXPECT_OK(r);
     return r.ok() ? *r : std::vector<LeasedTask>{};
   }
   TaskState StateAt(const std::string& id, TimeMs t) {
@@ -100,9 +101,9 @@ TEST_F(WorkerRegistryTest, AnySignOfLifeKeepsAWorkerAlive) {
   EngineOutput out;
   // A task heartbeat at 8 s, a worker heartbeat at 16 s, a lease at 24 s.
   now_ = kT0 + 8'000;
-  ASSERT_TRUE(engine_.Heartbeat("default", ids[0], held[0].lease.token, 0, now_, &out).ok());
+  ASSERT_OK(engine_.Heartbeat("default", ids[0], held[0].lease.token, 0, now_, &out));
   now_ = kT0 + 16'000;
-  ASSERT_TRUE(engine_.WorkerHeartbeat("default", "w1", now_, &out).ok());
+  ASSERT_OK(engine_.WorkerHeartbeat("default", "w1", now_, &out));
   now_ = kT0 + 24'000;
   Lease("w1", 1);
   EXPECT_EQ(StateAt(ids[0], kT0 + 33'999), TaskState::kRunning);
@@ -117,9 +118,9 @@ TEST_F(WorkerRegistryTest, TheHeldTaskIndexFollowsEveryWayATaskLeavesRunning) {
   auto held = Lease("w1", 3);
   ASSERT_EQ(held.size(), 3u);
   EngineOutput out;
-  ASSERT_TRUE(engine_.Complete("default", held[0].task.id, held[0].lease.token, "1", now_, &out).ok());
-  ASSERT_TRUE(engine_.Fail("default", held[1].task.id, held[1].lease.token, "x", true, "", now_, &out).ok());
-  ASSERT_TRUE(engine_.Cancel("default", held[2].task.id, now_, &out).ok());  // asked to stop: still held
+  ASSERT_OK(engine_.Complete("default", held[0].task.id, held[0].lease.token, "1", now_, &out));
+  ASSERT_OK(engine_.Fail("default", held[1].task.id, held[1].lease.token, "x", true, "", now_, &out));
+  ASSERT_OK(engine_.Cancel("default", held[2].task.id, now_, &out));  // asked to stop: still held
   EXPECT_EQ(engine_.FindWorker("default", "w1")->running,
             std::vector<std::string>{held[2].task.id});
   // The failed one (retried at once) goes to w2.
@@ -127,7 +128,7 @@ TEST_F(WorkerRegistryTest, TheHeldTaskIndexFollowsEveryWayATaskLeavesRunning) {
   EXPECT_EQ(other.size(), 2u);
   EXPECT_EQ(engine_.FindWorker("default", "w2")->running.size(), 2u);
   // Leaving releases what it holds at once.
-  ASSERT_TRUE(engine_.DeregisterWorker("default", "w2", now_, &out).ok());
+  ASSERT_OK(engine_.DeregisterWorker("default", "w2", now_, &out));
   for (const LeasedTask& l : other) {
     EXPECT_EQ(StateAt(l.task.id, now_), TaskState::kReady);
     auto t = engine_.Find("default", l.task.id);
@@ -152,7 +153,7 @@ TEST_F(WorkerRegistryTest, ATaskLeasedBeforeRegisteringIsAdoptedAtItsNextHeartbe
   Register("w1");
   EXPECT_TRUE(engine_.FindWorker("default", "w1")->running.empty());
   EngineOutput out;
-  ASSERT_TRUE(engine_.Heartbeat("default", ids[0], held[0].lease.token, 0, now_, &out).ok());
+  ASSERT_OK(engine_.Heartbeat("default", ids[0], held[0].lease.token, 0, now_, &out));
   EXPECT_EQ(engine_.FindWorker("default", "w1")->running, std::vector<std::string>{ids[0]});
   EXPECT_EQ(StateAt(ids[0], now_ + kGrace), TaskState::kReady);
 }

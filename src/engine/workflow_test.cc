@@ -7,6 +7,7 @@
 #include <set>
 
 #include "engine/engine.h"
+#include "support/status_assert.h"
 
 namespace dray {
 namespace {
@@ -48,7 +49,7 @@ class WorkflowTest : public ::testing::Test {
     EngineOutput out;
     LeaseRequest req{"default", "w", {"wf"}, max, 60'000};
     auto r = engine_.Lease(req, now_, &out);
-    EXPECT_TRUE(r.ok());
+    EXPECT_OK(r);
     return r.ok() ? *r : std::vector<LeasedTask>{};
   }
   std::set<std::string> LeaseNames(std::size_t max = 100) {
@@ -63,14 +64,14 @@ class WorkflowTest : public ::testing::Test {
     EngineOutput out;
     const LeasedTask& l = held_.at(name);
     auto r = engine_.Complete("default", l.task.id, l.lease.token, result, now_, &out);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_OK(r);
     return out;
   }
   EngineOutput Fail(const std::string& name, bool retry = false) {
     EngineOutput out;
     const LeasedTask& l = held_.at(name);
     auto r = engine_.Fail("default", l.task.id, l.lease.token, "boom", retry, "", now_, &out);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_OK(r);
     return out;
   }
   TaskState StateOf(const std::string& name, const EngineOutput* out = nullptr) {
@@ -110,7 +111,7 @@ class WorkflowTest : public ::testing::Test {
 TEST_F(WorkflowTest, DiamondRunsInDependencyOrderAndPassesResults) {
   auto r = Submit({Node("publish", {"thumb_s", "thumb_m"}), Node("resize"),
                    Node("thumb_s", {"resize"}), Node("thumb_m", {"resize"})});
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   // One commit: the workflow's row first, then every task.
   ASSERT_EQ(last_out_.mutations.size(), 1u + 4 + 1);  // + the queue's row
   EXPECT_EQ(WorkflowIn(last_out_)->state, WorkflowState::kRunning);
@@ -197,7 +198,7 @@ TEST_F(WorkflowTest, AFailureCancelsEveryDependentByDefault) {
 TEST_F(WorkflowTest, ContinueRunsDependentsAnywayAndTellsThemWhatFailed) {
   WorkflowNodeSpec cleanup = Node("cleanup", {"work"});
   cleanup.on_failure = DepFailure::kContinue;
-  ASSERT_TRUE(Submit({Node("work"), cleanup, Node("report", {"work"})}).ok());
+  ASSERT_OK(Submit({Node("work"), cleanup, Node("report", {"work"})}));
   LeaseNames();
   EngineOutput out = Fail("work");
   EXPECT_EQ(TaskIn(out, ids_["report"])->state, TaskState::kCancelled);
@@ -215,7 +216,7 @@ TEST_F(WorkflowTest, RetriesOfADependencyKeepItsDependentsWaiting) {
   WorkflowNodeSpec flaky = Node("flaky");
   flaky.task.max_attempts = 3;
   flaky.task.backoff = Backoff{10, 10, 1.0, 0.0};
-  ASSERT_TRUE(Submit({flaky, Node("next", {"flaky"})}).ok());
+  ASSERT_OK(Submit({flaky, Node("next", {"flaky"})}));
   LeaseNames();
   Fail("flaky", /*retry=*/true);
   EXPECT_EQ(StateOf("next"), TaskState::kBlocked);
@@ -226,14 +227,14 @@ TEST_F(WorkflowTest, RetriesOfADependencyKeepItsDependentsWaiting) {
 }
 
 TEST_F(WorkflowTest, CancelStopsEveryUnfinishedTask) {
-  ASSERT_TRUE(Submit({Node("run"), Node("wait", {"run"}), Node("ready")}).ok());
+  ASSERT_OK(Submit({Node("run"), Node("wait", {"run"}), Node("ready")}));
   auto got = Lease(1);
   ASSERT_EQ(got.size(), 1u);
   held_[got[0].task.node] = got[0];
   const std::string running = got[0].task.node;
   EngineOutput out;
   auto w = engine_.CancelWorkflow("default", workflow_, now_, &out);
-  ASSERT_TRUE(w.ok());
+  ASSERT_OK(w);
   EXPECT_TRUE(w->cancel_requested);
   EXPECT_EQ(w->state, WorkflowState::kRunning) << "one task still runs";
   auto live = engine_.Find("default", ids_[running]);
@@ -256,7 +257,7 @@ TEST_F(WorkflowTest, DependenciesOnExistingTasks) {
   plain.type = "t";
   plain.queue = "wf";
   auto sub = engine_.Submit({plain}, now_, &out);
-  ASSERT_TRUE(sub.ok());
+  ASSERT_OK(sub);
   const std::string live_id = sub->at(0).id;
   // A finished one, as the store has it.
   Task done;
@@ -291,7 +292,7 @@ TEST_F(WorkflowTest, DependenciesOnExistingTasks) {
 }
 
 TEST_F(WorkflowTest, ARetryOfAWorkflowTaskIsRefused) {
-  ASSERT_TRUE(Submit({Node("a"), Node("b", {"a"})}).ok());
+  ASSERT_OK(Submit({Node("a"), Node("b", {"a"})}));
   LeaseNames();
   EngineOutput out = Fail("a");
   Task stored = *TaskIn(out, ids_["a"]);
@@ -300,7 +301,7 @@ TEST_F(WorkflowTest, ARetryOfAWorkflowTaskIsRefused) {
 }
 
 TEST_F(WorkflowTest, RecoveryLinksDependenciesAgain) {
-  ASSERT_TRUE(Submit({Node("a"), Node("b"), Node("c", {"a", "b"})}).ok());
+  ASSERT_OK(Submit({Node("a"), Node("b"), Node("c", {"a", "b"})}));
   LeaseNames();
   EngineOutput out = Complete("a", R"("from a")");
   // What the store holds now: the finished task and the live ones.
@@ -308,7 +309,7 @@ TEST_F(WorkflowTest, RecoveryLinksDependenciesAgain) {
   rows[ids_["a"]] = *TaskIn(out, ids_["a"]);
   Engine restored(EngineOptions{60'000, 1000, 9});
   restored.RestoreWorkflow(engine_.FindWorkflow("default", workflow_)->workflow, 0);
-  for (const char* n : {"c", "b"}) ASSERT_TRUE(restored.RestoreTask(*engine_.Find("default", ids_[n])).ok());
+  for (const char* n : {"c", "b"}) ASSERT_OK(restored.RestoreTask(*engine_.Find("default", ids_[n])));
   EngineOutput rec;
   restored.FinishRecovery(
       [&](const std::string&, const std::string& id) -> StatusOr<Task> {
@@ -321,16 +322,16 @@ TEST_F(WorkflowTest, RecoveryLinksDependenciesAgain) {
   EXPECT_EQ(restored.Find("default", ids_["c"])->state, TaskState::kBlocked);
   // b was running under a lease the new engine honours.
   const LeasedTask& b = held_.at("b");
-  ASSERT_TRUE(restored.Complete("default", b.task.id, b.lease.token, R"("from b")", now_, &rec).ok());
+  ASSERT_OK(restored.Complete("default", b.task.id, b.lease.token, R"("from b")", now_, &rec));
   LeaseRequest req{"default", "w", {"wf"}, 10, 1000};
   auto got = restored.Lease(req, now_, &rec);
-  ASSERT_TRUE(got.ok());
+  ASSERT_OK(got);
   ASSERT_EQ(got->size(), 1u);
   ASSERT_EQ(got->at(0).parents.size(), 2u);
   EXPECT_EQ(got->at(0).parents[0].name, "a");
   EXPECT_EQ(got->at(0).parents[0].result, R"("from a")");
   EXPECT_EQ(got->at(0).parents[1].result, R"("from b")");
-  ASSERT_TRUE(restored.Complete("default", got->at(0).task.id, got->at(0).lease.token, "1", now_, &rec).ok());
+  ASSERT_OK(restored.Complete("default", got->at(0).task.id, got->at(0).lease.token, "1", now_, &rec));
   EXPECT_EQ(WorkflowIn(rec)->state, WorkflowState::kSucceeded);
 }
 
@@ -341,10 +342,10 @@ TEST_F(WorkflowTest, TenThousandTaskChainAndFanOutFanIn) {
     chain.push_back(i ? Node("n" + std::to_string(i), {"n" + std::to_string(i - 1)})
                       : Node("n0"));
   }
-  ASSERT_TRUE(Submit(std::move(chain)).ok());
+  ASSERT_OK(Submit(std::move(chain)));
   EXPECT_EQ(engine_.live_tasks(), 10'000u);
   EngineOutput out;
-  ASSERT_TRUE(engine_.Cancel("default", ids_["n0"], now_, &out).ok());
+  ASSERT_OK(engine_.Cancel("default", ids_["n0"], now_, &out));
   EXPECT_EQ(engine_.live_tasks(), 0u);
   EXPECT_EQ(WorkflowIn(out)->state, WorkflowState::kFailed);
   // Fan-out to 9,998 and back in to one.
@@ -355,7 +356,7 @@ TEST_F(WorkflowTest, TenThousandTaskChainAndFanOutFanIn) {
     wide.push_back(Node(mids.back(), {"root"}));
   }
   wide.push_back(Node("sink", mids));
-  ASSERT_TRUE(Submit(std::move(wide)).ok());
+  ASSERT_OK(Submit(std::move(wide)));
   ASSERT_EQ(LeaseNames(), (std::set<std::string>{"root"}));
   Complete("root");
   std::size_t ran = 0;
@@ -371,7 +372,7 @@ TEST_F(WorkflowTest, TenThousandTaskChainAndFanOutFanIn) {
       }
       ++ran;
       EngineOutput o;
-      ASSERT_TRUE(engine_.Complete("default", l.task.id, l.lease.token, "1", now_, &o).ok());
+      ASSERT_OK(engine_.Complete("default", l.task.id, l.lease.token, "1", now_, &o));
     }
   }
   EXPECT_EQ(ran, 9'998u);
@@ -427,7 +428,7 @@ TEST_F(WorkflowTest, RandomizedDagsNeverStartEarly) {
     }
     std::shuffle(nodes.begin(), nodes.end(), rng);  // order in the request does not matter
     auto r = Submit(nodes, rng() % 2 ? DepFailure::kCancel : DepFailure::kContinue);
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_OK(r);
     absorb(last_out_);
     std::map<std::string, std::string> by_name(r->tasks.begin(), r->tasks.end());
     for (const WorkflowNodeSpec& node : nodes) {
@@ -443,7 +444,7 @@ TEST_F(WorkflowTest, RandomizedDagsNeverStartEarly) {
       if (op < 3) {
         LeaseRequest req{"default", "w", {"wf"}, 1 + rng() % 5, 50};
         auto got = engine_.Lease(req, now_, &out);
-        ASSERT_TRUE(got.ok());
+        ASSERT_OK(got);
         for (auto& l : *got) {
           const Info& in = info.at(l.task.id);
           ASSERT_FALSE(cancel_requested[in.workflow]) << "started after its workflow was cancelled";
@@ -494,11 +495,11 @@ TEST_F(WorkflowTest, RandomizedDagsNeverStartEarly) {
     now_ += 100;
     LeaseRequest req{"default", "w", {"wf"}, 100, 1000};
     auto got = engine_.Lease(req, now_, &out);
-    ASSERT_TRUE(got.ok());
+    ASSERT_OK(got);
     absorb(out);
     for (auto& l : *got) {
       EngineOutput o;
-      ASSERT_TRUE(engine_.Complete("default", l.task.id, l.lease.token, "1", now_, &o).ok());
+      ASSERT_OK(engine_.Complete("default", l.task.id, l.lease.token, "1", now_, &o));
       absorb(o);
     }
   }

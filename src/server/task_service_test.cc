@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "store/sqlite/sqlite_store.h"
+#include "support/status_assert.h"
 
 namespace dray {
 namespace {
@@ -34,11 +35,11 @@ class Harness {
   // Opens the store and a service on it, as a server start does.
   void Open() {
     auto store = OpenSqliteStore(SqliteOptions{dir_ + "/dray.db"});
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_OK(store);
     store_ = std::move(*store);
     service_ = std::make_unique<TaskService>(ioc_, store_.get(), &clock_, config_);
     Status s = service_->Recover();
-    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_OK(s);
     service_->Start();
   }
   // Stops the service (its pipeline commits what it was handed) and closes
@@ -85,12 +86,6 @@ class Harness {
   std::unique_ptr<Store> store_;
   std::unique_ptr<TaskService> service_;
 };
-
-#define ASSERT_OK(expr)                                      \
-  do {                                                       \
-    const auto& dray_r_ = (expr);                            \
-    ASSERT_TRUE(dray_r_.ok()) << dray_r_.status().ToString(); \
-  } while (0)
 
 TaskSpec Spec(const std::string& type, const std::string& queue) {
   TaskSpec t;
@@ -184,7 +179,7 @@ TEST(TaskServiceTest, ACallThatFailsStillCommitsWhatItsTickChanged) {
     EXPECT_EQ(sched->fired, ++fired) << what << ": its tick fired the schedule";
     seen_ticks.push_back(sched->last_task);
     auto tick = h.Await<Task>([&](Callback<Task> cb) { svc.Get("default", sched->last_task, 0, cb); });
-    EXPECT_TRUE(tick.ok()) << what << ": a client sees the tick's task";
+    EXPECT_OK(tick) << what << ": a client sees the tick's task";
     if (!seen_work) {
       auto t = h.Await<Task>([&](Callback<Task> cb) { svc.Get("default", work_id, 0, cb); });
       ASSERT_OK(t);
@@ -207,7 +202,7 @@ TEST(TaskServiceTest, ACallThatFailsStillCommitsWhatItsTickChanged) {
   EXPECT_EQ(sched->fired, fired);
   for (const std::string& id : seen_ticks) {
     auto t = h.Await<Task>([&](Callback<Task> cb) { again.Get("default", id, 0, cb); });
-    EXPECT_TRUE(t.ok()) << "tick task " << id << ": " << t.status().ToString();
+    EXPECT_OK(t) << "tick task " << id;
   }
   auto t = h.Await<Task>([&](Callback<Task> cb) { again.Get("default", work_id, 0, cb); });
   ASSERT_OK(t);

@@ -9,6 +9,8 @@
 #include <set>
 #include <thread>
 
+#include "support/status_assert.h"
+
 namespace dray {
 namespace {
 
@@ -215,7 +217,7 @@ TEST(CommitPipelineTest, AFailedCommitReportsItsErrorToEveryEntryOfTheBatch) {
   store.Release();
   latch.Wait(6);
   EXPECT_EQ(latch.statuses[0].code(), StatusCode::kUnavailable);
-  for (int i = 1; i < 6; ++i) EXPECT_TRUE(latch.statuses[static_cast<std::size_t>(i)].ok());
+  for (int i = 1; i < 6; ++i) EXPECT_OK(latch.statuses[static_cast<std::size_t>(i)]);
   EXPECT_EQ(pipeline.stats().failures, 1u);
 }
 
@@ -282,7 +284,7 @@ TEST(CommitPipelineTest, ConcurrentWritersShareFewCommitsAndAreAcknowledgedExact
       for (int i = 0; i < kPerWriter; ++i) {
         int slot = w * kPerWriter + i;
         pipeline.Submit(One(std::to_string(w) + ":" + std::to_string(i)), [&, slot](const Status& s) {
-          EXPECT_TRUE(s.ok());
+          EXPECT_OK(s);
           acks[static_cast<std::size_t>(slot)].fetch_add(1);
           latch.Callback()(s);
         });
@@ -337,7 +339,7 @@ TEST(CommitPipelineTest, ABarrierInAFailedBatchReportsTheFailure) {
   pipeline.Submit({}, latch.Callback());  // same batch as "doomed"
   store.Release();
   latch.Wait(3);
-  EXPECT_TRUE(latch.statuses[0].ok());
+  EXPECT_OK(latch.statuses[0]);
   EXPECT_EQ(latch.statuses[1].code(), StatusCode::kUnavailable);
   EXPECT_EQ(latch.statuses[2].code(), StatusCode::kUnavailable);
   EXPECT_EQ(pipeline.stats().failures, 1u);

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/status_assert.h"
+
 namespace dray {
 namespace {
 
@@ -56,7 +58,7 @@ TEST(DocumentsTest, ASchedulesEveryFieldReadsBack) {
   s.fired = 6;
   s.skipped = 7;
   auto back = ReadScheduleDocument(ScheduleDocument(s));
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, s);
   // And at its defaults (an interval schedule, nothing fired yet).
   Schedule plain;
@@ -64,7 +66,7 @@ TEST(DocumentsTest, ASchedulesEveryFieldReadsBack) {
   plain.spec.interval_ms = 1000;
   plain.spec.task.type = "beat";
   back = ReadScheduleDocument(ScheduleDocument(plain));
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, plain);
 }
 
@@ -80,7 +82,7 @@ TEST(DocumentsTest, ATriggersEveryFieldReadsBack) {
   on_event.created_at = 10;
   on_event.updated_at = 11;
   auto back = ReadTriggerDocument(TriggerDocument(on_event));
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, on_event);
 
   Trigger on_task;
@@ -91,7 +93,7 @@ TEST(DocumentsTest, ATriggersEveryFieldReadsBack) {
   on_task.spec.task_states = {TaskState::kFailed, TaskState::kCancelled};
   on_task.spec.task.type = "alert";
   back = ReadTriggerDocument(TriggerDocument(on_task));
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, on_task);
   // `fired` counts since the server started: not stored.
   on_task.fired = 3;
@@ -112,7 +114,7 @@ TEST(DocumentsTest, QueueSettingsReadBackAndDefaultsAreLeftOut) {
   s.weight = 3;
   s.placement = PlacementPolicy::kSpread;
   QueueSettings back;
-  ASSERT_TRUE(ReadQueueSettingsDocument(QueueSettingsDocument(s), &back).ok());
+  ASSERT_OK(ReadQueueSettingsDocument(QueueSettingsDocument(s), &back));
   EXPECT_EQ(back, s);
 }
 
@@ -128,7 +130,7 @@ TEST(DocumentsTest, ATasksColumnsReadBack) {
   t.placement.shard_index = 1;
   t.placement.shard_total = 4;
   Task back;
-  ASSERT_TRUE(ReadFlowDocument(FlowDocument(t), &back).ok());
+  ASSERT_OK(ReadFlowDocument(FlowDocument(t), &back));
   EXPECT_EQ(back.concurrency_key, t.concurrency_key);
   EXPECT_EQ(back.concurrency_limit, t.concurrency_limit);
   EXPECT_EQ(back.node, t.node);
@@ -140,22 +142,22 @@ TEST(DocumentsTest, ATasksColumnsReadBack) {
   std::vector<Attempt> history = {Attempt{1, "w\"1", 10, 20, AttemptOutcome::kTimedOut, "slow"},
                                   Attempt{2, "w2", 30, 0, AttemptOutcome::kRunning, ""}};
   std::vector<Attempt> history_back;
-  ASSERT_TRUE(ReadHistoryDocument(HistoryDocument(history), &history_back).ok());
+  ASSERT_OK(ReadHistoryDocument(HistoryDocument(history), &history_back));
   EXPECT_EQ(history_back, history);
 
   Backoff b{1, 2, 1.25, 0.5};
   Backoff b_back;
-  ASSERT_TRUE(ReadBackoffDocument(BackoffDocument(b), &b_back).ok());
+  ASSERT_OK(ReadBackoffDocument(BackoffDocument(b), &b_back));
   EXPECT_EQ(b_back, b);
 
   std::map<std::string, std::string> labels = {{"a", "1"}, {"é", "ü"}};
   std::map<std::string, std::string> labels_back;
-  ASSERT_TRUE(ReadLabelsDocument(LabelsDocument(labels), &labels_back).ok());
+  ASSERT_OK(ReadLabelsDocument(LabelsDocument(labels), &labels_back));
   EXPECT_EQ(labels_back, labels);
 
   std::vector<std::string> ids = {"a", "b"};
   std::vector<std::string> ids_back;
-  ASSERT_TRUE(ReadStringListDocument(StringListDocument(ids), &ids_back).ok());
+  ASSERT_OK(ReadStringListDocument(StringListDocument(ids), &ids_back));
   EXPECT_EQ(ids_back, ids);
 }
 

@@ -13,6 +13,7 @@
 #include "store/postgres/test_database_test_util.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
+#include "support/status_assert.h"
 
 namespace dray {
 namespace {
@@ -35,7 +36,7 @@ std::unique_ptr<Store> OpenSqlite(const std::string& dir) {
   SqliteOptions o;
   o.path = dir + "/dray.db";
   auto s = OpenSqliteStore(o);
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_OK(s);
   return s.ok() ? std::move(*s) : nullptr;
 }
 
@@ -102,7 +103,7 @@ class StoreConformanceTest : public ::testing::TestWithParam<StoreKind> {
   void Put(std::vector<Task> tasks) {
     std::vector<Mutation> m;
     for (Task& t : tasks) m.push_back(mutation::PutTask{Shared(std::move(t))});
-    ASSERT_TRUE(store_->Commit(m).ok());
+    ASSERT_OK(store_->Commit(m));
   }
 
   std::string dir_;
@@ -143,7 +144,7 @@ TEST_P(StoreConformanceTest, EveryFieldRoundTrips) {
                Attempt{2, "w-1", 3, 0, AttemptOutcome::kRunning, ""}};
   Put({t});
   auto got = store_->GetTask("default", "a");
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   EXPECT_EQ(*got, t);
 }
 
@@ -155,7 +156,7 @@ TEST_P(StoreConformanceTest, PutReplacesAndDeleteRemoves) {
   Put({changed});
   EXPECT_EQ(store_->GetTask("default", "a")->result, "42");
   std::vector<Mutation> del = {mutation::DeleteTask{"default", "a"}};
-  ASSERT_TRUE(store_->Commit(del).ok());
+  ASSERT_OK(store_->Commit(del));
   EXPECT_EQ(store_->GetTask("default", "a").status().code(), StatusCode::kNotFound);
 }
 
@@ -186,15 +187,15 @@ TEST_P(StoreConformanceTest, UpdateWritesTransitionFieldsAndKeepsTheSpec) {
   spec_changed.priority = 5;
   spec_changed.key = "other";
   std::vector<Mutation> update = {mutation::UpdateTask{Shared(Task(spec_changed))}};
-  ASSERT_TRUE(store_->Commit(update).ok());
+  ASSERT_OK(store_->Commit(update));
   auto got = store_->GetTask("default", "a");
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   EXPECT_EQ(*got, moved);
 
   Task fresh = MakeTask("b");
   fresh.payload = R"({"n":3})";
   std::vector<Mutation> insert = {mutation::UpdateTask{Shared(Task(fresh))}};
-  ASSERT_TRUE(store_->Commit(insert).ok());
+  ASSERT_OK(store_->Commit(insert));
   EXPECT_EQ(*store_->GetTask("default", "b"), fresh);
 }
 
@@ -209,7 +210,7 @@ TEST_P(StoreConformanceTest, NamespacesAreIsolated) {
   TaskQuery q;
   q.ns = "two";
   auto page = store_->ListTasks(q);
-  ASSERT_TRUE(page.ok());
+  ASSERT_OK(page);
   ASSERT_EQ(page->tasks.size(), 1u);
   EXPECT_EQ(page->tasks[0].ns, "two");
 }
@@ -233,7 +234,7 @@ TEST_P(StoreConformanceTest, ListFiltersAndPagesWithoutGapsOrRepeats) {
     std::vector<std::string> seen;
     for (int page = 0; page < 10; ++page) {
       auto p = store_->ListTasks(q);
-      ASSERT_TRUE(p.ok());
+      ASSERT_OK(p);
       for (const Task& t : p->tasks) seen.push_back(t.id);
       if (p->next_cursor.empty()) break;
       q.cursor = p->next_cursor;
@@ -249,7 +250,7 @@ TEST_P(StoreConformanceTest, ListFiltersAndPagesWithoutGapsOrRepeats) {
   q.type = "x";
   q.limit = 1000;
   auto p = store_->ListTasks(q);
-  ASSERT_TRUE(p.ok());
+  ASSERT_OK(p);
   std::size_t want = 0;
   for (const Task& t : tasks) {
     want += t.queue == "odd" && t.state == TaskState::kFailed && t.type == "x";
@@ -275,7 +276,7 @@ TEST_P(StoreConformanceTest, PagesOfLargeTasksStopAtTheByteBound) {
   std::size_t pages = 0, total = 0;
   for (;;) {
     auto p = store_->ListTasks(q);
-    ASSERT_TRUE(p.ok());
+    ASSERT_OK(p);
     ASSERT_LE(p->tasks.size(), 3u);
     total += p->tasks.size();
     ++pages;
@@ -291,7 +292,7 @@ TEST_P(StoreConformanceTest, ScanLiveTasksReturnsEveryNonTerminalTask) {
        MakeTask("b", "default", TaskState::kSucceeded, 1), MakeTask("d", "x", TaskState::kScheduled, 2),
        MakeTask("e", "default", TaskState::kCancelled, 4)});
   std::vector<std::string> ids;
-  ASSERT_TRUE(store_->ScanLiveTasks([&](Task&& t) { ids.push_back(t.id); }).ok());
+  ASSERT_OK(store_->ScanLiveTasks([&](Task&& t) { ids.push_back(t.id); }));
   std::sort(ids.begin(), ids.end());
   EXPECT_EQ(ids, (std::vector<std::string>{"a", "c", "d"}));
 }
@@ -306,7 +307,7 @@ TEST_P(StoreConformanceTest, ScanLiveTasksReturnsManyTasksEachOnce) {
   }
   Put(tasks);
   std::vector<std::uint64_t> seqs;
-  ASSERT_TRUE(store_->ScanLiveTasks([&](Task&& t) { seqs.push_back(t.seq); }).ok());
+  ASSERT_OK(store_->ScanLiveTasks([&](Task&& t) { seqs.push_back(t.seq); }));
   std::sort(seqs.begin(), seqs.end());
   std::vector<std::uint64_t> want;
   for (int i = 0; i < 5000; ++i) {
@@ -315,7 +316,7 @@ TEST_P(StoreConformanceTest, ScanLiveTasksReturnsManyTasksEachOnce) {
   EXPECT_EQ(seqs, want);
   // And again: the statement is ready for another scan.
   std::size_t n = 0;
-  ASSERT_TRUE(store_->ScanLiveTasks([&](Task&&) { ++n; }).ok());
+  ASSERT_OK(store_->ScanLiveTasks([&](Task&&) { ++n; }));
   EXPECT_EQ(n, want.size());
 }
 
@@ -343,7 +344,7 @@ TEST_P(StoreConformanceTest, ScanKeysReturnsKeyedTasksInTheWindow) {
 
 TEST_P(StoreConformanceTest, LoadMarksTakesTheMaximaOverEveryTask) {
   auto empty = store_->LoadMarks();
-  ASSERT_TRUE(empty.ok());
+  ASSERT_OK(empty);
   EXPECT_EQ(empty->max_lease_token, 0u);
   EXPECT_EQ(empty->max_seq, 0u);
   Task a = MakeTask("a", "default", TaskState::kSucceeded, 3);
@@ -352,17 +353,17 @@ TEST_P(StoreConformanceTest, LoadMarksTakesTheMaximaOverEveryTask) {
   b.lease_token = 4;
   Put({a, b});
   auto marks = store_->LoadMarks();
-  ASSERT_TRUE(marks.ok());
+  ASSERT_OK(marks);
   EXPECT_EQ(marks->max_lease_token, 9u);
   EXPECT_EQ(marks->max_seq, 12u);
   // They never go down, even when the task that set them is purged, and
   // they survive a restart.
   std::vector<Mutation> del = {mutation::DeleteTask{"default", "a"},
                                mutation::DeleteTask{"other", "b"}};
-  ASSERT_TRUE(store_->Commit(del).ok());
+  ASSERT_OK(store_->Commit(del));
   Reopen();
   marks = store_->LoadMarks();
-  ASSERT_TRUE(marks.ok());
+  ASSERT_OK(marks);
   EXPECT_EQ(marks->max_lease_token, 9u);
   EXPECT_EQ(marks->max_seq, 12u);
 }
@@ -385,7 +386,7 @@ TEST_P(StoreConformanceTest, CountTerminalGroupsByNamespaceQueueAndState) {
   add("default", "q1", TaskState::kRunning, 1);
   Put(tasks);
   auto counts = store_->CountTerminal();
-  ASSERT_TRUE(counts.ok());
+  ASSERT_OK(counts);
   std::map<std::string, std::int64_t> got;
   for (const StateCount& c : *counts) {
     got[c.ns + "/" + c.queue + "/" + std::to_string(static_cast<int>(c.state))] += c.count;
@@ -411,7 +412,7 @@ TEST_P(StoreConformanceTest, FindExpiredReturnsOldFinishedTasksOldestFirst) {
   tasks.push_back(edge);
   Put(tasks);
   auto expired = store_->FindExpired(900, 100);
-  ASSERT_TRUE(expired.ok());
+  ASSERT_OK(expired);
   std::vector<std::string> ids;
   for (const ExpiredTask& e : *expired) {
     ids.push_back(e.ns + "/" + e.id);
@@ -421,12 +422,12 @@ TEST_P(StoreConformanceTest, FindExpiredReturnsOldFinishedTasksOldestFirst) {
   EXPECT_EQ(ids, (std::vector<std::string>{"other/done5", "default/done4", "other/done3",
                                            "default/done2"}));
   auto two = store_->FindExpired(900, 2);
-  ASSERT_TRUE(two.ok());
+  ASSERT_OK(two);
   ASSERT_EQ(two->size(), 2u);
   EXPECT_EQ(two->at(1).id, "done4");
   EXPECT_EQ(two->at(1).state, TaskState::kFailed);
   auto none = store_->FindExpired(900, 0);
-  ASSERT_TRUE(none.ok());
+  ASSERT_OK(none);
   EXPECT_TRUE(none->empty());
 }
 
@@ -446,7 +447,7 @@ TEST_P(StoreConformanceTest, ListFiltersEachAloneAndPagesWithAFilter) {
     std::vector<std::string> ids;
     for (;;) {
       auto p = store_->ListTasks(q);
-      EXPECT_TRUE(p.ok());
+      EXPECT_OK(p);
       if (!p.ok()) break;
       for (const Task& t : p->tasks) ids.push_back(t.id);
       if (p->next_cursor.empty()) break;
@@ -493,12 +494,12 @@ TEST_P(StoreConformanceTest, ListClampsTheLimitToOneThroughAThousand) {
   TaskQuery q;
   q.limit = 0;
   auto one = store_->ListTasks(q);
-  ASSERT_TRUE(one.ok());
+  ASSERT_OK(one);
   EXPECT_EQ(one->tasks.size(), 1u);
   EXPECT_FALSE(one->next_cursor.empty());
   q.limit = 1'000'000;
   auto most = store_->ListTasks(q);
-  ASSERT_TRUE(most.ok());
+  ASSERT_OK(most);
   EXPECT_EQ(most->tasks.size(), 1000u);
   EXPECT_FALSE(most->next_cursor.empty());
 }
@@ -507,15 +508,15 @@ TEST_P(StoreConformanceTest, ListOfAnEmptyNamespaceIsAnEmptyLastPage) {
   TaskQuery q;
   q.ns = "nobody";
   auto p = store_->ListTasks(q);
-  ASSERT_TRUE(p.ok());
+  ASSERT_OK(p);
   EXPECT_TRUE(p->tasks.empty());
   EXPECT_TRUE(p->next_cursor.empty());
 }
 
 TEST_P(StoreConformanceTest, DeletingAMissingTaskIsNotAnError) {
   std::vector<Mutation> del = {mutation::DeleteTask{"default", "never-was"}};
-  EXPECT_TRUE(store_->Commit(del).ok());
-  EXPECT_TRUE(store_->health().ok());
+  EXPECT_OK(store_->Commit(del));
+  EXPECT_OK(store_->health());
 }
 
 TEST_P(StoreConformanceTest, WorkflowsAndTheirTasksRoundTrip) {
@@ -552,46 +553,46 @@ TEST_P(StoreConformanceTest, WorkflowsAndTheirTasksRoundTrip) {
                              mutation::PutWorkflow{std::make_shared<const Workflow>(done)},
                              mutation::PutTask{Shared(a)}, mutation::PutTask{Shared(b)},
                              mutation::PutTask{Shared(c)}, mutation::PutTask{Shared(MakeTask("plain"))}};
-  ASSERT_TRUE(store_->Commit(m).ok());
+  ASSERT_OK(store_->Commit(m));
   Reopen();
   auto got = store_->GetWorkflow("default", "w1");
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   EXPECT_EQ(*got, running);
   EXPECT_EQ(store_->GetWorkflow("other", "w1").status().code(), StatusCode::kNotFound);
   auto tasks = store_->WorkflowTasks("default", "w1");
-  ASSERT_TRUE(tasks.ok());
+  ASSERT_OK(tasks);
   ASSERT_EQ(tasks->size(), 2u);
   EXPECT_EQ(tasks->at(0), b);  // by seq
   EXPECT_EQ(tasks->at(1), a);
   auto live = store_->LoadRunningWorkflows();
-  ASSERT_TRUE(live.ok());
+  ASSERT_OK(live);
   ASSERT_EQ(live->size(), 1u);
   EXPECT_EQ(live->at(0).workflow, running);
   EXPECT_EQ(live->at(0).failed_tasks, 1);
   // Listing: newest id first, by state and name, in pages.
   auto page = store_->ListWorkflows(WorkflowQuery{"default", std::nullopt, "", 1, ""});
-  ASSERT_TRUE(page.ok());
+  ASSERT_OK(page);
   ASSERT_EQ(page->workflows.size(), 1u);
   EXPECT_EQ(page->workflows[0].id, "w2");
   page = store_->ListWorkflows(WorkflowQuery{"default", std::nullopt, "", 1, page->next_cursor});
-  ASSERT_TRUE(page.ok());
+  ASSERT_OK(page);
   ASSERT_EQ(page->workflows.size(), 1u);
   EXPECT_EQ(page->workflows[0].id, "w1");
   EXPECT_TRUE(page->next_cursor.empty());
   page = store_->ListWorkflows(WorkflowQuery{"default", WorkflowState::kFailed, "nightly", 10, ""});
-  ASSERT_TRUE(page.ok());
+  ASSERT_OK(page);
   ASSERT_EQ(page->workflows.size(), 1u);
   EXPECT_EQ(page->workflows[0], done);
   // Retention: finished workflows only; their tasks are not purged alone.
   auto expired = store_->FindExpiredWorkflows(1000, 10);
-  ASSERT_TRUE(expired.ok());
+  ASSERT_OK(expired);
   ASSERT_EQ(expired->size(), 1u);
   EXPECT_EQ(expired->at(0).second, "w2");
   auto lone = store_->FindExpired(1'000'000, 10);
-  ASSERT_TRUE(lone.ok());
+  ASSERT_OK(lone);
   EXPECT_TRUE(lone->empty()) << "a workflow's finished tasks go with their workflow";
   m = {mutation::DeleteTask{"default", "c"}, mutation::DeleteWorkflow{"default", "w2"}};
-  ASSERT_TRUE(store_->Commit(m).ok());
+  ASSERT_OK(store_->Commit(m));
   EXPECT_EQ(store_->GetWorkflow("default", "w2").status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(store_->WorkflowTasks("default", "w2")->empty());
 }
@@ -640,14 +641,13 @@ TEST_P(StoreConformanceTest, SchedulesRoundTripWithEveryField) {
                   .ok());
   Reopen();
   auto loaded = store_->LoadSchedules();
-  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_OK(loaded);
   ASSERT_EQ(loaded->size(), 2u);
   EXPECT_EQ(loaded->at(0), b);  // ordered by (namespace, id)
   EXPECT_EQ(loaded->at(1), a);
-  ASSERT_TRUE(
-      store_->Commit(std::vector<Mutation>{mutation::DeleteSchedule{"other", "nightly"}}).ok());
+  ASSERT_OK(store_->Commit(std::vector<Mutation>{mutation::DeleteSchedule{"other", "nightly"}}));
   loaded = store_->LoadSchedules();
-  ASSERT_TRUE(loaded.ok());
+  ASSERT_OK(loaded);
   ASSERT_EQ(loaded->size(), 1u);
   EXPECT_EQ(loaded->at(0).spec.id, "every-minute");
 }
@@ -695,7 +695,7 @@ TEST_P(StoreConformanceTest, EventsAndTriggersRoundTripAndOldEventsGo) {
   EXPECT_EQ(store_->GetEvent("default", "order-1234-paid").status().code(),
             StatusCode::kNotFound);
   auto triggers = store_->LoadTriggers();
-  ASSERT_TRUE(triggers.ok()) << triggers.status().ToString();
+  ASSERT_OK(triggers);
   ASSERT_EQ(triggers->size(), 2u);
   EXPECT_EQ(triggers->at(0), u);  // by (namespace, id)
   EXPECT_EQ(triggers->at(1), t);
@@ -705,7 +705,7 @@ TEST_P(StoreConformanceTest, EventsAndTriggersRoundTripAndOldEventsGo) {
                                                    mutation::DeleteTrigger{"default", "on-fail"}})
                   .ok());
   EXPECT_EQ(store_->GetEvent("shop", "older").status().code(), StatusCode::kNotFound);
-  EXPECT_TRUE(store_->GetEvent("shop", "order-1234-paid").ok());
+  EXPECT_OK(store_->GetEvent("shop", "order-1234-paid"));
   EXPECT_FALSE(*store_->HasEventsBefore(100));
   EXPECT_EQ(store_->LoadTriggers()->size(), 1u);
 }
@@ -723,19 +723,19 @@ TEST_P(StoreConformanceTest, QueuesRoundTrip) {
   s.weight = 3;
   std::vector<Mutation> m = {mutation::PutQueue{QueueRecord{"ns", "q1", s}},
                              mutation::PutQueue{QueueRecord{"ns", "q0", QueueSettings{}}}};
-  ASSERT_TRUE(store_->Commit(m).ok());
+  ASSERT_OK(store_->Commit(m));
   Reopen();
   auto qs = store_->LoadQueues();
-  ASSERT_TRUE(qs.ok());
+  ASSERT_OK(qs);
   ASSERT_EQ(qs->size(), 2u);
   EXPECT_EQ(qs->at(0).ns, "ns");
   EXPECT_EQ(qs->at(1).name, "q1");
   EXPECT_EQ(qs->at(1).settings, s);
   s.paused = false;
   m = {mutation::PutQueue{QueueRecord{"ns", "q1", s}}};
-  ASSERT_TRUE(store_->Commit(m).ok());
+  ASSERT_OK(store_->Commit(m));
   qs = store_->LoadQueues();
-  ASSERT_TRUE(qs.ok());
+  ASSERT_OK(qs);
   ASSERT_EQ(qs->size(), 2u);
   EXPECT_FALSE(qs->at(1).settings.paused);
 }
@@ -755,10 +755,10 @@ TEST_P(StoreConformanceTest, AFailedBatchLeavesNothingAndBreaksTheStore) {
       << store_->health().ToString();  // names the cause
   std::vector<Mutation> good = {mutation::PutTask{Shared(MakeTask("after"))}};
   EXPECT_EQ(store_->Commit(good).code(), StatusCode::kUnavailable);
-  EXPECT_TRUE(store_->GetTask("default", "before").ok());  // reads still work
+  EXPECT_OK(store_->GetTask("default", "before"));  // reads still work
   Reopen();  // a restart clears the error
-  EXPECT_TRUE(store_->health().ok());
-  EXPECT_TRUE(store_->Commit(good).ok());
+  EXPECT_OK(store_->health());
+  EXPECT_OK(store_->Commit(good));
 }
 
 TEST_P(StoreConformanceTest, EverythingSurvivesReopen) {
@@ -772,12 +772,12 @@ TEST_P(StoreConformanceTest, EverythingSurvivesReopen) {
   paused.paused = true;
   std::vector<Mutation> m = {mutation::PutTask{Shared(a)}, mutation::PutTask{Shared(b)},
                              mutation::PutQueue{QueueRecord{"default", "q", paused}}};
-  ASSERT_TRUE(store_->Commit(m).ok());
+  ASSERT_OK(store_->Commit(m));
   Reopen();
   EXPECT_EQ(*store_->GetTask("default", "a"), a);
   EXPECT_EQ(*store_->GetTask("other", "b"), b);
   auto qs = store_->LoadQueues();
-  ASSERT_TRUE(qs.ok());
+  ASSERT_OK(qs);
   ASSERT_EQ(qs->size(), 1u);
   EXPECT_TRUE(qs->at(0).settings.paused);
   EXPECT_EQ(store_->LoadMarks()->max_lease_token, 31u);
@@ -958,11 +958,11 @@ class RandomOps {
 void ExpectStoreMatchesModel(Store* store, const StoreModel& model, RandomOps* ops) {
   for (const auto& [key, t] : model.tasks) {
     auto got = store->GetTask(key.first, key.second);
-    ASSERT_TRUE(got.ok()) << key.first << "/" << key.second << ": " << got.status().ToString();
+    ASSERT_OK(got) << key.first << "/" << key.second;
     ASSERT_EQ(*got, t);
   }
   std::vector<Task> live;
-  ASSERT_TRUE(store->ScanLiveTasks([&](Task&& t) { live.push_back(std::move(t)); }).ok());
+  ASSERT_OK(store->ScanLiveTasks([&](Task&& t) { live.push_back(std::move(t)); }));
   std::sort(live.begin(), live.end(), [](const Task& x, const Task& y) { return x.seq < y.seq; });
   ASSERT_EQ(live, model.Live());
   for (int i = 0; i < 4; ++i) {
@@ -970,7 +970,7 @@ void ExpectStoreMatchesModel(Store* store, const StoreModel& model, RandomOps* o
     std::vector<std::string> ids;
     for (int pages = 0; pages < 200; ++pages) {
       auto p = store->ListTasks(q);
-      ASSERT_TRUE(p.ok());
+      ASSERT_OK(p);
       for (const Task& t : p->tasks) ids.push_back(t.id);
       if (p->next_cursor.empty()) break;
       q.cursor = p->next_cursor;
@@ -979,18 +979,18 @@ void ExpectStoreMatchesModel(Store* store, const StoreModel& model, RandomOps* o
     ASSERT_EQ(ids, model.List(q));
   }
   auto queues = store->LoadQueues();
-  ASSERT_TRUE(queues.ok());
+  ASSERT_OK(queues);
   std::map<StoreModel::Key, QueueSettings> got;
   for (const QueueRecord& r : *queues) got[{r.ns, r.name}] = r.settings;
   ASSERT_EQ(got, model.queues);
   auto schedules = store->LoadSchedules();
-  ASSERT_TRUE(schedules.ok()) << schedules.status().ToString();
+  ASSERT_OK(schedules);
   std::map<StoreModel::Key, Schedule> got_schedules;
   for (Schedule& s : *schedules) got_schedules[{s.spec.ns, s.spec.id}] = std::move(s);
   ASSERT_EQ(got_schedules, model.schedules);
   for (const auto& [key, e] : model.events) {
     auto got_event = store->GetEvent(key.first, key.second);
-    ASSERT_TRUE(got_event.ok()) << got_event.status().ToString();
+    ASSERT_OK(got_event);
     ASSERT_EQ(*got_event, e);
   }
   std::map<StoreModel::Key, TimeMs> seen, want;
@@ -1001,7 +1001,7 @@ void ExpectStoreMatchesModel(Store* store, const StoreModel& model, RandomOps* o
   }
   ASSERT_EQ(seen, want);
   auto triggers = store->LoadTriggers();
-  ASSERT_TRUE(triggers.ok()) << triggers.status().ToString();
+  ASSERT_OK(triggers);
   std::map<StoreModel::Key, Trigger> got_triggers;
   for (Trigger& t : *triggers) got_triggers[{t.spec.ns, t.spec.id}] = std::move(t);
   ASSERT_EQ(got_triggers, model.triggers);
@@ -1016,7 +1016,7 @@ TEST_P(StoreConformanceTest, RandomizedAgainstAModel) {
       std::vector<Mutation> batch;
       int n = 1 + ops.Uniform(ops.Uniform(4) == 0 ? 60 : 8);
       for (int i = 0; i < n; ++i) batch.push_back(ops.Next());
-      ASSERT_TRUE(store_->Commit(batch).ok());
+      ASSERT_OK(store_->Commit(batch));
       for (const Mutation& m : batch) model.Apply(m);
       if (ops.Uniform(8) == 0) Reopen();
       ASSERT_NO_FATAL_FAILURE(ExpectStoreMatchesModel(store_.get(), model, &ops));

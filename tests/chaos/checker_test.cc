@@ -7,6 +7,8 @@
 #include <boost/json.hpp>
 #include <cstdio>
 
+#include "support/status_assert.h"
+
 namespace dray::chaos {
 namespace {
 
@@ -183,9 +185,9 @@ TEST(ChaosCheckerTest, HistoriesRoundTripThroughAFile) {
   History h;
   for (const Op& op : c.ops) h.Record(op);
   const std::string path = ::testing::TempDir() + "/history.jsonl";
-  ASSERT_TRUE(h.Save(path).ok());
+  ASSERT_OK(h.Save(path));
   auto loaded = History::Load(path);
-  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  ASSERT_OK(loaded);
   ASSERT_EQ(loaded->size(), c.ops.size());
   for (std::size_t i = 0; i < c.ops.size(); ++i) {
     EXPECT_EQ((*loaded)[i].kind, c.ops[i].kind);
@@ -203,7 +205,7 @@ TEST(ChaosCheckerTest, ParsesTheApiTaskShape) {
   auto v = boost::json::parse(R"({"id":"t","key":"k","state":"succeeded","attempts":1,"max_attempts":3,
     "history":[{"number":1,"worker":"w","started_at":"a","ended_at":"b","outcome":"succeeded","error":null}]})");
   auto t = ParseFinalTask(v);
-  ASSERT_TRUE(t.ok());
+  ASSERT_OK(t);
   EXPECT_EQ(t->history.size(), 1u);
   EXPECT_EQ(t->history[0].outcome, "succeeded");
   EXPECT_FALSE(ParseFinalTask(boost::json::parse("[1]")).ok());

@@ -14,7 +14,8 @@
 #include <fstream>
 
 #include "chaos/load.h"
-#include "integration/server_util.h"
+#include "support/server_process.h"
+#include "support/wait.h"
 
 namespace dray::chaos {
 namespace {

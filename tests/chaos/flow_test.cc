@@ -30,7 +30,9 @@
 
 #include "chaos/load.h"
 #include "core/time_format.h"
-#include "integration/server_util.h"
+#include "support/json.h"
+#include "support/server_process.h"
+#include "support/wait.h"
 
 namespace dray::chaos {
 namespace {
@@ -39,14 +41,13 @@ namespace json = boost::json;
 using dray::testing::HttpConn;
 using dray::testing::HttpResult;
 using dray::testing::ServerProcess;
+using dray::testing::Str;
 using dray::testing::WaitFor;
 
 constexpr int kConcurrency = 3;
 constexpr double kRate = 100;  // starts per second
 constexpr int kBurst = 8;
 constexpr int kKeys = 4;
-
-std::string Str(const json::value& v) { return std::string(v.as_string()); }
 
 TimeMs Time(const json::value& v) {
   return v.is_string() ? ParseRfc3339(v.as_string()).value_or(0) : 0;

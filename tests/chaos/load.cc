@@ -6,7 +6,8 @@
 #include <random>
 #include <unistd.h>
 
-#include "integration/server_util.h"
+#include "support/server_process.h"
+#include "support/wait.h"
 
 namespace dray::chaos {
 namespace json = boost::json;

@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "chaos/load.h"
-#include "integration/server_util.h"
+#include "support/server_process.h"
 
 namespace dray::chaos {
 namespace {

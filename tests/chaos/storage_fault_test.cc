@@ -20,7 +20,8 @@
 #include <stdexcept>
 
 #include "chaos/load.h"
-#include "integration/server_util.h"
+#include "support/server_process.h"
+#include "support/wait.h"
 
 namespace dray::chaos {
 namespace {

@@ -22,7 +22,9 @@
 
 #include "chaos/child.h"
 #include "chaos/load.h"
-#include "integration/server_util.h"
+#include "support/server_process.h"
+#include "support/status_assert.h"
+#include "support/wait.h"
 
 namespace dray::chaos {
 namespace {
@@ -96,7 +98,7 @@ FaultRun RunCycles(ServerProcess& server, const std::string& host,
                      "--work-ms", "300"},
                     child_prefix);
   Status started = child.Start();
-  EXPECT_TRUE(started.ok()) << started.message();
+  EXPECT_OK(started);
   if (!started.ok()) return run;
   load.StartSubmitters();
   load.StartWorkers();
@@ -130,7 +132,7 @@ FaultRun RunCycles(ServerProcess& server, const std::string& host,
   EXPECT_TRUE(WaitForDrain(server.port(), opt.queue, std::chrono::seconds(60), host));
   auto child_ops = child.Stop(child_history);
   load.StopWorkers();
-  EXPECT_TRUE(child_ops.ok()) << child_ops.status().message();
+  EXPECT_OK(child_ops);
   if (child_ops.ok()) {
     for (const Op& op : *child_ops) {
       if (op.kind != OpKind::kLease && op.kind != OpKind::kSubmit && op.status == 409) ++run.late_refused;
@@ -176,8 +178,8 @@ TEST(ChaosWorkerFaultTest, APartitionedWorkersTasksAreReassignedAndItsLateComple
   NetNs* n = ns->get();
   FaultRun run = RunCycles(
       server, n->host_addr(), {"ip", "netns", "exec", n->name()}, cycles,
-      [n](ChildClient&) { ASSERT_TRUE(n->Cut().ok()); },
-      [n](ChildClient&) { ASSERT_TRUE(n->Heal().ok()); });
+      [n](ChildClient&) { ASSERT_OK(n->Cut()); },
+      [n](ChildClient&) { ASSERT_OK(n->Heal()); });
   Expect(run, "partition");
   EXPECT_EQ(server.Stop(), 0);
 }

@@ -12,7 +12,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 
-#include "integration/server_util.h"
+#include "support/server_process.h"
+#include "support/wait.h"
 
 namespace dray::testing {
 namespace {

@@ -8,14 +8,14 @@
 #include <set>
 #include <thread>
 
-#include "integration/server_util.h"
+#include "support/json.h"
+#include "support/server_process.h"
+#include "support/wait.h"
 
 namespace dray::testing {
 namespace {
 
 namespace json = boost::json;
-
-std::string Str(const json::value& v) { return std::string(v.as_string()); }
 
 TEST(DurabilityTest, StateSurvivesAGracefulRestart) {
   ServerProcess server;

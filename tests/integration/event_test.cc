@@ -11,28 +11,17 @@
 #include <vector>
 
 #include "dray/client.h"
-#include "integration/server_util.h"
+#include "support/json.h"
+#include "support/server_test.h"
+#include "support/status_assert.h"
+#include "support/wait.h"
 
 namespace dray::testing {
 namespace {
 
 namespace json = boost::json;
 
-std::string Str(const json::value& v) { return std::string(v.as_string()); }
-
-class EventHttpTest : public ::testing::Test {
- protected:
-  void SetUp() override { server_.Start(); }
-
-  json::array Lease(HttpConn& c, const std::string& queue, int max = 10) {
-    HttpResult r = c.Call("POST", "/v1/leases", R"({"worker":"w","queues":[")" + queue +
-                                                    R"("],"max":)" + std::to_string(max) + "}");
-    EXPECT_EQ(r.status, 200) << r.body;
-    return r.status == 200 ? r.json().at("tasks").as_array() : json::array();
-  }
-
-  ServerProcess server_;
-};
+class EventHttpTest : public ServerTest {};
 
 TEST_F(EventHttpTest, AnEventFiresTheTriggersItMatchesOnceEvenWhenSentTwice) {
   HttpConn c(server_.port());
@@ -216,7 +205,7 @@ TEST_F(EventHttpTest, TheSdkEmitsAndManagesTriggers) {
   ClientOptions o;
   o.server = "http://127.0.0.1:" + std::to_string(server_.port());
   auto client = Client::Create(o);
-  ASSERT_TRUE(client.ok());
+  ASSERT_OK(client);
   TriggerSpec spec;
   spec.id = "welcome";
   spec.event = "user.signed_up";
@@ -224,7 +213,7 @@ TEST_F(EventHttpTest, TheSdkEmitsAndManagesTriggers) {
   spec.task.type = "send-welcome";
   spec.task.queue = "mail";
   auto made = (*client)->CreateTrigger(spec);
-  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  ASSERT_OK(made);
   EXPECT_EQ(made->spec, spec);
   EXPECT_EQ((*client)->CreateTrigger(spec).status().code(), StatusCode::kAlreadyExists);
   EventSpec e;
@@ -232,26 +221,26 @@ TEST_F(EventHttpTest, TheSdkEmitsAndManagesTriggers) {
   e.id = "user-7";
   e.payload = R"({"plan":"pro","email":"a@example.com"})";
   auto fired = (*client)->EmitEvent(e);
-  ASSERT_TRUE(fired.ok()) << fired.status().ToString();
+  ASSERT_OK(fired);
   EXPECT_FALSE(fired->duplicate);
   ASSERT_EQ(fired->event.tasks.size(), 1u);
   auto again = (*client)->EmitEvent(e);
-  ASSERT_TRUE(again.ok());
+  ASSERT_OK(again);
   EXPECT_TRUE(again->duplicate);
   EXPECT_EQ(again->event.tasks, fired->event.tasks);
   auto read = (*client)->GetEvent("user-7");
-  ASSERT_TRUE(read.ok());
+  ASSERT_OK(read);
   EXPECT_EQ(read->payload, e.payload);
   auto task = (*client)->Get(fired->event.tasks[0]);
-  ASSERT_TRUE(task.ok());
+  ASSERT_OK(task);
   EXPECT_EQ(task->type, "send-welcome");
   EXPECT_TRUE((*client)->PauseTrigger("welcome")->spec.paused);
   EXPECT_FALSE((*client)->ResumeTrigger("welcome")->spec.paused);
   auto list = (*client)->ListTriggers();
-  ASSERT_TRUE(list.ok());
+  ASSERT_OK(list);
   ASSERT_EQ(list->triggers.size(), 1u);
   EXPECT_EQ(list->triggers[0].fired, 1);
-  ASSERT_TRUE((*client)->DeleteTrigger("welcome").ok());
+  ASSERT_OK((*client)->DeleteTrigger("welcome"));
   EXPECT_EQ((*client)->GetTrigger("welcome").status().code(), StatusCode::kNotFound);
 }
 

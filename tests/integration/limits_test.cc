@@ -7,45 +7,23 @@
 #include <future>
 #include <string>
 
-#include "integration/server_util.h"
+#include "support/json.h"
+#include "support/server_test.h"
+#include "support/wait.h"
 
 namespace dray::testing {
 namespace {
 
 namespace json = boost::json;
 
-std::string Str(const json::value& v) { return std::string(v.as_string()); }
-
-class LimitsHttpTest : public ::testing::Test {
- protected:
-  void SetUp() override { server_.Start(); }
-
-  std::string Submit(HttpConn& c, const std::string& extra) {
-    HttpResult r = c.Call("POST", "/v1/tasks", R"({"type":"t","queue":"acct")" + extra + "}");
-    EXPECT_EQ(r.status, 201) << r.body;
-    return r.status == 201 ? Str(r.json().at("id")) : "";
-  }
-  json::array Lease(HttpConn& c, int max, const std::string& extra = "") {
-    HttpResult r = c.Call("POST", "/v1/leases", R"({"worker":"w","queues":["acct"],"max":)" +
-                                                    std::to_string(max) + extra + "}");
-    EXPECT_EQ(r.status, 200) << r.body;
-    return r.status == 200 ? r.json().at("tasks").as_array() : json::array();
-  }
-  void Complete(HttpConn& c, const json::value& t) {
-    HttpResult r = c.Call("POST", "/v1/tasks/" + Str(t.at("id")) + "/complete",
-                          R"({"lease":")" + Str(t.at("lease").at("token")) + R"("})");
-    EXPECT_EQ(r.status, 200) << r.body;
-  }
-
-  ServerProcess server_;
-};
+class LimitsHttpTest : public ServerTest {};
 
 TEST_F(LimitsHttpTest, SerialKeyRunsInOrderAndSaysWhyItWaits) {
   HttpConn c(server_.port());
-  std::string a1 = Submit(c, R"(,"concurrency_key":"acct-1")");
-  std::string a2 = Submit(c, R"(,"concurrency_key":"acct-1")");
-  std::string b1 = Submit(c, R"(,"concurrency_key":"acct-2")");
-  auto got = Lease(c, 10);
+  std::string a1 = Submit(c, "acct", R"(,"concurrency_key":"acct-1")");
+  std::string a2 = Submit(c, "acct", R"(,"concurrency_key":"acct-1")");
+  std::string b1 = Submit(c, "acct", R"(,"concurrency_key":"acct-2")");
+  auto got = Lease(c, "acct", 10);
   ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(Str(got[0].at("id")), a1);
   EXPECT_EQ(Str(got[0].at("concurrency_key")), "acct-1");
@@ -58,7 +36,8 @@ TEST_F(LimitsHttpTest, SerialKeyRunsInOrderAndSaysWhyItWaits) {
       << waiting;
   // A worker waiting in a long poll gets a2 as soon as a1 is done.
   HttpConn poller(server_.port());
-  auto polled = std::async(std::launch::async, [&] { return Lease(poller, 10, R"(,"wait_ms":10000)"); });
+  auto polled =
+      std::async(std::launch::async, [&] { return Lease(poller, "acct", 10, R"(,"wait_ms":10000)"); });
   ASSERT_EQ(polled.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
   Complete(c, got[0]);
   auto next = polled.get();
@@ -78,10 +57,10 @@ TEST_F(LimitsHttpTest, LimitsAreValidatedAndSurviveARestart) {
 
   HttpResult patched = c.Call("PATCH", "/v1/queues/acct", R"({"concurrency":2,"rate":1000,"burst":50})");
   ASSERT_EQ(patched.status, 200) << patched.body;
-  std::string k1 = Submit(c, R"(,"concurrency_key":"k","lease_ms":60000)");
-  std::string k2 = Submit(c, R"(,"concurrency_key":"k")");
-  for (int i = 0; i < 5; ++i) Submit(c, "");
-  auto got = Lease(c, 10);
+  std::string k1 = Submit(c, "acct", R"(,"concurrency_key":"k","lease_ms":60000)");
+  std::string k2 = Submit(c, "acct", R"(,"concurrency_key":"k")");
+  for (int i = 0; i < 5; ++i) Submit(c, "acct", "");
+  auto got = Lease(c, "acct", 10);
   ASSERT_EQ(got.size(), 2u);  // the queue's concurrency
   EXPECT_EQ(Str(got[0].at("id")), k1);
 
@@ -93,7 +72,7 @@ TEST_F(LimitsHttpTest, LimitsAreValidatedAndSurviveARestart) {
   EXPECT_EQ(q.at("settings").at("burst"), 50);
   // Both leases are still held: nothing more may start, and k2 still
   // waits for k1.
-  EXPECT_TRUE(Lease(c2, 10).empty());
+  EXPECT_TRUE(Lease(c2, "acct", 10).empty());
   EXPECT_EQ(c2.Call("GET", "/v1/tasks/" + k2).json().at("wait_reason"), "concurrency_key");
   EXPECT_EQ(c2.Call("GET", "/v1/tasks/" + k1).json().at("concurrency_key"), "k");
   Complete(c2, got[1]);
@@ -101,7 +80,7 @@ TEST_F(LimitsHttpTest, LimitsAreValidatedAndSurviveARestart) {
   // start may wait a millisecond for its token.
   json::array more;
   ASSERT_TRUE(WaitFor([&] {
-    more = Lease(c2, 10);
+    more = Lease(c2, "acct", 10);
     return !more.empty();
   }));
   ASSERT_EQ(more.size(), 1u);

@@ -8,7 +8,7 @@
 #include <set>
 #include <sstream>
 
-#include "integration/server_util.h"
+#include "support/server_process.h"
 
 namespace dray::testing {
 namespace {

@@ -22,15 +22,15 @@
 #include <vector>
 
 #include "core/time_format.h"
-#include "integration/server_util.h"
+#include "support/json.h"
+#include "support/server_process.h"
+#include "support/wait.h"
 
 namespace dray::testing {
 namespace {
 
 namespace json = boost::json;
 using namespace std::chrono_literals;
-
-std::string Str(const json::value& v) { return std::string(v.as_string()); }
 
 // The worker of a task's last attempt.
 std::string WorkerOf(const json::value& t) {

@@ -1,7 +1,8 @@
 // Configurable windows: retention of finished tasks, and the idempotency window.
 #include <gtest/gtest.h>
 
-#include "integration/server_util.h"
+#include "support/server_process.h"
+#include "support/wait.h"
 
 namespace dray::testing {
 namespace {

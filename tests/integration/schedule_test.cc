@@ -14,19 +14,18 @@
 #include "core/clock.h"
 #include "core/time_format.h"
 #include "dray/client.h"
-#include "integration/server_util.h"
+#include "support/json.h"
+#include "support/server_test.h"
+#include "support/status_assert.h"
+#include "support/wait.h"
 
 namespace dray::testing {
 namespace {
 
 namespace json = boost::json;
 
-std::string Str(const json::value& v) { return std::string(v.as_string()); }
-
-class ScheduleHttpTest : public ::testing::Test {
+class ScheduleHttpTest : public ServerTest {
  protected:
-  void SetUp() override { server_.Start(); }
-
   // tick label -> how many tasks carry it, over every task of `queue`.
   std::map<std::string, int> TicksIn(const std::string& queue) {
     std::map<std::string, int> ticks;
@@ -45,8 +44,6 @@ class ScheduleHttpTest : public ::testing::Test {
       cursor = Str(page.at("next_cursor"));
     }
   }
-
-  ServerProcess server_;
 };
 
 TEST_F(ScheduleHttpTest, BadSchedulesAreRefusedNamingTheField) {
@@ -195,7 +192,7 @@ TEST_F(ScheduleHttpTest, TheSdkDrivesEveryScheduleCall) {
   o.server = "http://127.0.0.1:" + std::to_string(server_.port());
   o.ns = "sdk";
   auto client = Client::Create(o);
-  ASSERT_TRUE(client.ok());
+  ASSERT_OK(client);
   ScheduleSpec spec;
   spec.id = "hourly";
   spec.cron = "15 * * * *";
@@ -208,7 +205,7 @@ TEST_F(ScheduleHttpTest, TheSdkDrivesEveryScheduleCall) {
   spec.task.payload = R"({"full":false})";
   spec.task.max_attempts = 2;
   auto made = (*client)->CreateSchedule(spec);
-  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  ASSERT_OK(made);
   spec.ns = spec.task.ns = "sdk";
   EXPECT_EQ(made->spec, spec);
   ASSERT_EQ(made->next_fire_times.size(), 5u);
@@ -220,23 +217,23 @@ TEST_F(ScheduleHttpTest, TheSdkDrivesEveryScheduleCall) {
   }
   EXPECT_EQ((*client)->CreateSchedule(spec).status().code(), StatusCode::kAlreadyExists);
   auto got = (*client)->GetSchedule("hourly", 2);
-  ASSERT_TRUE(got.ok());
+  ASSERT_OK(got);
   EXPECT_EQ(got->next_fire_times.size(), 2u);
   auto paused = (*client)->PauseSchedule("hourly");
-  ASSERT_TRUE(paused.ok());
+  ASSERT_OK(paused);
   EXPECT_TRUE(paused->spec.paused);
   auto resumed = (*client)->ResumeSchedule("hourly");
-  ASSERT_TRUE(resumed.ok());
+  ASSERT_OK(resumed);
   EXPECT_FALSE(resumed->spec.paused);
   auto patched = (*client)->PatchSchedule("hourly", R"({"overlap":"skip","name":"sync"})");
-  ASSERT_TRUE(patched.ok()) << patched.status().ToString();
+  ASSERT_OK(patched);
   EXPECT_EQ(patched->spec.overlap, OverlapPolicy::kSkip);
   EXPECT_EQ(patched->spec.name, "sync");
   auto list = (*client)->ListSchedules();
-  ASSERT_TRUE(list.ok());
+  ASSERT_OK(list);
   ASSERT_EQ(list->schedules.size(), 1u);
   EXPECT_EQ(list->schedules[0].spec.id, "hourly");
-  ASSERT_TRUE((*client)->DeleteSchedule("hourly").ok());
+  ASSERT_OK((*client)->DeleteSchedule("hourly"));
   EXPECT_EQ((*client)->GetSchedule("hourly").status().code(), StatusCode::kNotFound);
 }
 

@@ -11,7 +11,10 @@
 #include <vector>
 
 #include "dray/client.h"
-#include "integration/server_util.h"
+#include "support/json.h"
+#include "support/server_test.h"
+#include "support/status_assert.h"
+#include "support/wait.h"
 
 namespace dray::testing {
 namespace {
@@ -19,19 +22,17 @@ namespace {
 namespace json = boost::json;
 using std::chrono::milliseconds;
 
-std::string Str(const json::value& v) { return std::string(v.as_string()); }
-
-class StreamTest : public ::testing::Test {
+class StreamTest : public ServerTest {
  protected:
   void SetUp() override {
-    server_.Start();
+    ServerTest::SetUp();
     client_ = Connect();
   }
   std::unique_ptr<Client> Connect() {
     ClientOptions o;
     o.server = "http://127.0.0.1:" + std::to_string(server_.port());
     auto c = Client::Create(o);
-    EXPECT_TRUE(c.ok());
+    EXPECT_OK(c);
     return std::move(*c);
   }
   int Subscribers() {
@@ -42,35 +43,26 @@ class StreamTest : public ::testing::Test {
   }
   // Leases the next task of `queue` (the answer's task, with its lease).
   json::value LeaseOne(const std::string& queue) {
-    HttpResult lease = Http(server_.port(), "POST", "/v1/leases",
-                            R"({"worker":"w","queues":[")" + queue + R"("]})");
-    EXPECT_EQ(lease.status, 200) << lease.body;
-    return lease.json().at("tasks").at(0);
+    HttpConn c(server_.port());
+    return Lease(c, queue, 1).at(0);
   }
   // Completes (or, with `error`, fails for good) a leased task.
   void Finish(const json::value& t, const std::string& error = "") {
-    const std::string id = Str(t.at("id"));
-    const std::string lease = R"({"lease":")" + Str(t.at("lease").at("token")) + "\"";
-    HttpResult r = error.empty()
-                       ? Http(server_.port(), "POST", "/v1/tasks/" + id + "/complete", lease + "}")
-                       : Http(server_.port(), "POST", "/v1/tasks/" + id + "/fail",
-                              lease + R"(,"error":")" + error + R"(","retry":false})");
-    EXPECT_EQ(r.status, 200) << r.body;
+    HttpConn c(server_.port());
+    if (error.empty()) {
+      Complete(c, t);
+    } else {
+      Fail(c, t, error, /*retry=*/false);
+    }
   }
   // Submits, leases and completes a task on `queue`; returns its id.
   std::string RunOne(const std::string& queue, const std::string& result = "{\"n\":1}") {
-    HttpResult sub = Http(server_.port(), "POST", "/v1/tasks",
-                          R"({"type":"t","queue":")" + queue + R"("})");
-    EXPECT_EQ(sub.status, 201);
-    const json::value t = LeaseOne(queue);
-    HttpResult done = Http(server_.port(), "POST", "/v1/tasks/" + Str(t.at("id")) + "/complete",
-                           R"({"lease":")" + Str(t.at("lease").at("token")) +
-                               R"(","result":)" + result + "}");
-    EXPECT_EQ(done.status, 200) << done.body;
-    return Str(sub.json().at("id"));
+    HttpConn c(server_.port());
+    const std::string id = Submit(c, queue);
+    Complete(c, Lease(c, queue, 1).at(0), result);
+    return id;
   }
 
-  ServerProcess server_;
   std::unique_ptr<Client> client_;
 };
 
@@ -105,7 +97,7 @@ TEST_F(StreamTest, ChangesArriveInCommitOrderAndResumeWithoutGapOrRepeat) {
   const std::string a = RunOne("s");
   RunOne("other");  // another queue: not in this stream
   auto got = first.Join();
-  ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+  ASSERT_OK(first.status);
   ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(got[0].task.id, a);
   EXPECT_EQ(got[0].task.state, TaskState::kReady);
@@ -117,7 +109,7 @@ TEST_F(StreamTest, ChangesArriveInCommitOrderAndResumeWithoutGapOrRepeat) {
   Collector resumed;
   resumed.Start(client_.get(), WatchFilter{"s", "", ""}, 4, got[1].event_id);
   auto rest = resumed.Join();
-  ASSERT_TRUE(resumed.status.ok()) << resumed.status.ToString();
+  ASSERT_OK(resumed.status);
   ASSERT_EQ(rest.size(), 4u);
   EXPECT_EQ(rest[0].task.id, a);
   EXPECT_EQ(rest[0].task.state, TaskState::kSucceeded);
@@ -161,7 +153,7 @@ TEST_F(StreamTest, AStreamOfOneTaskStartsWithItsStateAndFuturesWait) {
   EXPECT_EQ(got[2].task.state, TaskState::kFailed);
   EXPECT_EQ(got[2].task.error, "disk full");
   auto done = waited.get();
-  ASSERT_TRUE(done.ok());
+  ASSERT_OK(done);
   EXPECT_EQ(done->state, TaskState::kFailed);
   // A task that does not exist is refused, not followed.
   Status s = client_->Watch(WatchFilter{"", "", "01a22b7b-819b-70b5-bacb-f1dfb4805c40"},

@@ -13,14 +13,15 @@
 
 #include "dray/client.h"
 #include "dray/worker.h"
-#include "integration/server_util.h"
+#include "support/json.h"
+#include "support/server_process.h"
+#include "support/status_assert.h"
+#include "support/wait.h"
 
 namespace dray::testing {
 namespace {
 
 namespace json = boost::json;
-
-std::string Str(const json::value& v) { return std::string(v.as_string()); }
 
 TEST(WorkerRegistryHttpTest, ADeadWorkersTaskIsReassignedAfterTheGraceNotTheLease) {
   ServerProcess server({"--worker-grace-ms", "1000"});
@@ -94,18 +95,18 @@ TEST(WorkerRegistryHttpTest, TheSdkRegistersHeartbeatsListsAndLeaves) {
   spec.labels = {{"zone", "b"}};
   spec.queues = {"q"};
   auto reg = client->RegisterWorker(spec);
-  ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+  ASSERT_OK(reg);
   spec.ns = "default";
   EXPECT_EQ(reg->spec, spec);
   EXPECT_GT(reg->registered_at, 0);
   auto beat = client->WorkerHeartbeat("w-1");
-  ASSERT_TRUE(beat.ok());
+  ASSERT_OK(beat);
   EXPECT_GE(beat->last_seen, reg->last_seen);
   auto all = client->Workers();
-  ASSERT_TRUE(all.ok());
+  ASSERT_OK(all);
   ASSERT_EQ(all->size(), 1u);
   EXPECT_EQ(all->at(0).spec.capacity.at("licenses"), 3);
-  ASSERT_TRUE(client->DeregisterWorker("w-1").ok());
+  ASSERT_OK(client->DeregisterWorker("w-1"));
   EXPECT_EQ(client->WorkerHeartbeat("w-1").status().code(), StatusCode::kNotFound);
 }
 
@@ -138,7 +139,7 @@ TEST(WorkerRegistryHttpTest, TheSdkWorkerRegistersRunsPlacedTasksAndLeaves) {
                    std::to_string(ctx.shard_total()));
     return std::string("null");
   });
-  std::thread runner([&] { ASSERT_TRUE(worker.Run().ok()); });
+  std::thread runner([&] { ASSERT_OK(worker.Run()); });
   ASSERT_TRUE(WaitFor([&] {
     auto all = client->Workers();
     return all.ok() && all->size() == 1;
@@ -153,25 +154,25 @@ TEST(WorkerRegistryHttpTest, TheSdkWorkerRegistersRunsPlacedTasksAndLeaves) {
   t.placement.resources = {{"gpu", 2}};
   t.placement.require = {LabelSelector{"accel", SelectorOp::kEquals, {"a100"}}};
   auto id = client->Submit(t);
-  ASSERT_TRUE(id.ok());
+  ASSERT_OK(id);
   auto done = client->Wait(id->id, std::chrono::seconds(60));
-  ASSERT_TRUE(done.ok());
+  ASSERT_OK(done);
   EXPECT_EQ(done->state, TaskState::kSucceeded);
   TaskSpec b;
   b.type = "flush";
   b.queue = "ml";
   auto copies = client->Broadcast(b);
-  ASSERT_TRUE(copies.ok()) << copies.status().ToString();
+  ASSERT_OK(copies);
   ASSERT_EQ(copies->size(), 1u);
   EXPECT_EQ(copies->at(0).worker, "sdk-gpu");
-  ASSERT_TRUE(client->Wait(copies->at(0).id, std::chrono::seconds(60)).ok());
+  ASSERT_OK(client->Wait(copies->at(0).id, std::chrono::seconds(60)));
   {
     std::lock_guard<std::mutex> lock(mu);
     EXPECT_EQ(seen, (std::vector<std::string>{"35/0:0", "/0:1"}));
   }
 
   // The server forgets it (as a restart would): it registers again.
-  ASSERT_TRUE(client->DeregisterWorker("sdk-gpu").ok());
+  ASSERT_OK(client->DeregisterWorker("sdk-gpu"));
   EXPECT_TRUE(WaitFor([&] {
     auto all = client->Workers();
     return all.ok() && all->size() == 1;
@@ -179,7 +180,7 @@ TEST(WorkerRegistryHttpTest, TheSdkWorkerRegistersRunsPlacedTasksAndLeaves) {
   worker.Stop();
   runner.join();
   auto after = client->Workers();
-  ASSERT_TRUE(after.ok());
+  ASSERT_OK(after);
   EXPECT_TRUE(after->empty()) << "the worker did not leave";
 }
 

@@ -13,17 +13,19 @@
 
 #include "dray/client.h"
 #include "dray/worker.h"
-#include "integration/server_util.h"
+#include "support/server_test.h"
+#include "support/status_assert.h"
+#include "support/wait.h"
 
 namespace dray::testing {
 namespace {
 
 using std::chrono::milliseconds;
 
-class WorkerTest : public ::testing::Test {
+class WorkerTest : public ServerTest {
  protected:
   void SetUp() override {
-    server_.Start();
+    ServerTest::SetUp();
     options_.server = "http://127.0.0.1:" + std::to_string(server_.port());
     client_ = std::move(*Client::Create(options_));
   }
@@ -39,7 +41,6 @@ class WorkerTest : public ::testing::Test {
     return c[TaskState::kSucceeded] + c[TaskState::kFailed] + c[TaskState::kCancelled] == n;
   }
 
-  ServerProcess server_;
   ClientOptions options_;
   std::unique_ptr<Client> client_;
 };
@@ -55,7 +56,7 @@ TEST_F(WorkerTest, EveryTaskGetsExactlyOneOutcome) {
     specs.push_back(s);
   }
   auto ids = client_->SubmitBatch(specs);
-  ASSERT_TRUE(ids.ok()) << ids.status().ToString();
+  ASSERT_OK(ids);
 
   WorkerOptions wo;
   wo.queues = {"w"};
@@ -68,14 +69,14 @@ TEST_F(WorkerTest, EveryTaskGetsExactlyOneOutcome) {
     return "\"second time lucky\"";
   });
   worker.Handle("fatal", [](TaskContext&) -> std::string { throw NonRetryableError("bad input"); });
-  std::thread runner([&] { ASSERT_TRUE(worker.Run().ok()); });
+  std::thread runner([&] { ASSERT_OK(worker.Run()); });
   ASSERT_TRUE(WaitFor([&] { return AllTerminal("w", 300); }, std::chrono::seconds(60)));
   worker.Stop();
   runner.join();
 
   for (std::size_t i = 0; i < ids->size(); ++i) {
     auto t = client_->Get(ids->at(i).id);
-    ASSERT_TRUE(t.ok());
+    ASSERT_OK(t);
     if (i % 3 == 0) {
       EXPECT_EQ(t->state, TaskState::kSucceeded);
       EXPECT_EQ(t->result, "{\"n\":" + std::to_string(i) + "}");
@@ -103,7 +104,7 @@ TEST_F(WorkerTest, CancelReachesARunningHandler) {
   s.queue = "c";
   s.type = "block";
   auto id = client_->Submit(s);
-  ASSERT_TRUE(id.ok());
+  ASSERT_OK(id);
   WorkerOptions wo;
   wo.queues = {"c"};
   wo.poll_wait = milliseconds(200);
@@ -119,13 +120,13 @@ TEST_F(WorkerTest, CancelReachesARunningHandler) {
     saw_cancel = ctx.cancel_requested();
     return "null";
   });
-  std::thread runner([&] { ASSERT_TRUE(worker.Run().ok()); });
+  std::thread runner([&] { ASSERT_OK(worker.Run()); });
   ASSERT_TRUE(WaitFor([&] { return started.load(); }));
   auto c = client_->Cancel(id->id);
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_TRUE(c->cancel_requested);
   auto done = client_->Wait(id->id, std::chrono::seconds(60));
-  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  ASSERT_OK(done);
   EXPECT_EQ(done->state, TaskState::kCancelled);
   EXPECT_TRUE(saw_cancel.load());
   worker.Stop();
@@ -139,17 +140,17 @@ TEST_F(WorkerTest, StaleCompletionThroughTheClientIsAborted) {
   s.lease_ms = 200;
   s.backoff = Backoff{0, 0, 1.0, 0.0};
   auto id = client_->Submit(s);
-  ASSERT_TRUE(id.ok());
+  ASSERT_OK(id);
   auto first = client_->Lease("a", {"s"}, 1, milliseconds(0));
-  ASSERT_TRUE(first.ok());
+  ASSERT_OK(first);
   ASSERT_EQ(first->size(), 1u);
   auto second = client_->Lease("b", {"s"}, 1, milliseconds(5000));
-  ASSERT_TRUE(second.ok());
+  ASSERT_OK(second);
   ASSERT_EQ(second->size(), 1u);
   auto stale = client_->Complete(id->id, first->at(0).lease.token, "1");
   EXPECT_EQ(stale.status().code(), StatusCode::kAborted);
   auto ok = client_->Complete(id->id, second->at(0).lease.token, "2");
-  ASSERT_TRUE(ok.ok());
+  ASSERT_OK(ok);
   EXPECT_EQ(ok->result, "2");
 }
 
@@ -190,20 +191,20 @@ class ExecWorkerTest : public WorkerTest {
 TEST_F(ExecWorkerTest, RunsCommandsAndReportsExitCodes) {
   StartWorker();
   auto ok = RunCmd(R"(["sh","-c","echo hi"])");
-  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  ASSERT_OK(ok);
   EXPECT_EQ(ok->state, TaskState::kSucceeded);
   auto result = boost::json::parse(ok->result);
   EXPECT_EQ(result.at("exit_code"), 0);
   EXPECT_EQ(result.at("stdout"), "hi\n");
   auto bad = RunCmd(R"(["sh","-c","echo broken >&2; exit 4"])", R"(,"max_attempts":1)");
-  ASSERT_TRUE(bad.ok());
+  ASSERT_OK(bad);
   EXPECT_EQ(bad->state, TaskState::kFailed);
   EXPECT_EQ(bad->error, "exit code 4: broken");
   auto bad_result = boost::json::parse(bad->result);
   EXPECT_EQ(bad_result.at("exit_code"), 4);
   EXPECT_EQ(bad_result.at("stderr"), "broken\n");
   auto missing = RunCmd(R"(["/no/such/program"])", R"(,"max_attempts":5)");
-  ASSERT_TRUE(missing.ok());
+  ASSERT_OK(missing);
   EXPECT_EQ(missing->state, TaskState::kFailed);
   EXPECT_EQ(missing->attempts, 1);  // not retried: it can never work
 }
@@ -213,7 +214,7 @@ TEST_F(ExecWorkerTest, KillsACommandAtItsTimeout) {
   // An hour-long sleep: the task can only end within RunCmd's wait by being
   // stopped at its timeout.
   auto t = RunCmd(R"(["sleep","3600"])", R"(,"timeout_ms":300,"max_attempts":1)");
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_OK(t);
   EXPECT_EQ(t->state, TaskState::kFailed);
   EXPECT_NE(t->error.find("300 ms"), std::string::npos) << t->error;  // the worker's or the server's word
 }
@@ -222,15 +223,15 @@ TEST_F(ExecWorkerTest, CancelKillsARunningCommand) {
   StartWorker();
   auto r = client_->Call("POST", "/v1/tasks",
                          R"({"type":"exec","queue":"cmd","lease_ms":600,"payload":{"argv":["sleep","30"]}})");
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   std::string id(boost::json::parse(*r).at("id").as_string());
   ASSERT_TRUE(WaitFor([&] {
     auto t = client_->Get(id);
     return t.ok() && t->state == TaskState::kRunning;
   }));
-  ASSERT_TRUE(client_->Cancel(id).ok());
+  ASSERT_OK(client_->Cancel(id));
   auto t = client_->Wait(id, std::chrono::seconds(60));
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_OK(t);
   EXPECT_EQ(t->state, TaskState::kCancelled);
 }
 

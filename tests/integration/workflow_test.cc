@@ -8,34 +8,16 @@
 
 #include "dray/client.h"
 #include "dray/worker.h"
-#include "integration/server_util.h"
+#include "support/json.h"
+#include "support/server_test.h"
+#include "support/status_assert.h"
 
 namespace dray::testing {
 namespace {
 
 namespace json = boost::json;
 
-std::string Str(const json::value& v) { return std::string(v.as_string()); }
-
-class WorkflowHttpTest : public ::testing::Test {
- protected:
-  void SetUp() override { server_.Start(); }
-
-  json::array Lease(HttpConn& c, int max = 10) {
-    HttpResult r = c.Call("POST", "/v1/leases",
-                          R"({"worker":"w","queues":["media"],"max":)" + std::to_string(max) + "}");
-    EXPECT_EQ(r.status, 200) << r.body;
-    return r.status == 200 ? r.json().at("tasks").as_array() : json::array();
-  }
-  void Complete(HttpConn& c, const json::value& t, const std::string& result) {
-    HttpResult r = c.Call("POST", "/v1/tasks/" + Str(t.at("id")) + "/complete",
-                          R"({"lease":")" + Str(t.at("lease").at("token")) + R"(","result":)" +
-                              result + "}");
-    EXPECT_EQ(r.status, 200) << r.body;
-  }
-
-  ServerProcess server_;
-};
+class WorkflowHttpTest : public ServerTest {};
 
 constexpr const char* kDiamond = R"({
   "name": "thumbnails",
@@ -54,12 +36,12 @@ TEST_F(WorkflowHttpTest, ADiamondRunsWithItsParentsResults) {
   EXPECT_EQ(sub.json().at("workflow").at("state"), "running");
   EXPECT_EQ(sub.json().at("tasks").as_object().size(), 4u);
 
-  auto got = Lease(c);
+  auto got = Lease(c, "media");
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].at("node"), "resize");
   EXPECT_EQ(Str(got[0].at("workflow")), wf);
   Complete(c, got[0], R"({"path":"/r/a.png"})");
-  got = Lease(c);
+  got = Lease(c, "media");
   ASSERT_EQ(got.size(), 2u);
   for (const auto& t : got) {
     EXPECT_EQ(t.at("parents").at("resize").at("result").at("path"), "/r/a.png");
@@ -80,7 +62,7 @@ TEST_F(WorkflowHttpTest, ADiamondRunsWithItsParentsResults) {
 
   Complete(c, got[0], R"("one")");
   Complete(c, got[1], R"("two")");
-  got = Lease(c);
+  got = Lease(c, "media");
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].at("parents").as_object().size(), 2u);
   Complete(c, got[0], "true");
@@ -130,12 +112,12 @@ TEST_F(WorkflowHttpTest, CancelAndItsAnswers) {
   json::value w = c.Call("GET", "/v1/workflows/" + wf).json();
   EXPECT_EQ(w.at("counts").at("cancelled"), 4);
   EXPECT_EQ(c.Call("POST", "/v1/workflows/" + wf + "/cancel").status, 200);  // again: as it is
-  EXPECT_TRUE(Lease(c).empty());
+  EXPECT_TRUE(Lease(c, "media").empty());
   // A finished one cannot be cancelled; an unknown one is not found.
   HttpResult one = c.Call("POST", "/v1/workflows",
                           R"({"tasks":[{"name":"only","type":"t","queue":"media"}]})");
   const std::string wf2 = Str(one.json().at("workflow").at("id"));
-  auto got = Lease(c);
+  auto got = Lease(c, "media");
   ASSERT_EQ(got.size(), 1u);
   Complete(c, got[0], "1");
   EXPECT_EQ(c.Call("POST", "/v1/workflows/" + wf2 + "/cancel").status, 409);
@@ -147,7 +129,7 @@ TEST_F(WorkflowHttpTest, AWorkflowCarriesOnAcrossARestart) {
   // A dependency outside the workflow, finished before it was submitted.
   HttpResult pre = c.Call("POST", "/v1/tasks", R"({"type":"fetch","queue":"media"})");
   const std::string pre_id = Str(pre.json().at("id"));
-  auto got = Lease(c);
+  auto got = Lease(c, "media");
   ASSERT_EQ(got.size(), 1u);
   Complete(c, got[0], R"({"bytes":512})");
   HttpResult sub = c.Call(
@@ -156,7 +138,7 @@ TEST_F(WorkflowHttpTest, AWorkflowCarriesOnAcrossARestart) {
           R"("]},{"name":"b","type":"t","queue":"media","depends_on":["a"]}]})");
   ASSERT_EQ(sub.status, 201) << sub.body;
   const std::string wf = Str(sub.json().at("workflow").at("id"));
-  got = Lease(c);
+  got = Lease(c, "media");
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].at("parents").at(pre_id).at("result").at("bytes"), 512);
 
@@ -164,7 +146,7 @@ TEST_F(WorkflowHttpTest, AWorkflowCarriesOnAcrossARestart) {
   server_.Start();
   HttpConn c2(server_.port());
   Complete(c2, got[0], R"("a done")");  // the lease survived the restart
-  auto next = Lease(c2);
+  auto next = Lease(c2, "media");
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(next[0].at("node"), "b");
   EXPECT_EQ(next[0].at("parents").at("a").at("result"), "a done");
@@ -178,7 +160,7 @@ TEST_F(WorkflowHttpTest, TheSdkBuildsRunsAndWaitsForAWorkflow) {
   ClientOptions co;
   co.server = "http://127.0.0.1:" + std::to_string(server_.port());
   auto client = Client::Create(co);
-  ASSERT_TRUE(client.ok());
+  ASSERT_OK(client);
   auto task = [](std::string type, std::string payload = "null") {
     TaskSpec t;
     t.type = std::move(type);
@@ -193,7 +175,7 @@ TEST_F(WorkflowHttpTest, TheSdkBuildsRunsAndWaitsForAWorkflow) {
   spec.Add("sum", task("add"), {"two", "three"});
   spec.Add("report", task("report"), {"sum"}).on_failure = DepFailure::kContinue;
   auto sub = (*client)->SubmitWorkflow(spec);
-  ASSERT_TRUE(sub.ok()) << sub.status().ToString();
+  ASSERT_OK(sub);
   ASSERT_EQ(sub->tasks.size(), 4u);
 
   WorkerOptions wo;
@@ -210,11 +192,11 @@ TEST_F(WorkflowHttpTest, TheSdkBuildsRunsAndWaitsForAWorkflow) {
     const std::string* sum = ctx.parent_result("sum");
     return std::string("{\"sum\":") + (sum ? *sum : "null") + "}";
   });
-  std::thread runner([&] { EXPECT_TRUE(worker.Run().ok()); });
+  std::thread runner([&] { EXPECT_OK(worker.Run()); });
   auto done = (*client)->WaitWorkflow(sub->workflow.id, std::chrono::seconds(30));
   worker.Stop();
   runner.join();
-  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  ASSERT_OK(done);
   EXPECT_EQ(done->workflow.state, WorkflowState::kSucceeded);
   EXPECT_EQ(done->counts[TaskState::kSucceeded], 4);
   ASSERT_EQ(done->tasks.size(), 4u);
@@ -223,7 +205,7 @@ TEST_F(WorkflowHttpTest, TheSdkBuildsRunsAndWaitsForAWorkflow) {
   EXPECT_EQ(done->tasks[3].result, R"({"sum":5})");
   EXPECT_EQ(done->tasks[3].depends_on, std::vector<std::string>{"sum"});
   auto list = (*client)->ListWorkflows(WorkflowFilter{WorkflowState::kSucceeded, "sum", 10, ""});
-  ASSERT_TRUE(list.ok());
+  ASSERT_OK(list);
   ASSERT_EQ(list->workflows.size(), 1u);
   // Cancelling it now: it has finished.
   EXPECT_EQ((*client)->CancelWorkflow(sub->workflow.id).status().code(),

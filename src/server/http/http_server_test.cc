@@ -19,6 +19,9 @@
 #include <stdexcept>
 #include <thread>
 
+#include "support/status_assert.h"
+#include "support/wait.h"
+
 namespace dray {
 namespace {
 
@@ -29,6 +32,7 @@ using tcp = asio::ip::tcp;
 using http::verb;
 using Response = http::response<http::string_body>;
 using namespace std::chrono_literals;
+using dray::testing::WaitFor;
 
 // A blocking test client over one connection. Every read has a deadline (a
 // beast tcp_stream timeout run on the client's own io_context), so a test
@@ -99,16 +103,6 @@ std::string ErrorCode(const Response& r) {
   return std::string(boost::json::parse(r.body()).at("error").at("code").as_string());
 }
 
-// Polls `cond` until it holds or `timeout` passes.
-bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 60s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
-
 class HttpServerTest : public ::testing::Test {
  protected:
   void Start(HttpServerOptions options = {}) {
@@ -137,7 +131,7 @@ class HttpServerTest : public ::testing::Test {
     router_.Add(verb::get, "/drop", [](HttpRequest&&, Responder) {});
     router_.Add(verb::get, "/throw", [](HttpRequest&&, Responder) { throw std::runtime_error("boom"); });
     server_ = std::make_unique<HttpServer>(ioc_, router_, options);
-    ASSERT_TRUE(server_->Listen("127.0.0.1:0").ok());
+    ASSERT_OK(server_->Listen("127.0.0.1:0"));
     ASSERT_NE(server_->port(), 0);
     server_->Start();
     for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { ioc_.run(); });

@@ -11,6 +11,7 @@
 
 #include "store/sqlite/fault_vfs.h"
 #include "store/sqlite/migrations.h"
+#include "support/status_assert.h"
 
 namespace dray {
 namespace {
@@ -67,7 +68,7 @@ class SqliteStoreTest : public ::testing::Test {
     path_ = dir_ + "/data/dray.db";
     static std::atomic<int> n{0};
     auto vfs = FaultVfs::Register("dray-fault-" + std::to_string(n++));
-    ASSERT_TRUE(vfs.ok()) << vfs.status().ToString();
+    ASSERT_OK(vfs);
     vfs_ = std::move(*vfs);
   }
   void TearDown() override {
@@ -83,7 +84,7 @@ class SqliteStoreTest : public ::testing::Test {
     o.vfs = vfs_->name();
     o.synchronous_full = synchronous_full;
     auto s = OpenSqliteStore(o);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    ASSERT_OK(s);
     store_ = std::move(*s);
   }
   // The process dies: unsynced writes are lost, then the store restarts.
@@ -108,17 +109,17 @@ TEST_F(SqliteStoreTest, OpenCreatesTheParentDirectoryAndTheLatestSchema) {
 
 TEST_F(SqliteStoreTest, EachCommitSyncsOnce) {
   Open();
-  ASSERT_TRUE(store_->Commit(PutAll({"warm-up"})).ok());
+  ASSERT_OK(store_->Commit(PutAll({"warm-up"})));
   std::uint64_t before = vfs_->syncs();
   std::vector<std::string> ids;
   for (int i = 0; i < 200; ++i) ids.push_back("t" + std::to_string(i));
-  ASSERT_TRUE(store_->Commit(PutAll(ids)).ok());
+  ASSERT_OK(store_->Commit(PutAll(ids)));
   EXPECT_EQ(vfs_->syncs() - before, 1u);  // one transaction, one fsync of the WAL
 }
 
 TEST_F(SqliteStoreTest, AFailedSyncBreaksTheStoreForGood) {
   Open();
-  ASSERT_TRUE(store_->Commit(PutAll({"before"})).ok());
+  ASSERT_OK(store_->Commit(PutAll({"before"})));
   vfs_->FailNextSync();
   Status failed = store_->Commit(PutAll({"lost"}));
   EXPECT_EQ(failed.code(), StatusCode::kUnavailable);
@@ -134,16 +135,16 @@ TEST_F(SqliteStoreTest, AFailedSyncBreaksTheStoreForGood) {
   EXPECT_EQ(vfs_->failed_syncs(), 1u);
 
   // Reads still work and see exactly what was committed.
-  EXPECT_TRUE(store_->GetTask("default", "before").ok());
+  EXPECT_OK(store_->GetTask("default", "before"));
   EXPECT_EQ(store_->GetTask("default", "lost").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->GetTask("default", "after").status().code(), StatusCode::kNotFound);
 
   // The unsynced batch is gone after a crash; the store works again.
   CrashAndReopen();
-  EXPECT_TRUE(store_->health().ok());
-  EXPECT_TRUE(store_->GetTask("default", "before").ok());
+  EXPECT_OK(store_->health());
+  EXPECT_OK(store_->GetTask("default", "before"));
   EXPECT_EQ(store_->GetTask("default", "lost").status().code(), StatusCode::kNotFound);
-  EXPECT_TRUE(store_->Commit(PutAll({"after"})).ok());
+  EXPECT_OK(store_->Commit(PutAll({"after"})));
 }
 
 TEST_F(SqliteStoreTest, EveryAcknowledgedCommitSurvivesACrash) {
@@ -154,18 +155,18 @@ TEST_F(SqliteStoreTest, EveryAcknowledgedCommitSurvivesACrash) {
   for (int batch = 0; batch < 60; ++batch) {
     std::vector<std::string> ids;
     for (int i = 0; i < 50; ++i) ids.push_back("b" + std::to_string(batch) + "-" + std::to_string(i));
-    ASSERT_TRUE(store_->Commit(PutAll(ids, 2000)).ok());
+    ASSERT_OK(store_->Commit(PutAll(ids, 2000)));
     all.insert(all.end(), ids.begin(), ids.end());
   }
-  ASSERT_TRUE(store_->health().ok());
+  ASSERT_OK(store_->health());
   CrashAndReopen();
-  for (const std::string& id : all) ASSERT_TRUE(store_->GetTask("default", id).ok()) << id;
+  for (const std::string& id : all) ASSERT_OK(store_->GetTask("default", id)) << id;
   TaskQuery q;
   q.limit = 1000;
   std::size_t total = 0;
   for (;;) {
     auto p = store_->ListTasks(q);
-    ASSERT_TRUE(p.ok());
+    ASSERT_OK(p);
     total += p->tasks.size();
     if (p->next_cursor.empty()) break;
     q.cursor = p->next_cursor;
@@ -177,7 +178,7 @@ TEST_F(SqliteStoreTest, EveryAcknowledgedCommitSurvivesACrash) {
 // at the named sync, nothing of the batch being synced survives.
 TEST_F(SqliteStoreTest, ACrashAtANamedSyncKeepsWhatWasSyncedBeforeIt) {
   Open();
-  ASSERT_TRUE(store_->Commit(PutAll({"synced"})).ok());
+  ASSERT_OK(store_->Commit(PutAll({"synced"})));
   int crashed = 0;
   vfs_->CrashAtSync(vfs_->syncs() + vfs_->failed_syncs() + 1, [&] { ++crashed; });
   EXPECT_FALSE(store_->Commit(PutAll({"cut"})).ok());
@@ -185,7 +186,7 @@ TEST_F(SqliteStoreTest, ACrashAtANamedSyncKeepsWhatWasSyncedBeforeIt) {
   store_.reset();
   vfs_->Reset();
   Open();
-  EXPECT_TRUE(store_->GetTask("default", "synced").ok());
+  EXPECT_OK(store_->GetTask("default", "synced"));
   EXPECT_EQ(store_->GetTask("default", "cut").status().code(), StatusCode::kNotFound);
 }
 
@@ -193,7 +194,7 @@ TEST_F(SqliteStoreTest, SyncsFailFromTheNamedOneOn) {
   Open();
   const std::uint64_t done = vfs_->syncs() + vfs_->failed_syncs();
   vfs_->FailSyncsFrom(done + 2);
-  ASSERT_TRUE(store_->Commit(PutAll({"one"})).ok());  // sync done + 1
+  ASSERT_OK(store_->Commit(PutAll({"one"})));  // sync done + 1
   EXPECT_EQ(store_->Commit(PutAll({"two"})).code(), StatusCode::kUnavailable);
   EXPECT_EQ(vfs_->failed_syncs(), 1u);
 }
@@ -203,7 +204,7 @@ TEST_F(SqliteStoreTest, SyncsFailFromTheNamedOneOn) {
 TEST_F(SqliteStoreTest, WithoutSyncsACrashLosesCommits) {
   Open(/*synchronous_full=*/false);
   const std::uint64_t syncs = vfs_->syncs();  // opening may sync (WAL switch, schema)
-  ASSERT_TRUE(store_->Commit(PutAll({"unsynced"})).ok());
+  ASSERT_OK(store_->Commit(PutAll({"unsynced"})));
   EXPECT_EQ(vfs_->syncs(), syncs);
   CrashAndReopen();
   EXPECT_EQ(store_->GetTask("default", "unsynced").status().code(), StatusCode::kNotFound);
@@ -234,13 +235,13 @@ TEST_F(SqliteStoreTest, AVersionOneDatabaseIsMigrated) {
                      "PRAGMA user_version = 1;");
   Open();
   auto t = store_->GetTask("default", "old");
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_OK(t);
   EXPECT_EQ(t->state, TaskState::kFailed);
   ASSERT_EQ(t->history.size(), 1u);
   EXPECT_EQ(t->history[0].outcome, AttemptOutcome::kFailed);
   // Migration 3 took the marks from the rows there were.
   auto marks = store_->LoadMarks();
-  ASSERT_TRUE(marks.ok());
+  ASSERT_OK(marks);
   EXPECT_EQ(marks->max_lease_token, 4u);
   EXPECT_EQ(marks->max_seq, 9u);
   EXPECT_TRUE(store_->FindExpired(10, 10)->size() == 1);
@@ -272,7 +273,7 @@ PRAGMA user_version = 7;
 )sql");
   Open();
   auto schedules = store_->LoadSchedules();
-  ASSERT_TRUE(schedules.ok()) << schedules.status().ToString();
+  ASSERT_OK(schedules);
   ASSERT_EQ(schedules->size(), 1u);
   const Schedule& s = (*schedules)[0];
   EXPECT_EQ(s.spec.timezone, "Asia/Shanghai");
@@ -288,7 +289,7 @@ PRAGMA user_version = 7;
   EXPECT_EQ(s.spec.task.placement.require[0].op, SelectorOp::kIn);
 
   auto triggers = store_->LoadTriggers();
-  ASSERT_TRUE(triggers.ok()) << triggers.status().ToString();
+  ASSERT_OK(triggers);
   ASSERT_EQ(triggers->size(), 2u);
   const Trigger& onfail = (*triggers)[0];
   EXPECT_TRUE(onfail.spec.on_task);
@@ -301,14 +302,14 @@ PRAGMA user_version = 7;
   EXPECT_EQ(ship.created_at, 1'796'495'229'037);
 
   auto queues = store_->LoadQueues();
-  ASSERT_TRUE(queues.ok()) << queues.status().ToString();
+  ASSERT_OK(queues);
   ASSERT_EQ(queues->size(), 1u);
   EXPECT_EQ((*queues)[0].settings.placement, PlacementPolicy::kSpread);
   EXPECT_EQ((*queues)[0].settings.rate, 2.5);
   EXPECT_TRUE((*queues)[0].settings.paused);
 
   auto t = store_->GetTask("default", "b");
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_OK(t);
   EXPECT_EQ(t->on_dep_failure, DepFailure::kContinue);
   EXPECT_EQ(t->depends_on, std::vector<std::string>{"a"});
   EXPECT_EQ(t->placement.affinity_key, "aff");
@@ -321,7 +322,7 @@ PRAGMA user_version = 7;
 
 TEST_F(SqliteStoreTest, AnUnreadableRowIsDataLossNotAGuess) {
   Open();
-  ASSERT_TRUE(store_->Commit(PutAll({"x"})).ok());
+  ASSERT_OK(store_->Commit(PutAll({"x"})));
   store_.reset();
   RawExec(path_, "UPDATE tasks SET labels = 'not json' WHERE id = 'x'");
   Open();
@@ -338,14 +339,14 @@ TEST_F(SqliteStoreTest, ReadsRunBesideCommits) {
     for (int b = 0; b < kBatches; ++b) {
       std::vector<std::string> ids;
       for (int i = 0; i < 20; ++i) ids.push_back(std::to_string(b) + "-" + std::to_string(i));
-      ASSERT_TRUE(store_->Commit(PutAll(ids)).ok());
+      ASSERT_OK(store_->Commit(PutAll(ids)));
     }
   });
   // Every read sees whole batches: a multiple of 20 tasks, never a torn one.
   std::size_t seen = 0;
   while (seen < kBatches * 20) {
     std::size_t live = 0;
-    ASSERT_TRUE(store_->ScanLiveTasks([&](Task&&) { ++live; }).ok());
+    ASSERT_OK(store_->ScanLiveTasks([&](Task&&) { ++live; }));
     ASSERT_EQ(live % 20, 0u);
     ASSERT_GE(live, seen);
     seen = live;
@@ -355,7 +356,7 @@ TEST_F(SqliteStoreTest, ReadsRunBesideCommits) {
 
 TEST(FaultVfsTest, ANameCanBeRegisteredOnce) {
   auto a = FaultVfs::Register("dray-fault-once");
-  ASSERT_TRUE(a.ok());
+  ASSERT_OK(a);
   auto b = FaultVfs::Register("dray-fault-once");
   EXPECT_EQ(b.status().code(), StatusCode::kAlreadyExists);
   auto c = FaultVfs::Register("dray-fault-other", "no-such-vfs");

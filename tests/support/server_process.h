@@ -1,12 +1,15 @@
 // Black-box helpers: a real `dray server` child process on a free port with
-// a fresh data directory, a plain HTTP client, and polling with a deadline.
+// a fresh data directory, and a plain HTTP client to talk to it. Tests that
+// want one server per test derive from ServerTest (support/server_test.h).
+//
+// Threading: one ServerProcess and one HttpConn each belong to one thread at
+// a time; separate objects may be used from separate threads.
 #pragma once
 
 #include <sys/types.h>
 
 #include <boost/json.hpp>
 #include <chrono>
-#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -78,10 +81,7 @@ class ServerProcess {
   int port_ = 0;
 };
 
-// Polls `cond` until it holds or `timeout` passes; returns whether it held.
-bool WaitFor(const std::function<bool()>& cond,
-             std::chrono::milliseconds timeout = std::chrono::seconds(60));
-
+// The dray binary the tests run: $DRAY_BINARY, else the one this build made.
 std::string BinaryPath();
 
 // Runs `dray <args>` (a shell command line) to the end; returns its exit

@@ -1,4 +1,4 @@
-#include "integration/server_util.h"
+#include "support/server_process.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -217,17 +217,6 @@ bool ServerProcess::Exited() {
   if (waitpid(pid_, &status, WNOHANG) != pid_) return false;
   pid_ = -1;
   return true;
-}
-
-bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto pause = std::chrono::milliseconds(1);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(pause);  // a poll interval, not a wait for an event
-    pause = std::min(pause * 2, std::chrono::milliseconds(50));
-  }
-  return cond();
 }
 
 std::pair<int, std::string> RunDray(const std::string& args) {

@@ -1,7 +1,7 @@
 // A scripted HTTP/1.1 server for client and worker tests: Boost.Beast sync
 // I/O on 127.0.0.1:0, one thread per connection, every request recorded and
-// answered by a handler the test supplies. Test-only (it is a header so that
-// no test code lands in dray_client).
+// answered by a handler the test supplies. Header-only; part of the test
+// support library (tests/support).
 //
 // Threading: the handler runs on the connection's thread, so several at once
 // when the client uses several connections; it must be thread-safe and must
@@ -204,17 +204,5 @@ class FakeHttpServer {
   std::set<int> open_fds_;              // guarded by mu_; closed only under mu_
   std::vector<std::thread> conn_threads_;  // guarded by mu_ until the accept loop ends
 };
-
-// Polls `cond` until it holds or `timeout` passes; the tests' only way to
-// wait for another thread.
-template <typename Cond>
-bool WaitFor(Cond cond, std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return true;
-}
 
 }  // namespace dray::testing
