@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "server_util.h"
+#include "support/server_process.h"
 
 namespace dray::testing {
 namespace {
