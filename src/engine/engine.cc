@@ -15,127 +15,6 @@ namespace dray {
 
 namespace {
 
-void AppendSized(std::string_view s, std::string* out) {
-  const auto n = static_cast<std::uint32_t>(s.size());
-  out->append(reinterpret_cast<const char*>(&n), sizeof n);
-  out->append(s);
-}
-
-std::string_view TakeSized(std::string_view* in) {
-  std::uint32_t n;
-  std::memcpy(&n, in->data(), sizeof n);
-  std::string_view s = in->substr(sizeof n, n);
-  in->remove_prefix(sizeof n + n);
-  return s;
-}
-
-// Each key and value with its length before it (labels may hold any byte).
-std::string FlattenLabels(const std::map<std::string, std::string>& labels) {
-  std::string out;
-  for (const auto& [k, v] : labels) {
-    AppendSized(k, &out);
-    AppendSized(v, &out);
-  }
-  return out;
-}
-
-std::map<std::string, std::string> UnflattenLabels(std::string_view flat) {
-  std::map<std::string, std::string> out;
-  while (!flat.empty()) {
-    std::string_view k = TakeSized(&flat);
-    std::string_view v = TakeSized(&flat);
-    out.emplace(std::string(k), std::string(v));
-  }
-  return out;
-}
-
-}  // namespace
-
-// One allocation per live task: this header, then the payload's bytes.
-void Engine::LiveDeleter::operator()(Live* l) const {
-  l->~Live();
-  ::operator delete(static_cast<void*>(l));
-}
-
-bool Engine::SeqLess::operator()(const Live* a, const Live* b) const { return a->seq < b->seq; }
-
-bool Engine::ReadyLess::operator()(const Live* a, const Live* b) const {
-  if (a->priority != b->priority) return a->priority < b->priority;
-  return a->seq < b->seq;
-}
-HeapPos& Engine::ReadyPos::operator()(Live* l) const { return l->heap_pos; }
-bool Engine::TimerLess::operator()(const Live* a, const Live* b) const {
-  const TimeMs ta = a->timer_at(), tb = b->timer_at();
-  if (ta != tb) return ta < tb;
-  return a->seq < b->seq;
-}
-HeapPos& Engine::TimerPos::operator()(Live* l) const { return l->heap_pos; }
-
-// ---------------------------------------------------------------- LiveTable
-
-Engine::LiveTable::~LiveTable() {
-  for (Live* head : buckets_) {
-    while (head) {
-      Live* next = head->next;
-      LiveDeleter()(head);
-      head = next;
-    }
-  }
-}
-
-// UUIDv7 ends in 62 random bits: the last eight bytes hash well as they are.
-std::size_t Engine::LiveTable::Hash(const IdBytes& id) {
-  std::uint64_t h = 0;
-  for (std::size_t i = 8; i < 16; ++i) h = h << 8 | id[i];
-  return static_cast<std::size_t>(h ^ (h >> 29));
-}
-
-Engine::Live* Engine::LiveTable::Find(const IdBytes& id) const {
-  if (buckets_.empty()) return nullptr;
-  for (Live* l = buckets_[Hash(id) & (buckets_.size() - 1)]; l; l = l->next) {
-    if (l->id == id) return l;
-  }
-  return nullptr;
-}
-
-void Engine::LiveTable::Insert(LivePtr l) {
-  if (size_ >= 2 * buckets_.size()) Grow();  // chains of two on average
-  Live*& head = buckets_[Hash(l->id) & (buckets_.size() - 1)];
-  l->next = head;
-  head = l.release();
-  ++size_;
-}
-
-Engine::LivePtr Engine::LiveTable::Remove(Live* l) {
-  Live** p = &buckets_[Hash(l->id) & (buckets_.size() - 1)];
-  while (*p != l) p = &(*p)->next;
-  *p = l->next;
-  l->next = nullptr;
-  --size_;
-  return LivePtr(l);
-}
-
-void Engine::LiveTable::Grow() {
-  std::vector<Live*> old = std::move(buckets_);
-  buckets_.assign(old.empty() ? 1024 : old.size() * 2, nullptr);
-  const std::size_t mask = buckets_.size() - 1;
-  for (Live* head : old) {
-    while (head) {
-      Live* next = head->next;
-      Live*& b = buckets_[Hash(head->id) & mask];
-      head->next = b;
-      b = head;
-      head = next;
-    }
-  }
-}
-
-namespace {
-
-// Past these many distinct values, a task keeps its own copy.
-constexpr std::size_t kMaxInternedTypes = 4096;
-constexpr std::size_t kMaxInternedBackoffs = 1024;
-
 // A rate limit's time between starts, and how far ahead of it a burst may go.
 double IntervalMs(const QueueSettings& s) { return 1000.0 / s.rate; }
 double ToleranceMs(const QueueSettings& s) { return (s.effective_burst() - 1) * IntervalMs(s); }
@@ -154,162 +33,9 @@ Engine::Engine(EngineOptions options)
 
 Engine::~Engine() = default;
 
-// ---------------------------------------------------------------- compact form
-
-const std::string* Engine::InternType(const std::string& type) {
-  if (auto it = types_.find(type); it != types_.end()) return &*it;
-  if (types_.size() >= kMaxInternedTypes) return nullptr;
-  return &*types_.insert(type).first;
-}
-
-const Backoff* Engine::InternBackoff(const Backoff& b) {
-  auto key = std::make_tuple(b.initial_ms, b.max_ms, b.multiplier, b.jitter);
-  if (auto it = backoffs_.find(key); it != backoffs_.end()) return it->second.get();
-  if (backoffs_.size() >= kMaxInternedBackoffs) return nullptr;
-  return backoffs_.emplace(key, std::make_unique<Backoff>(b)).first->second.get();
-}
-
-Engine::LivePtr Engine::Compact(const Task& t, QueueState* q) {
-  void* mem = ::operator new(sizeof(Live) + t.payload.size());
-  LivePtr l(new (mem) Live);
-  std::memcpy(static_cast<void*>(l.get() + 1), t.payload.data(), t.payload.size());
-  l->payload_size = static_cast<std::uint32_t>(t.payload.size());
-  l->id = *ParseId(t.id);  // the caller checked
-  l->state_value = static_cast<std::uint8_t>(t.state);
-  l->queue = q;
-  l->type = InternType(t.type);
-  if (!l->type) {
-    l->MutableExtra().type = t.type;
-    l->type = &l->extra->type;
-  }
-  l->backoff = InternBackoff(t.backoff);
-  if (!l->backoff) {
-    l->MutableExtra().backoff = std::make_unique<Backoff>(t.backoff);
-    l->backoff = l->extra->backoff.get();
-  }
-  l->run_at = t.run_at;
-  l->created_at = t.created_at;
-  l->updated_at = t.updated_at;
-  l->seq = t.seq;
-  l->priority = t.priority;
-  l->max_attempts = t.max_attempts;
-  l->attempts = t.attempts;
-  if (!t.key.empty()) l->MutableExtra().key = t.key;
-  if (!t.labels.empty()) l->MutableExtra().labels = FlattenLabels(t.labels);
-  if (t.timeout_ms) l->MutableExtra().timeout_ms = t.timeout_ms;
-  if (t.lease_ms) l->MutableExtra().spec_lease_ms = t.lease_ms;
-  if (!t.placement.empty()) l->MutableExtra().placement = std::make_unique<Placement>(t.placement);
-  if (!t.workflow.empty() || !t.depends_on.empty()) {
-    auto d = std::make_unique<Deps>();
-    d->workflow_id = t.workflow;
-    d->node = t.node;
-    d->policy = t.on_dep_failure;
-    for (const std::string& dep : t.depends_on) {
-      if (auto b = ParseId(dep)) d->depends_on.push_back(*b);
-    }
-    if (!t.workflow.empty()) {
-      if (auto it = workflows_.find(std::make_pair(t.ns, t.workflow)); it != workflows_.end()) {
-        d->workflow = it->second.get();
-        d->workflow->unfinished++;
-        d->workflow->tasks.push_back(l->id);
-      }
-    }
-    l->MutableExtra().deps = std::move(d);
-  }
-  if (!t.concurrency_key.empty()) {
-    Extra& x = l->MutableExtra();
-    x.concurrency_limit = t.concurrency_limit;
-    auto it = q->keys.try_emplace(t.concurrency_key).first;
-    it->second.key = &it->first;
-    it->second.members.insert(l.get());
-    x.group = &it->second;
-  }
-  Absorb(l.get(), t);
-  return l;
-}
-
-void Engine::Absorb(Live* l, const Task& t) {
-  l->state_value = static_cast<std::uint8_t>(t.state);
-  l->run_at = t.run_at;
-  l->updated_at = t.updated_at;
-  l->max_attempts = t.max_attempts;
-  l->attempts = t.attempts;
-  const bool any = !t.result.empty() || !t.error.empty() || !t.worker.empty() ||
-                   t.lease_token != 0 || t.lease_expires_at != 0 || t.cancel_requested ||
-                   !t.history.empty();
-  if (!any) {
-    l->run.reset();
-    return;
-  }
-  if (!l->run) l->run = std::make_unique<RunState>();
-  RunState& r = *l->run;
-  r.result = t.result;
-  r.error = t.error;
-  r.worker = t.worker;
-  r.lease_token = t.lease_token;
-  r.lease_expires_at = t.lease_expires_at;
-  r.cancel_requested = t.cancel_requested;
-  r.history = t.history;
-}
-
-Task Engine::Expand(const Live* l) const {
-  Task t;
-  t.id = FormatId(l->id);
-  t.ns = l->queue->ns;
-  t.queue = l->queue->name;
-  t.type = *l->type;
-  t.payload = std::string(l->payload());
-  t.priority = l->priority;
-  t.run_at = l->run_at;
-  t.max_attempts = l->max_attempts;
-  t.backoff = *l->backoff;
-  t.state = l->state();
-  t.attempts = l->attempts;
-  t.created_at = l->created_at;
-  t.updated_at = l->updated_at;
-  t.seq = l->seq;
-  if (const Extra* x = l->extra.get()) {
-    t.timeout_ms = x->timeout_ms;
-    t.lease_ms = x->spec_lease_ms;
-    t.key = x->key;
-    t.labels = UnflattenLabels(x->labels);
-    if (x->group) t.concurrency_key = *x->group->key;
-    t.concurrency_limit = x->concurrency_limit;
-    if (x->placement) t.placement = *x->placement;
-    if (const Deps* d = x->deps.get()) {
-      t.workflow = d->workflow_id;
-      t.node = d->node;
-      t.on_dep_failure = d->policy;
-      t.depends_on.reserve(d->depends_on.size());
-      for (const IdBytes& b : d->depends_on) t.depends_on.push_back(FormatId(b));
-    }
-  }
-  if (const RunState* r = l->run.get()) {
-    t.result = r->result;
-    t.error = r->error;
-    t.lease_token = r->lease_token;
-    t.lease_expires_at = r->lease_expires_at;
-    t.worker = r->worker;
-    t.cancel_requested = r->cancel_requested;
-    t.history = r->history;
-  }
-  return t;
-}
-
-namespace {
-
-// When a running attempt must end at the latest: its timeout, if any.
-template <typename L>
-TimeMs AttemptDeadline(const L* l) {
-  if (l->timeout_ms() <= 0 || !l->run || l->run->history.empty()) return 0;
-  return l->run->history.back().started_at + l->timeout_ms();
-}
-
-}  // namespace
-
 // ---------------------------------------------------------------- indexes
 
-Engine::QueueState& Engine::QueueFor(const std::string& ns, const std::string& name,
+QueueState& Engine::QueueFor(const std::string& ns, const std::string& name,
                                      EngineOutput* out) {
   auto key = std::make_pair(ns, name);
   auto it = queues_.find(key);
@@ -325,7 +51,7 @@ Engine::QueueState& Engine::QueueFor(const std::string& ns, const std::string& n
 
 void Engine::Index(Live* l, EngineOutput* out) {
   l->queue->counts[l->state_value]++;
-  KeyGroup* g = GroupOf(l);
+  KeyGroup* g = l->group();
   switch (l->state()) {
     case TaskState::kReady:
       if (!g) PushReady(l->queue, l);  // a keyed one: RefreshKey below decides
@@ -360,19 +86,11 @@ void Engine::Unindex(Live* l) {
       break;
     case TaskState::kRunning:
       timers_.erase(l);
-      if (KeyGroup* g = GroupOf(l)) g->running--;
+      if (KeyGroup* g = l->group()) g->running--;
       break;
     default:
       break;
   }
-}
-
-Engine::Deps* Engine::DepsOf(const Live* l) const {
-  return l->extra ? l->extra->deps.get() : nullptr;
-}
-
-Engine::KeyGroup* Engine::GroupOf(const Live* l) const {
-  return l->extra ? l->extra->group : nullptr;
 }
 
 std::int32_t Engine::KeyLimit(const QueueState& q, const KeyGroup& g) const {
@@ -411,14 +129,32 @@ void Engine::Emit(std::shared_ptr<const Task> snapshot, bool created, EngineOutp
                                    : Mutation(mutation::UpdateTask{std::move(snapshot)}));
 }
 
-Engine::Live* Engine::Insert(Task&& task, EngineOutput* out) {
+void Engine::Link(Live* l, const Task& t) {
+  if (Deps* d = l->deps(); d && !t.workflow.empty()) {
+    if (auto it = workflows_.find(std::make_pair(t.ns, t.workflow)); it != workflows_.end()) {
+      d->workflow = it->second.get();
+      d->workflow->unfinished++;
+      d->workflow->tasks.push_back(l->id);
+    }
+  }
+  if (!t.concurrency_key.empty()) {
+    auto it = l->queue->keys.try_emplace(t.concurrency_key).first;
+    it->second.key = &it->first;
+    it->second.members.insert(l);
+    l->extra->group = &it->second;
+  }
+}
+
+Live* Engine::Insert(Task&& task, EngineOutput* out) {
   QueueState* q = &QueueFor(task.ns, task.queue, out);
   // The snapshot for the store takes the task itself; the compact form is
   // built from it (one copy of the payload fewer per submit).
   std::shared_ptr<const Task> snapshot;
   if (out) snapshot = std::make_shared<const Task>(std::move(task));
-  LivePtr owned = Compact(out ? *snapshot : task, q);
+  const Task& whole = out ? *snapshot : task;
+  LivePtr owned = live_.Compact(whole, q);
   Live* l = owned.get();
+  Link(l, whole);
   live_.Insert(std::move(owned));
   Index(l, out);
   if (l->state() == TaskState::kRunning) l->run->lease_ms = LeaseMsFor(l, 0);
@@ -435,7 +171,7 @@ std::int64_t Engine::LeaseMsFor(const Live* l, std::int64_t requested) const {
   return l->queue->settings.lease_ms;
 }
 
-Engine::Live* Engine::FindLive(const std::string& ns, const std::string& id) const {
+Live* Engine::FindLive(const std::string& ns, const std::string& id) const {
   auto bytes = ParseId(id);
   if (!bytes) return nullptr;
   Live* l = live_.Find(*bytes);
@@ -445,7 +181,7 @@ Engine::Live* Engine::FindLive(const std::string& ns, const std::string& id) con
 
 Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, EngineOutput* out,
                     Task* after) {
-  Task t = Expand(l);
+  Task t = LiveTable::Expand(l);
   auto decision = Decide(t, event, in.now);
   if (!decision.ok()) return decision.status();
   QueueState* q = l->queue;
@@ -462,9 +198,9 @@ Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, Engi
   WorkflowLive* workflow = nullptr;
   if (terminal) {
     q->counts[static_cast<std::size_t>(t.state)]++;
-    KeyGroup* g = GroupOf(l);
+    KeyGroup* g = l->group();
     if (g) g->members.erase(l);
-    if (Deps* d = DepsOf(l)) {
+    if (Deps* d = l->deps()) {
       workflow = d->workflow;
       if (!d->children.empty()) {
         cascade_.push_back(Finished{l->id, d->workflow_id, d->node, t.state,
@@ -479,7 +215,7 @@ Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, Engi
       RefreshKey(q, g, out);
     }
   } else {
-    Absorb(l, t);
+    LiveTable::Absorb(l, t);
     Index(l, out);
     if (l->state() == TaskState::kReady && l->heap_pos != kNotInHeap) out->made_ready = true;
   }
@@ -521,7 +257,7 @@ void Engine::Release(const Finished& f, TimeMs now, EngineOutput* out) {
   for (const IdBytes& cid : f.children) {
     Live* c = live_.Find(cid);
     if (!c || c->state() != TaskState::kBlocked) continue;
-    Deps& d = *DepsOf(c);
+    Deps& d = *c->deps();
     const bool same_workflow = !f.workflow.empty() && f.workflow == d.workflow_id;
     const std::string& name = same_workflow ? f.node : id;
     d.parents.push_back(ParentLive{f.id, name, f.state, f.result});
@@ -539,7 +275,7 @@ void Engine::Release(const Finished& f, TimeMs now, EngineOutput* out) {
 }
 
 std::vector<ParentResult> Engine::ParentsOf(const Live* l) const {
-  const Deps* d = DepsOf(l);
+  const Deps* d = l->deps();
   if (!d || d->parents.empty()) return {};
   std::map<IdBytes, const ParentLive*> by_id;
   for (const ParentLive& p : d->parents) by_id.emplace(p.id, &p);
@@ -586,7 +322,7 @@ Status Engine::RestoreTask(Task&& task) {
   next_seq_ = std::max(next_seq_, task.seq + 1);
   next_token_ = std::max(next_token_, task.lease_token + 1);
   Live* l = Insert(std::move(task), nullptr);
-  if (const Deps* d = DepsOf(l); d && !d->depends_on.empty()) restored_with_deps_.push_back(l);
+  if (const Deps* d = l->deps(); d && !d->depends_on.empty()) restored_with_deps_.push_back(l);
   return Status::Ok();
 }
 
@@ -603,7 +339,7 @@ void Engine::FinishRecovery(
   // Links first: a task's dependencies may have been restored after it.
   std::vector<std::pair<IdBytes, bool>> check;  // (task, a dependency failed it)
   for (Live* l : restored_with_deps_) {
-    Deps& d = *DepsOf(l);
+    Deps& d = *l->deps();
     d.pending = 0;
     d.parents.clear();
     bool cancel = false;
@@ -638,7 +374,7 @@ void Engine::FinishRecovery(
       ApplyInput in{now};
       in.error = "a dependency failed";
       (void)Step(l, EventInput{TaskEvent::kCancel}, in, out);
-    } else if (DepsOf(l)->pending == 0) {
+    } else if (l->deps()->pending == 0) {
       (void)Step(l, EventInput{TaskEvent::kDepsMet}, ApplyInput{now}, out);
     }
   }
@@ -898,10 +634,10 @@ StatusOr<WorkflowOutcome> Engine::SubmitWorkflow(WorkflowSpec&& spec,
     t.state = InitialState(pending > 0, t.run_at, now);
     Live* l = Insert(std::move(t), out);
     made[i] = l;
-    Deps& d = *DepsOf(l);
+    Deps& d = *l->deps();
     d.pending = pending;
     d.parents = std::move(met);
-    for (std::size_t p : parents[i]) DepsOf(made[p])->children.push_back(l->id);
+    for (std::size_t p : parents[i]) made[p]->deps()->children.push_back(l->id);
     for (const External& e : external[i]) {
       if (!e.live) continue;
       Extra& px = e.live->MutableExtra();
@@ -1042,7 +778,7 @@ StatusOr<std::vector<LeasedTask>> Engine::Lease(const LeaseRequest& req, TimeMs 
   return leased;
 }
 
-StatusOr<Engine::Live*> Engine::FindLeased(const std::string& ns, const std::string& id,
+StatusOr<Live*> Engine::FindLeased(const std::string& ns, const std::string& id,
                                            std::string_view token) {
   Live* l = FindLive(ns, id);
   if (!l) return NotFound("task " + id + " is not live");
@@ -1262,7 +998,7 @@ std::pair<std::string, std::string> Engine::WaitReasonOf(const Live* l) const {
       return {};
   }
   if (s.paused) return {"queue_paused", queue + " is paused"};
-  if (const KeyGroup* g = GroupOf(l); g && l->heap_pos == kNotInHeap) {
+  if (const KeyGroup* g = l->group(); g && l->heap_pos == kNotInHeap) {
     const std::int32_t limit = KeyLimit(q, *g);
     // Counted up to a bound: a read must not walk a key with a million
     // tasks queued.
@@ -1369,7 +1105,7 @@ std::optional<QueueInfo> Engine::FindQueue(const std::string& ns, const std::str
 std::optional<Task> Engine::Find(const std::string& ns, const std::string& id) const {
   const Live* l = FindLive(ns, id);
   if (!l) return std::nullopt;
-  Task t = Expand(l);
+  Task t = LiveTable::Expand(l);
   std::tie(t.wait_reason, t.wait_detail) = WaitReasonOf(l);
   return t;
 }

@@ -54,6 +54,7 @@
 #include "dray/status.h"
 #include "dray/types.h"
 #include "engine/indexed_heap.h"
+#include "engine/live_table.h"
 #include "core/records.h"
 
 namespace dray {
@@ -312,31 +313,6 @@ class Engine {
   std::size_t waiters() const { return waiters_.size(); }
 
  private:
-  struct Live;
-  struct QueueState;
-  struct ReadyLess {
-    bool operator()(const Live* a, const Live* b) const;
-  };
-  struct ReadyPos {
-    HeapPos& operator()(Live* l) const;
-  };
-  struct TimerLess {
-    bool operator()(const Live* a, const Live* b) const;
-  };
-  struct TimerPos {
-    HeapPos& operator()(Live* l) const;
-  };
-  using ReadyHeap = IndexedHeap<Live, ReadyLess, ReadyPos>;
-  using TimerHeap = IndexedHeap<Live, TimerLess, TimerPos>;
-
-  struct Extra;
-  struct RunState;
-  struct SeqLess {
-    bool operator()(const Live* a, const Live* b) const;
-  };
-  struct KeyGroup;
-  struct Deps;
-  struct WorkflowLive;
   // A task with dependents finished: what they need of it.
   struct Finished {
     IdBytes id;
@@ -368,40 +344,11 @@ class Engine {
     std::string payload;  // the fired task's payload
     std::string source;   // the source task's id
   };
-  struct LiveDeleter {
-    void operator()(Live* l) const;
-  };
-  using LivePtr = std::unique_ptr<Live, LiveDeleter>;
-
-  // Live tasks by id: an intrusive chained hash table over Live::next.
-  class LiveTable {
-   public:
-    LiveTable() = default;
-    LiveTable(const LiveTable&) = delete;
-    LiveTable& operator=(const LiveTable&) = delete;
-    ~LiveTable();
-    Live* Find(const IdBytes& id) const;
-    void Insert(LivePtr l);    // the id must not be present
-    LivePtr Remove(Live* l);   // l must be present
-    std::size_t size() const { return size_; }
-
-   private:
-    static std::size_t Hash(const IdBytes& id);
-    void Grow();
-    std::vector<Live*> buckets_;
-    std::size_t size_ = 0;
-  };
-
   QueueState& QueueFor(const std::string& ns, const std::string& name, EngineOutput* out);
   Live* FindLive(const std::string& ns, const std::string& id) const;
-  // A new live task from a whole one (submit, retry, recovery).
-  LivePtr Compact(const Task& task, QueueState* q);
-  // The whole task a live one stands for.
-  Task Expand(const Live* l) const;
-  // Takes the fields a transition may change back from `t`.
-  void Absorb(Live* l, const Task& t);
-  const std::string* InternType(const std::string& type);
-  const Backoff* InternBackoff(const Backoff& b);
+  // Joins a task just compacted from `t` to its workflow and its
+  // concurrency key's group.
+  void Link(Live* l, const Task& t);
   StatusOr<Live*> FindLeased(const std::string& ns, const std::string& id, std::string_view token);
   // Decides and applies `event` to a live task, keeping every index right.
   // When `after` is given, it receives the task as the step left it.
@@ -411,7 +358,6 @@ class Engine {
   // its key lets it start) and counts it.
   void Index(Live* l, EngineOutput* out);
   void Unindex(Live* l);  // takes it out of it
-  KeyGroup* GroupOf(const Live* l) const;
   std::int32_t KeyLimit(const QueueState& q, const KeyGroup& g) const;
   // Puts in the ready heap (or takes out) the ready tasks of a key whose
   // right to start changed. O(limit).
@@ -422,7 +368,6 @@ class Engine {
   bool CanStart(QueueState* q, TimeMs now);
   // When a rate-limited queue may next start a task.
   static TimeMs TokenAt(const QueueState& q);
-  Deps* DepsOf(const Live* l) const;
   // A new task from a spec (ids, defaults, seq); not yet inserted.
   Task MakeTask(TaskSpec&& spec, const QueueState& q, TimeMs now);
   // A finished task's dependents: released, or cancelled by its failure.
@@ -523,11 +468,6 @@ class Engine {
   std::uint64_t next_seq_ = 1;
 
   LiveTable live_;
-  // Interned values live tasks point at; never shrink, so they are capped
-  // (past the cap a task keeps its own copy in its side record).
-  std::unordered_set<std::string> types_;
-  std::map<std::tuple<std::int64_t, std::int64_t, double, double>, std::unique_ptr<Backoff>>
-      backoffs_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<QueueState>> queues_;
   TimerHeap timers_;
 

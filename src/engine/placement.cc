@@ -138,7 +138,7 @@ const Engine::WorkerLive* Engine::TargetOf(const Live* c, const Placement& p) co
   return target;
 }
 
-const Engine::Live* Engine::ReservationOf(WorkerLive* w) {
+const Live* Engine::ReservationOf(WorkerLive* w) {
   if (w->reserved_for.empty()) return nullptr;
   const Live* r = FindLive(w->info.spec.ns, w->reserved_for);
   if (r && r->state() == TaskState::kReady && r->heap_pos == kPlaced) return r;
@@ -262,7 +262,7 @@ Engine::Verdict Engine::MayTake(WorkerLive* w, const Live*& reserved, Live* c, T
   return Verdict::kTake;
 }
 
-Engine::Live* Engine::PickFor(QueueState* q, WorkerLive* w, TimeMs now, EngineOutput* out) {
+Live* Engine::PickFor(QueueState* q, WorkerLive* w, TimeMs now, EngineOutput* out) {
   Live* u = q->ready.top();
   if (q->placed.empty()) return u;
   Live* pick = nullptr;
