@@ -660,8 +660,9 @@ Status PostgresStore::Commit(std::span<const Mutation> mutations) {
     // one statement at a time, so that such a task is written whole at its
     // place in the batch, as the contract says.
     s = Status::Ok();
-    auto exec = [&](const char* sql) -> Status {
-      Result r(PQexec(writer_.get(), sql));
+    PGconn* const writer = writer_.get();  // the lambda runs under wmu_, held here
+    auto exec = [writer](const char* sql) -> Status {
+      Result r(PQexec(writer, sql));
       if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) return Unavailable(ResultError(r.get()));
       return Status::Ok();
     };
