@@ -162,9 +162,11 @@ TEST_F(PostgresStoreTest, ALostSessionBreaksWritesWhileReadsReconnect) {
   ASSERT_NE(store, nullptr);
   std::vector<Mutation> first = {mutation::PutTask{NewTask("a", 1)}};
   ASSERT_TRUE(store->Commit(first).ok());
-  // What a PostgreSQL restart or failover does to open sessions.
+  // What a PostgreSQL restart or failover does to open sessions (this
+  // database's only: other tests run beside this one on the same server).
   ASSERT_EQ(Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                 "WHERE application_name = 'dray' AND pid <> pg_backend_pid()"),
+                 "WHERE application_name = 'dray' AND datname = current_database() "
+                 "AND pid <> pg_backend_pid()"),
             "");
   std::vector<Mutation> second = {mutation::PutTask{NewTask("b", 2)}};
   Status s = store->Commit(second);
