@@ -68,7 +68,7 @@ stop_server() {
 }
 store=${STORE:-sqlite}
 case $store in sqlite|postgres) ;; *) echo "STORE must be sqlite or postgres" >&2; exit 2 ;; esac
-pg_dir="" pg_port="" pg_db=0
+pg_dir="" pg_port="" pg_db=""
 pg_as=()
 [ "$(id -u)" -eq 0 ] && pg_as=(runuser -u postgres --)
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
@@ -103,13 +103,13 @@ start_server() {
   # shellcheck disable=SC2086  # SERVER_ARGS is a list of flags
   local where=(--data "$data")
   if [ "$store" = postgres ]; then
-    [ -n "$pg_dir" ] || pg_start
     # A new database per fresh server; `keep` restarts on the same one.
+    # (Runs are often in a subshell: the name must not come from a counter.)
     if [ "${1:-}" != keep ]; then
-      pg_db=$((pg_db + 1))
-      psql -q "host=127.0.0.1 port=$pg_port user=dray dbname=postgres" -c "CREATE DATABASE bench_$pg_db" > /dev/null
+      pg_db=bench_$(date +%s%N)
+      psql -q "host=127.0.0.1 port=$pg_port user=dray dbname=postgres" -c "CREATE DATABASE $pg_db" > /dev/null
     fi
-    where=(--store "postgresql://dray@127.0.0.1:$pg_port/bench_$pg_db")
+    where=(--store "postgresql://dray@127.0.0.1:$pg_port/$pg_db")
   fi
   "$dray" server --listen "127.0.0.1:$requested_port" "${where[@]}" ${SERVER_ARGS:-} >> "$data.out" 2> "$data.err" &
   server_pid=$!
@@ -324,6 +324,9 @@ fi
 echo "~100-byte JSON payloads; $runs run(s) per figure, each on a fresh server and data dir; $(date -u +%FT%TZ)."
 echo "Dray/x: Dray's figure over the row's (rates: Dray/x; latencies: x/Dray), so above 1 means Dray is ahead."
 echo
+# Started here, in this shell, so that the EXIT trap stops it: the runs
+# happen in subshells, whose own starts would outlive the script.
+[ "$store" = postgres ] && pg_start
 table_head
 for w in "${names[@]}"; do
   case $w in
