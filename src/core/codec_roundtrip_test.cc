@@ -6,6 +6,7 @@
 
 #include "core/json_codec.h"
 #include "core/json_writer.h"
+#include "support/status_assert.h"
 
 namespace dray {
 namespace {
@@ -47,13 +48,13 @@ TaskSpec AllOfTaskSpec() {
 TEST(CodecRoundTripTest, TaskSpec) {
   TaskSpec s = AllOfTaskSpec();
   auto back = DecodeTaskSpec(EncodeTaskSpec(s), Limits{});
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, s);
   TaskSpec at;
   at.type = "t";
   at.run_at = kT;
   back = DecodeTaskSpec(EncodeTaskSpec(at), Limits{});
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, at);
 }
 
@@ -101,7 +102,7 @@ Task AllOfTask() {
 TEST(CodecRoundTripTest, Task) {
   const Task t = AllOfTask();
   auto back = DecodeTask(json::parse(TaskToJson(t)));
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, t);
 
   Task done = t;
@@ -113,7 +114,7 @@ TEST(CodecRoundTripTest, Task) {
   done.history.back().ended_at = kT + 99;
   done.history.back().outcome = AttemptOutcome::kSucceeded;
   back = DecodeTask(json::parse(TaskToJson(done)));
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, done);
 }
 
@@ -160,7 +161,7 @@ TEST(CodecRoundTripTest, Placement) {
 TEST(CodecRoundTripTest, Backoff) {
   const Backoff b{10, 100, 3.0, 0.25};
   auto back = DecodeBackoff(EncodeBackoff(b), "backoff");
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, b);
 }
 
@@ -208,7 +209,7 @@ TEST(CodecRoundTripTest, Schedule) {
   s.skipped = 6;
   s.next_fire_times = {kT + 10, kT + 20};
   auto back = DecodeSchedule(EncodeSchedule(s));
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, s);
 
   Schedule every;
@@ -216,7 +217,7 @@ TEST(CodecRoundTripTest, Schedule) {
   every.spec.interval_ms = 60'000;
   every.spec.task.type = "t";
   back = DecodeSchedule(EncodeSchedule(every));
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, every);
 }
 
@@ -236,7 +237,7 @@ TEST(CodecRoundTripTest, Trigger) {
   t.updated_at = kT + 1;
   t.fired = 4;
   auto back = DecodeTrigger(EncodeTrigger(t));
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, t);
 }
 
@@ -249,7 +250,7 @@ TEST(CodecRoundTripTest, Event) {
   e.created_at = kT;
   e.tasks = {"0190a0b0-0000-7000-8000-000000000001"};
   auto back = DecodeEvent(EncodeEvent(e));
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, e);
 }
 
@@ -282,7 +283,7 @@ TEST(CodecRoundTripTest, Worker) {
     spec.erase(k);
   }
   auto decoded = DecodeWorkerSpec(spec, Limits{});
-  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  ASSERT_OK(decoded);
   WorkerSpec want = w.spec;
   want.ns = "default";  // the namespace comes from the query
   EXPECT_EQ(*decoded, want);
@@ -310,7 +311,7 @@ TEST(CodecRoundTripTest, DecodersReadWholeNumbersAndNullsByTheFieldRules) {
   auto spec = DecodeTaskSpec(json::parse(R"({"type":"t","max_attempts":3.0,"priority":null,
       "backoff":{"initial_ms":1e3,"max_ms":null},"labels":{"a":null,"b":""}})"),
                              Limits{});
-  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  ASSERT_OK(spec);
   EXPECT_EQ(spec->max_attempts, 3);
   EXPECT_EQ(spec->priority, 0);
   EXPECT_EQ(spec->backoff->initial_ms, 1000);

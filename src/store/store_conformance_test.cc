@@ -53,7 +53,7 @@ std::unique_ptr<Store> OpenPostgres(const std::string& dir) {
   EXPECT_TRUE(error.empty()) << error;
   if (!error.empty()) return nullptr;
   auto s = OpenPostgresStore(o);
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_OK(s);
   return s.ok() ? std::move(*s) : nullptr;
 }
 

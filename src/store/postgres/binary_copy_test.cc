@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "support/status_assert.h"
+
 namespace dray {
 namespace {
 
@@ -81,7 +83,7 @@ TEST(BinaryCopyParserTest, ReadsRowsWhereverTheStreamIsSplit) {
     Status st;
     bool finished = false;
     auto rows = Parse({stream.substr(0, cut), stream.substr(cut)}, &st, &finished);
-    ASSERT_TRUE(st.ok()) << st.ToString();
+    ASSERT_OK(st);
     EXPECT_TRUE(finished);
     ASSERT_EQ(rows.size(), 2u);
     EXPECT_EQ(rows[0].text, "żółw\t\\n");  // bytes as they are: no escapes in binary
@@ -108,7 +110,7 @@ TEST(BinaryCopyParserTest, AStreamWithoutItsTrailerIsNotFinished) {
   Status st;
   bool finished = true;
   auto rows = Parse({Header() + RowBytes("a", 1, 2, 3, false)}, &st, &finished);
-  EXPECT_TRUE(st.ok());
+  EXPECT_OK(st);
   EXPECT_EQ(rows.size(), 1u);
   EXPECT_FALSE(finished);
 }

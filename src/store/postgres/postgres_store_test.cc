@@ -25,6 +25,7 @@
 
 #include "store/postgres/migrations.h"
 #include "store/postgres/test_database_test_util.h"
+#include "support/status_assert.h"
 
 namespace dray {
 namespace {
@@ -50,21 +51,12 @@ class PostgresStoreTest : public ::testing::Test {
 
   std::unique_ptr<Store> Open() {
     auto s = OpenPostgresStore(PostgresOptions{conninfo_});
-    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_OK(s);
     return s.ok() ? std::move(*s) : nullptr;
   }
 
-  // Runs one statement on the test's database; "" or the error.
-  std::string Exec(const std::string& sql) {
-    PGconn* c = PQconnectdb(conninfo_.c_str());
-    std::string error;
-    PGresult* r = PQexec(c, sql.c_str());
-    const ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) error = PQresultErrorMessage(r);
-    PQclear(r);
-    PQfinish(c);
-    return error;
-  }
+  // Runs SQL on the test's database; "" or the error.
+  std::string Exec(const std::string& sql) { return testing_pg::Exec(conninfo_, sql); }
 
   std::string key_;
   std::string conninfo_;
@@ -101,11 +93,11 @@ TEST_F(PostgresStoreTest, NodesOpeningOneNewDatabaseTogetherMigrateItOnce) {
     nodes.emplace_back([&, i] { results[i] = OpenPostgresStore(PostgresOptions{conninfo_}).status(); });
   }
   for (std::thread& t : nodes) t.join();
-  for (const Status& s : results) EXPECT_TRUE(s.ok()) << s.ToString();
+  for (const Status& s : results) EXPECT_OK(s);
   auto store = Open();
   ASSERT_NE(store, nullptr);
   std::vector<Mutation> m = {mutation::PutTask{NewTask("a", 1)}};
-  EXPECT_TRUE(store->Commit(m).ok());
+  EXPECT_OK(store->Commit(m));
 }
 
 TEST_F(PostgresStoreTest, ABatchLargerThanThePipelineWindowCommitsWhole) {
@@ -129,7 +121,7 @@ TEST_F(PostgresStoreTest, ABatchLargerThanThePipelineWindowCommitsWhole) {
                   .ok());
   EXPECT_EQ(live, 5000u);
   auto marks = store->LoadMarks();
-  ASSERT_TRUE(marks.ok());
+  ASSERT_OK(marks);
   EXPECT_EQ(marks->max_lease_token, 5000u);
   EXPECT_EQ(marks->max_seq, 5000u);
 }
@@ -153,7 +145,7 @@ TEST_F(PostgresStoreTest, AFailingStatementInABigBatchLeavesNothing) {
   EXPECT_EQ(store->GetTask("default", "t0").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store->GetTask("default", "t3999").status().code(), StatusCode::kNotFound);
   auto marks = store->LoadMarks();
-  ASSERT_TRUE(marks.ok());
+  ASSERT_OK(marks);
   EXPECT_EQ(marks->max_seq, 0u);
 }
 
@@ -161,7 +153,7 @@ TEST_F(PostgresStoreTest, ALostSessionBreaksWritesWhileReadsReconnect) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
   std::vector<Mutation> first = {mutation::PutTask{NewTask("a", 1)}};
-  ASSERT_TRUE(store->Commit(first).ok());
+  ASSERT_OK(store->Commit(first));
   // What a PostgreSQL restart or failover does to open sessions (this
   // database's only: other tests run beside this one on the same server).
   ASSERT_EQ(Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -176,10 +168,10 @@ TEST_F(PostgresStoreTest, ALostSessionBreaksWritesWhileReadsReconnect) {
   // the next start reads back what the database holds.
   EXPECT_EQ(store->Commit(first).code(), StatusCode::kUnavailable);
   auto a = store->GetTask("default", "a");
-  EXPECT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_OK(a);
   store = Open();
   ASSERT_NE(store, nullptr);
-  EXPECT_TRUE(store->health().ok());
+  EXPECT_OK(store->health());
   EXPECT_TRUE(store->GetTask("default", "a").ok());
   EXPECT_EQ(store->GetTask("default", "b").status().code(), StatusCode::kNotFound);
 }
@@ -190,11 +182,11 @@ TEST_F(PostgresStoreTest, TextAndOrderAreBytesWhateverTheLocale) {
   // In most locales "B" sorts after "a"; in bytes it sorts before.
   std::vector<Mutation> m = {mutation::PutTask{NewTask("a", 1)}, mutation::PutTask{NewTask("B", 2)},
                              mutation::PutTask{NewTask("é", 3)}};
-  ASSERT_TRUE(store->Commit(m).ok());
+  ASSERT_OK(store->Commit(m));
   TaskQuery q;
   q.newest_first = false;
   auto page = store->ListTasks(q);
-  ASSERT_TRUE(page.ok());
+  ASSERT_OK(page);
   ASSERT_EQ(page->tasks.size(), 3u);
   EXPECT_EQ(page->tasks[0].id, "B");
   EXPECT_EQ(page->tasks[1].id, "a");
@@ -325,7 +317,7 @@ void CutDuringCommit(const std::string& conninfo, CommitCutProxy::Cut cut, Found
   CommitCutProxy proxy(port);
   const std::string via = conninfo + " host=127.0.0.1 port=" + std::to_string(proxy.port());
   auto opened = OpenPostgresStore(PostgresOptions{via});
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  ASSERT_OK(opened);
   std::unique_ptr<Store> store = std::move(*opened);
   proxy.set_cut(cut);
   std::vector<Mutation> batch;
@@ -341,7 +333,7 @@ void CutDuringCommit(const std::string& conninfo, CommitCutProxy::Cut cut, Found
   // What a restart reads: the batch whole, or nothing of it. The cut
   // session's backend may still be finishing its COMMIT: wait for it.
   auto fresh = OpenPostgresStore(PostgresOptions{conninfo});
-  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  ASSERT_OK(fresh);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   Found found = AllOrNone(fresh->get(), kTasks);
   while (found != expected && std::chrono::steady_clock::now() < deadline) {
@@ -366,7 +358,7 @@ TEST_F(PostgresStoreTest, AStatementTimeoutBreaksTheStoreAndCommitsNothing) {
   PGconn* holder = PQconnectdb(conninfo_.c_str());
   ASSERT_NE(Open(), nullptr);  // the schema
   auto opened = OpenPostgresStore(PostgresOptions{conninfo_ + " options='-c statement_timeout=200'"});
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  ASSERT_OK(opened);
   PQclear(PQexec(holder, "BEGIN; LOCK TABLE marks IN EXCLUSIVE MODE"));
   std::vector<Mutation> batch = {mutation::PutTask{NewTask("x", 1)}};
   Status s = (*opened)->Commit(batch);

@@ -25,21 +25,24 @@ inline std::string ServerConninfo() {
   return "";
 }
 
-// Runs one statement on the server's maintenance database; "" or libpq's
-// message.
-inline std::string AdminExec(const std::string& sql) {
-  PGconn* c = PQconnectdb(ServerConninfo().c_str());
+// Runs SQL on the database `conninfo` names; "" or libpq's message.
+inline std::string Exec(const std::string& conninfo, const std::string& sql) {
+  PGconn* c = PQconnectdb(conninfo.c_str());
   std::string error;
   if (PQstatus(c) != CONNECTION_OK) {
     error = PQerrorMessage(c);
   } else {
     PGresult* r = PQexec(c, sql.c_str());
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) error = PQresultErrorMessage(r);
+    const ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) error = PQresultErrorMessage(r);
     PQclear(r);
   }
   PQfinish(c);
   return error;
 }
+
+// Runs one statement on the server's maintenance database.
+inline std::string AdminExec(const std::string& sql) { return Exec(ServerConninfo(), sql); }
 
 // A database name made from `key` (say, a temp dir's path): the same key
 // gives the same database.
