@@ -269,7 +269,9 @@ class Engine {
                       EngineOutput* out);
 
   // --- Long-poll leases. A waiter is served (and removed) by ServeWaiters as
-  // soon as tasks are ready in one of its queues, oldest waiter first.
+  // soon as tasks are ready in one of its queues, oldest waiter first. The
+  // engine holds only the request it decides with; the caller keeps the
+  // waiter itself, its answer and its deadline (server/wait_list.h).
   void AddWaiter(std::uint64_t waiter_id, LeaseRequest req);
   void RemoveWaiter(std::uint64_t waiter_id);
   std::vector<std::pair<std::uint64_t, std::vector<LeasedTask>>> ServeWaiters(TimeMs now,

@@ -35,6 +35,9 @@ TaskService::TaskService(boost::asio::io_context& ioc, Store* store, Clock* cloc
                                           : std::function<void()>()}),
       engine_(EngineOptions{config.idempotency_window_ms, config.max_live_tasks, 0,
                             config.worker_grace_ms}),
+      lease_waiters_(ioc),
+      task_waiters_(ioc),
+      workflow_waiters_(ioc),
       ticker_(ioc),
       purge_timer_(ioc),
       feed_(std::make_shared<ChangeFeed>(ChangeFeedOptions{}, clock)),
@@ -115,9 +118,9 @@ void TaskService::ArmHeartbeat() {
 }
 
 void TaskService::Stop() {
-  std::vector<Callback<std::vector<LeasedTask>>> leases;
+  std::vector<WaitList<LeaseWaiter>::Taken> leases;
   std::vector<std::pair<Callback<Task>, StatusOr<Task>>> tasks;
-  std::vector<std::pair<std::string, WorkflowWaiter>> workflows;
+  std::vector<WaitList<WorkflowWaiter>::Taken> workflows;
   {
     MutexLock lock(&mu_);
     if (stopped_) return;
@@ -125,27 +128,20 @@ void TaskService::Stop() {
     ticker_.cancel();
     purge_timer_.cancel();
     heartbeat_timer_.cancel();
-    for (auto& [id, w] : lease_waiters_) {
-      engine_.RemoveWaiter(id);
-      w.timer->cancel();
-      leases.push_back(std::move(w.done));
+    leases = lease_waiters_.TakeAll();
+    for (const auto& w : leases) engine_.RemoveWaiter(w.id);
+    for (auto& w : task_waiters_.TakeAll()) {
+      std::optional<Task> t = engine_.Find(w.entry.ns, w.key);
+      tasks.emplace_back(std::move(w.entry.done),
+                         t ? StatusOr<Task>(std::move(*t))
+                           : StatusOr<Task>(Unavailable("server is stopping")));
     }
-    lease_waiters_.clear();
-    for (auto& [task_id, w] : task_waiters_) {
-      w.timer->cancel();
-      std::optional<Task> t = engine_.Find(w.ns, task_id);
-      tasks.emplace_back(std::move(w.done), t ? StatusOr<Task>(std::move(*t))
-                                              : StatusOr<Task>(Unavailable("server is stopping")));
-    }
-    task_waiters_.clear();
-    for (auto& [id, w] : workflow_waiters_) {
-      w.timer->cancel();
-      workflows.emplace_back(id, std::move(w));
-    }
-    workflow_waiters_.clear();
+    workflows = workflow_waiters_.TakeAll();
   }
-  for (auto& [id, w] : workflows) ReadWorkflow(w.ns, id, w.with_tasks, std::move(w.done));
-  for (auto& done : leases) done(std::vector<LeasedTask>{});
+  for (auto& w : workflows) {
+    ReadWorkflow(w.entry.ns, w.key, w.entry.with_tasks, std::move(w.entry.done));
+  }
+  for (auto& w : leases) w.entry(std::vector<LeasedTask>{});
   for (auto& [done, value] : tasks) done(std::move(value));
   pipeline_.Stop();
 }
@@ -217,11 +213,9 @@ void TaskService::CommitLocked(PendingOutput& pending, std::function<void(const 
   std::vector<Delivery> deliveries;
   if (out.made_ready && !lease_waiters_.empty()) {
     for (auto& [wid, leased] : engine_.ServeWaiters(now, &out)) {
-      auto it = lease_waiters_.find(wid);
-      if (it == lease_waiters_.end()) continue;
-      it->second.timer->cancel();
-      deliveries.emplace_back(std::move(it->second.done), std::move(leased));
-      lease_waiters_.erase(it);
+      if (auto waiter = lease_waiters_.TakeById(wid)) {
+        deliveries.emplace_back(std::move(*waiter), std::move(leased));
+      }
     }
   }
   ArmTickerLocked(now);
@@ -275,12 +269,7 @@ void TaskService::OnCommitted(const Status& s,
     MutexLock lock(&mu_);
     if (task_waiters_.empty()) return;
     for (const auto& t : finished) {
-      auto [lo, hi] = task_waiters_.equal_range(t->id);
-      for (auto it = lo; it != hi; ++it) {
-        it->second.timer->cancel();
-        wake.emplace_back(std::move(it->second.done), t);
-      }
-      task_waiters_.erase(lo, hi);
+      for (TaskWaiter& w : task_waiters_.TakeByKey(t->id)) wake.emplace_back(std::move(w.done), t);
     }
   }
   for (auto& [done, t] : wake) Respond(done, s, *t);
@@ -409,12 +398,9 @@ void TaskService::OnWorkflowsCommitted(
   {
     MutexLock lock(&mu_);
     for (const auto& w : finished) {
-      auto [lo, hi] = workflow_waiters_.equal_range(w->id);
-      for (auto it = lo; it != hi; ++it) {
-        it->second.timer->cancel();
-        wake.emplace_back(w->id, std::move(it->second));
+      for (WorkflowWaiter& waiter : workflow_waiters_.TakeByKey(w->id)) {
+        wake.emplace_back(w->id, std::move(waiter));
       }
-      workflow_waiters_.erase(lo, hi);
     }
   }
   // Read from the store, which now holds the finished state.
@@ -426,24 +412,16 @@ void TaskService::GetWorkflow(const std::string& ns, const std::string& id, bool
   if (wait_ms > 0) {
     MutexLock lock(&mu_);
     if (engine_.FindWorkflow(ns, id) && !stopped_) {
-      const std::uint64_t wid = next_waiter_++;
-      auto timer = std::make_unique<boost::asio::steady_timer>(ioc_);
-      timer->expires_after(std::chrono::milliseconds(std::min(wait_ms, config_.max_wait_ms)));
-      timer->async_wait([this, wid, ns, id](boost::system::error_code ec) {
-        if (ec) return;
-        std::optional<WorkflowWaiter> w;
-        {
-          MutexLock lock2(&mu_);
-          auto [lo, hi] = workflow_waiters_.equal_range(id);
-          auto it = std::find_if(lo, hi, [wid](const auto& e) { return e.second.id == wid; });
-          if (it == hi) return;
-          w = std::move(it->second);
-          workflow_waiters_.erase(it);
-        }
-        ReadWorkflow(ns, id, w->with_tasks, std::move(w->done));
-      });
-      workflow_waiters_.emplace(
-          id, WorkflowWaiter{wid, ns, with_tasks, std::move(done), std::move(timer)});
+      workflow_waiters_.Add(id, WorkflowWaiter{ns, with_tasks, std::move(done)},
+                            std::chrono::milliseconds(std::min(wait_ms, config_.max_wait_ms)),
+                            [this, id](std::uint64_t wid) {
+                              std::optional<WorkflowWaiter> w;
+                              {
+                                MutexLock lock2(&mu_);
+                                w = workflow_waiters_.TakeById(wid);
+                              }
+                              if (w) ReadWorkflow(w->ns, id, w->with_tasks, std::move(w->done));
+                            });
       return;
     }
   }
@@ -520,26 +498,20 @@ void TaskService::Get(const std::string& ns, const std::string& id, std::int64_t
     MutexLock lock(&mu_);
     if (std::optional<Task> t = engine_.Find(ns, id)) {
       if (wait_ms <= 0 || stopped_) return done(std::move(*t));
-      const std::uint64_t wid = next_waiter_++;
-      auto timer = std::make_unique<boost::asio::steady_timer>(ioc_);
-      timer->expires_after(std::chrono::milliseconds(std::min(wait_ms, config_.max_wait_ms)));
-      timer->async_wait([this, wid, ns, id](boost::system::error_code ec) {
-        if (ec) return;
-        Callback<Task> cb;
-        std::optional<Task> live;
-        {
-          MutexLock lock2(&mu_);
-          auto [lo, hi] = task_waiters_.equal_range(id);
-          auto it = std::find_if(lo, hi, [wid](const auto& e) { return e.second.id == wid; });
-          if (it == hi) return;
-          cb = std::move(it->second.done);
-          task_waiters_.erase(it);
-          live = engine_.Find(ns, id);
-        }
-        if (live) return cb(std::move(*live));
-        ReadStored(ns, id, std::move(cb));
-      });
-      task_waiters_.emplace(id, TaskWaiter{wid, ns, std::move(done), std::move(timer)});
+      task_waiters_.Add(id, TaskWaiter{ns, std::move(done)},
+                        std::chrono::milliseconds(std::min(wait_ms, config_.max_wait_ms)),
+                        [this, ns, id](std::uint64_t wid) {
+                          std::optional<TaskWaiter> w;
+                          std::optional<Task> live;
+                          {
+                            MutexLock lock2(&mu_);
+                            w = task_waiters_.TakeById(wid);
+                            if (!w) return;
+                            live = engine_.Find(ns, id);
+                          }
+                          if (live) return w->done(std::move(*live));
+                          ReadStored(ns, id, std::move(w->done));
+                        });
       return;
     }
   }
@@ -636,14 +608,10 @@ void TaskService::Lease(LeaseRequest req, std::int64_t wait_ms,
         Respond(done, s, leased);
       });
     }
-    wid = next_waiter_++;
+    wid = lease_waiters_.Add({}, std::move(done),
+                             std::chrono::milliseconds(std::min(wait_ms, config_.max_wait_ms)),
+                             [this](std::uint64_t id) { AbandonWait(id); });
     engine_.AddWaiter(wid, std::move(req));
-    auto timer = std::make_unique<boost::asio::steady_timer>(ioc_);
-    timer->expires_after(std::chrono::milliseconds(std::min(wait_ms, config_.max_wait_ms)));
-    timer->async_wait([this, wid](boost::system::error_code ec) {
-      if (!ec) AbandonWait(wid);
-    });
-    lease_waiters_.emplace(wid, LeaseWaiter{std::move(done), std::move(timer)});
     CommitLocked(out, nullptr);
   }
   // Outside mu_: the hook may run the function at once.
@@ -654,12 +622,10 @@ void TaskService::AbandonWait(std::uint64_t waiter_id) {
   Callback<std::vector<LeasedTask>> cb;
   {
     MutexLock lock(&mu_);
-    auto it = lease_waiters_.find(waiter_id);
-    if (it == lease_waiters_.end()) return;  // served, timed out or stopped already
+    auto waiter = lease_waiters_.TakeById(waiter_id);
+    if (!waiter) return;  // served, timed out or stopped already
     engine_.RemoveWaiter(waiter_id);
-    it->second.timer->cancel();
-    cb = std::move(it->second.done);
-    lease_waiters_.erase(it);
+    cb = std::move(*waiter);
   }
   cb(std::vector<LeasedTask>{});
 }

@@ -27,6 +27,7 @@
 #include "engine/engine.h"
 #include "server/change_feed.h"
 #include "server/server_config.h"
+#include "server/wait_list.h"
 #include "store/commit_pipeline.h"
 #include "store/disk_guard.h"
 #include "store/store.h"
@@ -197,22 +198,17 @@ class TaskService {
   Status Admission();
 
  private:
-  struct LeaseWaiter {
-    Callback<std::vector<LeasedTask>> done;
-    std::unique_ptr<boost::asio::steady_timer> timer;
-  };
+  // What each kind of long-poll waiter needs to be answered (WaitList
+  // holds them with their deadlines).
+  using LeaseWaiter = Callback<std::vector<LeasedTask>>;
   struct TaskWaiter {
-    std::uint64_t id;
     std::string ns;
     Callback<Task> done;
-    std::unique_ptr<boost::asio::steady_timer> timer;
   };
   struct WorkflowWaiter {
-    std::uint64_t id;
     std::string ns;
     bool with_tasks;
     Callback<WorkflowView> done;
-    std::unique_ptr<boost::asio::steady_timer> timer;
   };
 
   // An engine step's output on its way to CommitLocked, which must take it.
@@ -306,11 +302,11 @@ class TaskService {
   mutable Mutex mu_;
   Engine engine_ DRAY_GUARDED_BY(mu_);
   bool stopped_ DRAY_GUARDED_BY(mu_) = false;
-  std::uint64_t next_waiter_ DRAY_GUARDED_BY(mu_) = 1;
-  std::unordered_map<std::uint64_t, LeaseWaiter> lease_waiters_ DRAY_GUARDED_BY(mu_);
-  std::unordered_multimap<std::string, TaskWaiter> task_waiters_ DRAY_GUARDED_BY(mu_);  // by task id
-  std::unordered_multimap<std::string, WorkflowWaiter> workflow_waiters_
-      DRAY_GUARDED_BY(mu_);  // by workflow id
+  // Every long-poll waiter the service has; a lease waiter's id is also
+  // its request's id in the engine.
+  WaitList<LeaseWaiter> lease_waiters_ DRAY_GUARDED_BY(mu_);
+  WaitList<TaskWaiter> task_waiters_ DRAY_GUARDED_BY(mu_);          // keyed by task id
+  WaitList<WorkflowWaiter> workflow_waiters_ DRAY_GUARDED_BY(mu_);  // keyed by workflow id
   boost::asio::steady_timer ticker_ DRAY_GUARDED_BY(mu_);
   TimeMs ticker_at_ DRAY_GUARDED_BY(mu_) = 0;
   boost::asio::steady_timer purge_timer_ DRAY_GUARDED_BY(mu_);
