@@ -10,7 +10,7 @@
 #include <random>
 
 #include "store/postgres/postgres_store.h"
-#include "store/postgres/test_database_test_util.h"
+#include "support/test_postgres.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
 #include "support/status_assert.h"

@@ -17,6 +17,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "support/test_postgres.h"
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -110,6 +112,12 @@ HttpResult Http(int port, const std::string& method, const std::string& target,
   return conn.Call(method, target, body);
 }
 
+bool UsesPostgres() {
+  const char* store = std::getenv("DRAY_TEST_STORE");
+  return store && (std::string_view(store) == "postgres" ||
+                   std::string_view(store).rfind("postgres:", 0) == 0);
+}
+
 std::string BinaryPath() {
   if (const char* env = std::getenv("DRAY_BINARY")) return env;
   return DRAY_BINARY;
@@ -119,10 +127,18 @@ ServerProcess::ServerProcess(std::vector<std::string> args) : args_(std::move(ar
   std::string tmpl = (std::filesystem::temp_directory_path() / "dray-test-XXXXXX").string();
   if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
   data_dir_ = tmpl;
+  if (UsesPostgres()) {
+    std::string error;
+    if (testing_pg::CreateDatabase(data_dir_, &error).empty()) {
+      throw std::runtime_error("DRAY_TEST_STORE=postgres: no test database: " + error);
+    }
+    store_ = testing_pg::DatabaseUrl(data_dir_);
+  }
 }
 
 ServerProcess::~ServerProcess() {
   if (pid_ > 0) Kill();
+  if (!store_.empty()) testing_pg::DropDatabase(data_dir_);
   std::error_code ec;
   std::filesystem::remove_all(data_dir_, ec);
 }
@@ -133,6 +149,10 @@ void ServerProcess::Start() {
   // Restarts reuse the port so that clients can reconnect to the same place.
   std::string listen = host_ + ":" + std::to_string(port_);
   std::vector<std::string> argv = {BinaryPath(), "server", "--listen", listen, "--data", data_dir_};
+  if (!store_.empty()) {
+    argv.push_back("--store");
+    argv.push_back(store_);
+  }
   argv.insert(argv.end(), args_.begin(), args_.end());
   pid_ = fork();
   if (pid_ == 0) {

@@ -43,12 +43,20 @@ class HttpConn {
 HttpResult Http(int port, const std::string& method, const std::string& target,
                 const std::string& body = "");
 
+// Whether DRAY_TEST_STORE is postgres (or postgres:CONNINFO_FILE): each
+// ServerProcess then stores in PostgreSQL.
+bool UsesPostgres();
+
 // Runs `dray server` in a child process.
 class ServerProcess {
  public:
-  // A new temp data dir; `args` are passed after the defaults.
+  // A new temp data dir; `args` are passed after the defaults. When
+  // UsesPostgres(), the server stores in a
+  // new database of its own on the test PostgreSQL server
+  // (support/test_postgres.h) instead of in the data dir, dropped at
+  // destruction; the constructor throws if it cannot be made.
   explicit ServerProcess(std::vector<std::string> args = {});
-  ~ServerProcess();  // SIGKILL if still running; removes the data dir
+  ~ServerProcess();  // SIGKILL if still running; removes the data dir (and database)
 
   // Starts it and waits until it listens. Reuses the data dir and the port
   // (restart).
@@ -68,6 +76,8 @@ class ServerProcess {
   // Environment for the next Start: KEY=VALUE entries added to the test's own.
   void set_env(std::vector<std::string> env) { env_ = std::move(env); }
 
+  // The --store it is given ("": the default, SQLite in the data dir).
+  const std::string& store() const { return store_; }
   int port() const { return port_; }
   const std::string& data_dir() const { return data_dir_; }
   pid_t pid() const { return pid_; }
@@ -77,6 +87,7 @@ class ServerProcess {
   std::string host_ = "127.0.0.1";
   std::vector<std::string> env_;
   std::string data_dir_;
+  std::string store_;
   pid_t pid_ = -1;
   int port_ = 0;
 };

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "store/postgres/migrations.h"
-#include "store/postgres/test_database_test_util.h"
+#include "support/test_postgres.h"
 #include "support/status_assert.h"
 
 namespace dray {

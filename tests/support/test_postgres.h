@@ -3,6 +3,11 @@
 // tests/CMakeLists.txt). The server is named by DRAY_TEST_PG (a libpq
 // connection string) or by the file DRAY_TEST_PG_FILE names; with neither,
 // there is no server and the PostgreSQL tests skip.
+//
+// With DRAY_TEST_STORE=postgres (or postgres:FILE, FILE naming the server
+// as DRAY_TEST_PG_FILE does), every `dray server` a test starts
+// (ServerProcess) stores in a database of its own on that server: ctest
+// runs the store-independent black-box tests a second time that way.
 #pragma once
 
 #include <libpq-fe.h>
@@ -19,6 +24,11 @@ inline std::string ServerConninfo() {
   if (const char* c = std::getenv("DRAY_TEST_PG"); c && *c) return c;
   if (const char* f = std::getenv("DRAY_TEST_PG_FILE"); f && *f) {
     std::ifstream in(f);
+    std::string line;
+    if (std::getline(in, line)) return line;
+  }
+  if (const char* s = std::getenv("DRAY_TEST_STORE"); s && std::string(s).rfind("postgres:", 0) == 0) {
+    std::ifstream in(s + 9);
     std::string line;
     if (std::getline(in, line)) return line;
   }
@@ -68,6 +78,31 @@ inline std::string CreateDatabase(const std::string& key, std::string* error) {
   }
   // A keyword given twice: libpq takes the last.
   return ServerConninfo() + " dbname=" + name;
+}
+
+// The database for `key` as a URL for `dray server --store`
+// (postgresql://user@host:port/name), from the server's connection string
+// (keyword=value pairs without quotes, as scripts/test-postgres.sh writes
+// it); "" when there is no server.
+inline std::string DatabaseUrl(const std::string& key) {
+  const std::string conninfo = ServerConninfo();
+  if (conninfo.empty()) return "";
+  std::string host = "127.0.0.1", port = "5432", user;
+  std::size_t at = 0;
+  while (at < conninfo.size()) {
+    std::size_t end = conninfo.find(' ', at);
+    if (end == std::string::npos) end = conninfo.size();
+    const std::string pair = conninfo.substr(at, end - at);
+    at = end + 1;
+    const std::size_t eq = pair.find('=');
+    if (eq == std::string::npos) continue;
+    const std::string k = pair.substr(0, eq), v = pair.substr(eq + 1);
+    if (k == "host") host = v;
+    if (k == "port") port = v;
+    if (k == "user") user = v;
+  }
+  return "postgresql://" + (user.empty() ? "" : user + "@") + host + ":" + port + "/" +
+         DatabaseName(key);
 }
 
 inline void DropDatabase(const std::string& key) {
