@@ -224,26 +224,25 @@ Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, Engi
   if (was_running && (HasReady(*q) || placed_ready_ > 0)) out->made_ready = true;
   if (terminal) {
     out->finished.push_back(t.id);
-    if (!buffered_waits_.empty()) ScheduledRunEnded(t.id, in.now);
-    if (!task_triggers_.empty()) QueueOutcomeTriggers(t);
+    schedules_.TaskEnded(t.id, in.now);
+    triggers_.TaskEnded(t);
   }
   auto snapshot = std::make_shared<const Task>(std::move(t));
   if (after) *after = *snapshot;
   const TaskState state = snapshot->state;
   Emit(std::move(snapshot), /*created=*/false, out);
   if (workflow) TaskOfWorkflowFinished(workflow, state, in.now, out);
-  if (!draining_ && (!cascade_.empty() || !pending_fires_.empty())) {
+  if (!draining_ && (!cascade_.empty() || triggers_.has_pending())) {
     draining_ = true;
-    while (!cascade_.empty() || !pending_fires_.empty()) {
+    while (!cascade_.empty() || triggers_.has_pending()) {
       if (!cascade_.empty()) {
         Finished f = std::move(cascade_.front());
         cascade_.pop_front();
         Release(f, in.now, out);
         continue;
       }
-      PendingFire p = std::move(pending_fires_.front());
-      pending_fires_.pop_front();
-      FireTrigger(p.trigger, std::move(p.payload), "dray.source", p.source, in.now, out);
+      BookHost host(this, out);
+      triggers_.FirePending(in.now, &host);
     }
     draining_ = false;
   }
@@ -475,6 +474,38 @@ Task Engine::MakeTask(TaskSpec&& spec, const QueueState& q, TimeMs now) {
   t.seq = next_seq_++;
   return t;
 }
+
+// ---------------------------------------------------------------- book host
+
+bool Engine::BookHost::IsLive(const std::string& ns, const std::string& id) const {
+  return engine_->IsLive(ns, id);
+}
+
+Status Engine::BookHost::Room(std::size_t n) const {
+  const std::size_t live = engine_->live_.size();
+  const std::size_t limit = engine_->options_.max_live_tasks;
+  if (live + n <= limit) return Status::Ok();
+  return ResourceExhausted("the server holds " + std::to_string(live) +
+                           " live tasks; the limit is " + std::to_string(limit));
+}
+
+std::string Engine::BookHost::Submit(TaskSpec&& spec, TimeMs now) {
+  Task t = engine_->MakeTask(std::move(spec), engine_->QueueFor(spec.ns, spec.queue, out_), now);
+  std::string id = t.id;
+  engine_->Insert(std::move(t), out_);
+  return id;
+}
+
+void Engine::BookHost::Cancel(const std::string& ns, const std::string& id,
+                              const std::string& why, TimeMs now) {
+  Live* l = engine_->FindLive(ns, id);
+  if (!l) return;
+  ApplyInput in{now};
+  in.error = why;  // a view: `why` outlives the step
+  (void)engine_->Step(l, EventInput{TaskEvent::kCancel}, in, out_);
+}
+
+void Engine::BookHost::Record(Mutation m) { out_->mutations.push_back(std::move(m)); }
 
 // ---------------------------------------------------------------- workflows
 
@@ -934,7 +965,7 @@ void Engine::Tick(TimeMs now, EngineOutput* out) {
     it = throttled_.erase(it);
   }
   PruneKeys(now);
-  PruneEventIds(now);
+  triggers_.PruneEventIds(now);
   ReapWorkers(now, out);
   FireSchedules(now, out);
 }
@@ -946,7 +977,7 @@ std::optional<TimeMs> Engine::NextWakeup() const {
     const TimeMs at = q->settings.rate > 0 ? TokenAt(*q) : 0;
     if (!next || at < *next) next = at;
   }
-  if (const ScheduleLive* s = schedule_heap_.top(); s && (!next || s->due < *next)) next = s->due;
+  if (const auto due = schedules_.NextDue(); due && (!next || *due < *next)) next = due;
   if (const WorkerLive* w = worker_deadlines_.top(); w && (!next || w->deadline < *next)) {
     next = w->deadline;
   }
