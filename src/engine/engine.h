@@ -370,7 +370,7 @@ class Engine {
   // Schedules: fires what is due at `now` into `out` (schedules.cc).
   void FireSchedules(TimeMs now, EngineOutput* out);
   // The engine as the schedule and trigger books see it during one
-  // call: a TaskHost bound to the call's output (engine_records.h).
+  // call: a TaskHost bound to the call's output (book_host.h).
   class BookHost;
   // Workers: a registered worker's record by (ns, id), or null; keeps the
   // index of the tasks each holds as a task enters or leaves running;

@@ -1,8 +1,7 @@
 // Engine-internal: a queue, a concurrency key, a workflow and a registered
-// worker as the engine holds them, and the engine as the schedule and
-// trigger books see it (engine.cc and the files beside it need the whole
-// types). A live task's records are in live_table.h; schedules and
-// triggers are in schedule_book.h and trigger_book.h.
+// worker as the engine holds them (engine.cc and the files beside it need
+// the whole types). A live task's records are in live_table.h; schedules
+// and triggers are in schedule_book.h and trigger_book.h.
 #pragma once
 
 #include <array>
@@ -14,7 +13,6 @@
 
 #include "engine/engine.h"
 #include "engine/live_table.h"
-#include "engine/task_host.h"
 
 namespace dray {
 
@@ -80,23 +78,6 @@ struct Engine::WorkerLive {
   std::set<std::string> affinity_keys;        // keys bound to it
   TimeMs deadline = 0;                        // last_seen + the grace
   HeapPos heap_pos = kNotInHeap;
-};
-
-// Made on the stack for one call and handed to a book; `out` may be null
-// only for a call that records nothing (recovery).
-class Engine::BookHost final : public TaskHost {
- public:
-  BookHost(Engine* engine, EngineOutput* out) : engine_(engine), out_(out) {}
-  bool IsLive(const std::string& ns, const std::string& id) const override;
-  Status Room(std::size_t n) const override;
-  std::string Submit(TaskSpec&& spec, TimeMs now) override;
-  void Cancel(const std::string& ns, const std::string& id, const std::string& why,
-              TimeMs now) override;
-  void Record(Mutation m) override;
-
- private:
-  Engine* const engine_;
-  EngineOutput* const out_;
 };
 
 }  // namespace dray

@@ -2,7 +2,7 @@
 // Tick where it did before, then asks the TriggerBook with a host bound to
 // its output.
 #include "engine/engine.h"
-#include "engine/engine_records.h"
+#include "engine/book_host.h"
 
 namespace dray {
 
