@@ -9,6 +9,7 @@
 
 #include "core/json_writer.h"
 #include "core/time_format.h"
+#include "engine/book_host.h"
 #include "engine/engine_records.h"
 
 namespace dray {
@@ -224,26 +225,25 @@ Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, Engi
   if (was_running && (HasReady(*q) || placed_ready_ > 0)) out->made_ready = true;
   if (terminal) {
     out->finished.push_back(t.id);
-    if (!buffered_waits_.empty()) ScheduledRunEnded(t.id, in.now);
-    if (!task_triggers_.empty()) QueueOutcomeTriggers(t);
+    schedules_.TaskEnded(t.id, in.now);
+    triggers_.TaskEnded(t);
   }
   auto snapshot = std::make_shared<const Task>(std::move(t));
   if (after) *after = *snapshot;
   const TaskState state = snapshot->state;
   Emit(std::move(snapshot), /*created=*/false, out);
   if (workflow) TaskOfWorkflowFinished(workflow, state, in.now, out);
-  if (!draining_ && (!cascade_.empty() || !pending_fires_.empty())) {
+  if (!draining_ && (!cascade_.empty() || triggers_.has_pending())) {
     draining_ = true;
-    while (!cascade_.empty() || !pending_fires_.empty()) {
+    while (!cascade_.empty() || triggers_.has_pending()) {
       if (!cascade_.empty()) {
         Finished f = std::move(cascade_.front());
         cascade_.pop_front();
         Release(f, in.now, out);
         continue;
       }
-      PendingFire p = std::move(pending_fires_.front());
-      pending_fires_.pop_front();
-      FireTrigger(p.trigger, std::move(p.payload), "dray.source", p.source, in.now, out);
+      BookHost host(this, out);
+      triggers_.FirePending(in.now, &host);
     }
     draining_ = false;
   }
@@ -556,7 +556,7 @@ void Engine::Tick(TimeMs now, EngineOutput* out) {
     it = throttled_.erase(it);
   }
   PruneKeys(now);
-  PruneEventIds(now);
+  triggers_.PruneEventIds(now);
   ReapWorkers(now, out);
   FireSchedules(now, out);
 }
@@ -568,7 +568,7 @@ std::optional<TimeMs> Engine::NextWakeup() const {
     const TimeMs at = q->settings.rate > 0 ? TokenAt(*q) : 0;
     if (!next || at < *next) next = at;
   }
-  if (const ScheduleLive* s = schedule_heap_.top(); s && (!next || s->due < *next)) next = s->due;
+  if (const auto due = schedules_.NextDue(); due && (!next || *due < *next)) next = due;
   if (const WorkerLive* w = worker_deadlines_.top(); w && (!next || w->deadline < *next)) {
     next = w->deadline;
   }

@@ -55,6 +55,8 @@
 #include "dray/types.h"
 #include "engine/indexed_heap.h"
 #include "engine/live_table.h"
+#include "engine/schedule_book.h"
+#include "engine/trigger_book.h"
 #include "core/records.h"
 
 namespace dray {
@@ -189,8 +191,8 @@ class Engine {
                                       std::size_t limit, std::size_t next_n, TimeMs now) const;
   std::size_t schedules() const { return schedules_.size(); }
   // Since the engine started: ticks that submitted a task, and ticks let go.
-  std::uint64_t ticks_fired() const { return ticks_fired_; }
-  std::uint64_t ticks_skipped() const { return ticks_skipped_; }
+  std::uint64_t ticks_fired() const { return schedules_.ticks_fired(); }
+  std::uint64_t ticks_skipped() const { return schedules_.ticks_skipped(); }
 
   // --- Events and triggers (docs/events.md). A trigger on an event name
   // submits its task in the output that records the event; a trigger on
@@ -208,10 +210,7 @@ class Engine {
   std::optional<Trigger> FindTrigger(const std::string& ns, const std::string& id) const;
   std::vector<Trigger> ListTriggers(const std::string& ns, const std::string& after,
                                     std::size_t limit) const;
-  struct EventOutcome {
-    Event event;             // as recorded (for a duplicate: ns and id only)
-    bool duplicate = false;  // its id was seen within the window: nothing done
-  };
+  using EventOutcome = dray::EventOutcome;  // trigger_book.h
   // Records an event and submits a task for each trigger on its name that
   // is not paused and for which `matches` (the caller reads the payload)
   // holds. ResourceExhausted, doing nothing, past max_live_tasks.
@@ -324,27 +323,12 @@ class Engine {
     std::shared_ptr<const std::string> result;
     std::vector<IdBytes> children;
   };
-  struct ScheduleLive;
-  struct ScheduleLess {
-    bool operator()(const ScheduleLive* a, const ScheduleLive* b) const;
-  };
-  struct SchedulePos {
-    HeapPos& operator()(ScheduleLive* s) const;
-  };
-  using ScheduleHeap = IndexedHeap<ScheduleLive, ScheduleLess, SchedulePos>;
   struct WorkerLive;
   struct WorkerLess {
     bool operator()(const WorkerLive* a, const WorkerLive* b) const;
   };
   struct WorkerPos {
     HeapPos& operator()(WorkerLive* w) const;
-  };
-  struct TriggerLive;
-  // A trigger's task to submit once the current transition is done.
-  struct PendingFire {
-    TriggerLive* trigger;
-    std::string payload;  // the fired task's payload
-    std::string source;   // the source task's id
   };
   QueueState& QueueFor(const std::string& ns, const std::string& name, EngineOutput* out);
   Live* FindLive(const std::string& ns, const std::string& id) const;
@@ -385,27 +369,11 @@ class Engine {
   void Emit(std::shared_ptr<const Task> snapshot, bool created, EngineOutput* out);
   Live* Insert(Task&& task, EngineOutput* out);
   void PruneKeys(TimeMs now);
-  // Schedules: fires what is due; handles one schedule's due ticks; puts
-  // it back in the heap at its next fire time (or leaves it out: paused,
-  // ended, or a buffered tick waiting for its previous run).
+  // Schedules: fires what is due at `now` into `out` (schedules.cc).
   void FireSchedules(TimeMs now, EngineOutput* out);
-  void HandleSchedule(ScheduleLive* s, TimeMs now, EngineOutput* out);
-  void FireTick(ScheduleLive* s, TimeMs tick, TimeMs now, EngineOutput* out);
-  void ArmSchedule(ScheduleLive* s, TimeMs now);
-  bool RunGoing(const ScheduleLive* s) const;
-  Schedule ViewSchedule(const ScheduleLive& s, std::size_t next_n, TimeMs now) const;
-  void EmitSchedule(const ScheduleLive& s, EngineOutput* out);
-  // A task ended: a schedule whose buffered tick waited for it is due now.
-  void ScheduledRunEnded(const std::string& id, TimeMs now);
-  // Triggers: queues the fires of the task triggers matching a task that
-  // ended; submits a trigger's task (returns its id; empty when the live
-  // task limit is reached).
-  void QueueOutcomeTriggers(const Task& t);
-  std::string FireTrigger(TriggerLive* tr, std::string payload, const char* source_label,
-                          const std::string& source, TimeMs now, EngineOutput* out);
-  void IndexTrigger(TriggerLive* tr);
-  void UnindexTrigger(TriggerLive* tr);
-  void PruneEventIds(TimeMs now);
+  // The engine as the schedule and trigger books see it during one
+  // call: a TaskHost bound to the call's output (book_host.h).
+  class BookHost;
   // Workers: a registered worker's record by (ns, id), or null; keeps the
   // index of the tasks each holds as a task enters or leaves running;
   // declares dead those silent past the grace; releases a worker's tasks.
@@ -494,23 +462,11 @@ class Engine {
   std::vector<Live*> restored_with_deps_;  // recovery: linked by FinishRecovery
   std::set<QueueState*> throttled_;  // out of tokens with ready work
 
-  std::map<std::pair<std::string, std::string>, std::unique_ptr<ScheduleLive>> schedules_;
-  ScheduleHeap schedule_heap_;  // by due time
-  // The previous run's task id -> the schedule whose buffered tick waits for it.
-  std::unordered_map<std::string, ScheduleLive*> buffered_waits_;
-  std::uint64_t ticks_fired_ = 0;
-  std::uint64_t ticks_skipped_ = 0;
+  ScheduleBook schedules_{&ids_};
 
-  std::map<std::pair<std::string, std::string>, std::unique_ptr<TriggerLive>> triggers_;
-  // Event triggers by (namespace, event name); task triggers by namespace.
-  std::map<std::pair<std::string, std::string>, std::vector<TriggerLive*>> event_triggers_;
-  std::map<std::string, std::vector<TriggerLive*>> task_triggers_;
-  std::deque<PendingFire> pending_fires_;  // drained by the outermost Step
-  // Event ids (ns + '\0' + id) seen within the window, and their order.
-  std::unordered_map<std::string, TimeMs> event_ids_;
+  TriggerBook triggers_{&ids_, options_.idempotency_window_ms};
   std::map<std::pair<std::string, std::string>, std::unique_ptr<WorkerLive>> workers_;
   IndexedHeap<WorkerLive, WorkerLess, WorkerPos> worker_deadlines_;
-  std::deque<std::pair<TimeMs, std::string>> event_order_;
   // Placement: ready tasks in `placed` sets; (ns, affinity key) -> the
   // worker it is bound to; reserved task id -> its worker.
   std::size_t placed_ready_ = 0;

@@ -1,7 +1,7 @@
-// Engine-internal: a queue, a concurrency key, a workflow, a schedule, a
-// trigger and a registered worker as the engine holds them (engine.cc and
-// the files beside it need the whole types). A live task's records are in
-// live_table.h.
+// Engine-internal: a queue, a concurrency key, a workflow and a registered
+// worker as the engine holds them (engine.cc and the files beside it need
+// the whole types). A live task's records are in live_table.h; schedules
+// and triggers are in schedule_book.h and trigger_book.h.
 #pragma once
 
 #include <array>
@@ -11,13 +11,12 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/schedule_time.h"
 #include "engine/engine.h"
 #include "engine/live_table.h"
 
 namespace dray {
 
-// A key unique across namespaces: ns + '\0' + key (idempotency keys, event ids).
+// A key unique across namespaces: ns + '\0' + key (idempotency keys).
 inline std::string KeyOf(const std::string& ns, const std::string& key) {
   std::string k;
   k.reserve(ns.size() + 1 + key.size());
@@ -64,14 +63,6 @@ struct QueueState {
   bool bucket_empty = false;  // restored: the bucket starts empty at first use
 };
 
-
-struct Engine::ScheduleLive {
-  Schedule s;             // as stored (next_fire_times empty)
-  ScheduleTiming timing;  // built from s.spec
-  TimeMs due = 0;         // when Tick looks at it next
-  HeapPos heap_pos = kNotInHeap;
-};
-
 struct Engine::WorkerLive {
   // What one running task holds of the worker: taken at lease, given back
   // exactly when the attempt ends.
@@ -87,10 +78,6 @@ struct Engine::WorkerLive {
   std::set<std::string> affinity_keys;        // keys bound to it
   TimeMs deadline = 0;                        // last_seen + the grace
   HeapPos heap_pos = kNotInHeap;
-};
-
-struct Engine::TriggerLive {
-  Trigger t;
 };
 
 }  // namespace dray
