@@ -1,7 +1,7 @@
-// Engine-internal: a queue, a concurrency key, a workflow, a schedule, a
-// trigger and a registered worker as the engine holds them (engine.cc and
-// the files beside it need the whole types). A live task's records are in
-// live_table.h.
+// Engine-internal: a queue, a concurrency key, a workflow, a schedule and a
+// trigger as the engine holds them (engine.cc and the files beside it need
+// the whole types). A live task's records are in live_table.h, a registered
+// worker's in worker_pool.h.
 #pragma once
 
 #include <array>
@@ -48,7 +48,7 @@ struct QueueState {
   QueueSettings settings;
   ReadyHeap ready;
   // Ready tasks with a Placement, in the ready heap's order: a lease looks
-  // past those the leasing worker cannot take (placement.cc).
+  // past those the leasing worker cannot take (worker_pool.h).
   std::set<Live*, ReadyLess> placed;
   // Ready placed tasks no live worker could run (heap_pos kParked): out of
   // every lease's way until a worker that could registers.
@@ -69,23 +69,6 @@ struct Engine::ScheduleLive {
   Schedule s;             // as stored (next_fire_times empty)
   ScheduleTiming timing;  // built from s.spec
   TimeMs due = 0;         // when Tick looks at it next
-  HeapPos heap_pos = kNotInHeap;
-};
-
-struct Engine::WorkerLive {
-  // What one running task holds of the worker: taken at lease, given back
-  // exactly when the attempt ends.
-  struct Holding {
-    std::map<std::string, std::int64_t> resources;
-    std::vector<std::string> gpus;  // device ids assigned to it
-  };
-  WorkerInfo info;  // `running`, `in_use`, `gpu_devices_in_use` and `reserved_for` left empty
-  std::map<std::string, Holding> running;     // by task id
-  std::map<std::string, std::int64_t> used;   // the sum of the holdings
-  std::set<std::string> gpus_in_use;
-  std::string reserved_for;                   // a task id, or empty
-  std::set<std::string> affinity_keys;        // keys bound to it
-  TimeMs deadline = 0;                        // last_seen + the grace
   HeapPos heap_pos = kNotInHeap;
 };
 
