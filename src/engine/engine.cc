@@ -30,7 +30,9 @@ std::optional<std::uint64_t> ParseToken(std::string_view s) {
 }  // namespace
 
 Engine::Engine(EngineOptions options)
-    : options_(options), rng_(options.seed ? options.seed : std::random_device{}()) {}
+    : options_(options),
+      rng_(options.seed ? options.seed : std::random_device{}()),
+      pool_(live_, options.worker_grace_ms) {}
 
 Engine::~Engine() = default;
 
@@ -55,7 +57,7 @@ void Engine::Index(Live* l, EngineOutput* out) {
   KeyGroup* g = l->group();
   switch (l->state()) {
     case TaskState::kReady:
-      if (!g) PushReady(l->queue, l);  // a keyed one: RefreshKey below decides
+      if (!g) pool_.PushReady(l->queue, l);  // a keyed one: RefreshKey below decides
       break;
     case TaskState::kScheduled:
       timers_.push(l);
@@ -80,7 +82,7 @@ void Engine::Unindex(Live* l) {
   l->queue->counts[l->state_value]--;
   switch (l->state()) {
     case TaskState::kReady:
-      EraseReady(l->queue, l);
+      pool_.EraseReady(l->queue, l);
       break;
     case TaskState::kScheduled:
       timers_.erase(l);
@@ -115,10 +117,10 @@ void Engine::RefreshKey(QueueState* q, KeyGroup* g, EngineOutput* out) {
     const bool may_start = rank < limit && g->running < limit;
     const bool in_heap = m->heap_pos != kNotInHeap;
     if (may_start && !in_heap) {
-      PushReady(q, m);
+      pool_.PushReady(q, m);
       if (out) out->made_ready = true;
     } else if (!may_start && in_heap) {
-      EraseReady(q, m);
+      pool_.EraseReady(q, m);
     }
   }
   g->window = limit;
@@ -189,11 +191,11 @@ Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, Engi
   const bool was_running = l->state() == TaskState::kRunning;
   Unindex(l);
   // Registered workers keep the ids of the tasks they hold.
-  const std::string old_worker = !workers_.empty() && was_running ? t.worker : std::string();
+  const std::string old_worker = !pool_.empty() && was_running ? t.worker : std::string();
   Apply(*decision, in, &t);
-  if (!workers_.empty()) {
-    TrackRunning(l, t.ns, old_worker, t.state == TaskState::kRunning ? t.worker : std::string(),
-                 t.id);
+  if (!pool_.empty()) {
+    pool_.TrackRunning(l, t.ns, old_worker,
+                       t.state == TaskState::kRunning ? t.worker : std::string(), t.id);
   }
   const bool terminal = IsTerminal(t.state);
   WorkflowLive* workflow = nullptr;
@@ -222,7 +224,9 @@ Status Engine::Step(Live* l, const EventInput& event, const ApplyInput& in, Engi
   }
   // A slot under the queue's concurrency limit, or a worker's capacity,
   // came free.
-  if (was_running && (HasReady(*q) || placed_ready_ > 0)) out->made_ready = true;
+  if (was_running && (WorkerPool::HasReady(*q) || pool_.placed_ready() > 0)) {
+    out->made_ready = true;
+  }
   if (terminal) {
     out->finished.push_back(t.id);
     schedules_.TaskEnded(t.id, in.now);
@@ -348,7 +352,7 @@ StatusOr<Task> Engine::Retry(Task stored, TimeMs now, EngineOutput* out) {
 
 StatusOr<std::vector<LeasedTask>> Engine::Lease(const LeaseRequest& req, TimeMs now,
                                                 EngineOutput* out) {
-  if (!workers_.empty()) SawWorker(WorkerOf(req.ns, req.worker), now);  // before Tick reaps
+  if (!pool_.empty()) pool_.Saw(pool_.Find(req.ns, req.worker), now);  // before Tick reaps
   Tick(now, out);
   std::vector<QueueState*> qs;
   for (const std::string& name : req.queues) {
@@ -358,7 +362,7 @@ StatusOr<std::vector<LeasedTask>> Engine::Lease(const LeaseRequest& req, TimeMs 
       qs.push_back(it->second.get());
     }
   }
-  WorkerLive* w = WorkerOf(req.ns, req.worker);
+  WorkerPool::Worker* w = pool_.Find(req.ns, req.worker);
   std::vector<LeasedTask> leased;
   while (leased.size() < req.max) {
     QueueState* best = nullptr;
@@ -366,7 +370,7 @@ StatusOr<std::vector<LeasedTask>> Engine::Lease(const LeaseRequest& req, TimeMs 
     double best_pass = 0;
     for (QueueState* q : qs) {
       if (!CanStart(q, now)) continue;
-      Live* c = PickFor(q, w, now, out);
+      Live* c = pool_.PickFor(q, w, waiters_, now, &out->made_ready);
       if (!c) continue;
       const double pass = std::max(q->pass, vtime_);
       if (!best || pass < best_pass || (pass == best_pass && ReadyLess()(c, l))) {
@@ -416,38 +420,10 @@ StatusOr<Live*> Engine::FindLeased(const std::string& ns, const std::string& id,
   return l;
 }
 
-// (Here, not in workers.cc: they need the whole Live.)
-void Engine::SawHolder(const std::string& ns, const std::string& task_id, TimeMs now) {
-  if (workers_.empty()) return;
-  const Live* l = FindLive(ns, task_id);
-  if (!l || !l->run || l->state() != TaskState::kRunning) return;
-  WorkerLive* w = WorkerOf(ns, l->run->worker);
-  if (!w) return;
-  SawWorker(w, now);
-  Hold(w, l, task_id);  // adopts a task leased before it registered
-}
-
-void Engine::ReleaseTasksOf(WorkerLive* w, const std::string& why, TimeMs now,
-                            EngineOutput* out) {
-  // Copied first: each step takes its task out of the set.
-  std::vector<std::string> held;
-  for (const auto& entry : w->running) held.push_back(entry.first);
-  for (const std::string& id : held) {
-    Live* l = FindLive(w->info.spec.ns, id);
-    if (!l || l->state() != TaskState::kRunning) continue;
-    ApplyInput in{now};
-    in.error = why;
-    EventInput ev{TaskEvent::kExpire};
-    ev.jitter_u = std::uniform_real_distribution<double>(0, 1)(rng_);
-    (void)Step(l, ev, in, out);
-  }
-  w->running.clear();
-}
-
 StatusOr<HeartbeatOutcome> Engine::Heartbeat(const std::string& ns, const std::string& id,
                                              std::string_view token, std::int64_t lease_ms,
                                              TimeMs now, EngineOutput* out) {
-  SawHolder(ns, id, now);  // a sign of life from the worker, before Tick reaps
+  pool_.SawHolder(ns, id, now);  // a sign of life from the worker, before Tick reaps
   Tick(now, out);
   auto found = FindLeased(ns, id, token);
   if (!found.ok()) return found.status();
@@ -462,7 +438,7 @@ StatusOr<HeartbeatOutcome> Engine::Heartbeat(const std::string& ns, const std::s
 StatusOr<Task> Engine::Complete(const std::string& ns, const std::string& id,
                                 std::string_view token, std::string result, TimeMs now,
                                 EngineOutput* out) {
-  SawHolder(ns, id, now);  // a sign of life from the worker, before Tick reaps
+  pool_.SawHolder(ns, id, now);  // a sign of life from the worker, before Tick reaps
   Tick(now, out);
   auto found = FindLeased(ns, id, token);
   if (!found.ok()) return found.status();
@@ -477,7 +453,7 @@ StatusOr<Task> Engine::Complete(const std::string& ns, const std::string& id,
 StatusOr<Task> Engine::Fail(const std::string& ns, const std::string& id, std::string_view token,
                             std::string error, bool retry, std::string result, TimeMs now,
                             EngineOutput* out) {
-  SawHolder(ns, id, now);  // a sign of life from the worker, before Tick reaps
+  pool_.SawHolder(ns, id, now);  // a sign of life from the worker, before Tick reaps
   Tick(now, out);
   auto found = FindLeased(ns, id, token);
   if (!found.ok()) return found.status();
@@ -494,7 +470,7 @@ StatusOr<Task> Engine::Fail(const std::string& ns, const std::string& id, std::s
 // ---------------------------------------------------------------- waiters
 
 void Engine::AddWaiter(std::uint64_t waiter_id, LeaseRequest req) {
-  waiters_.emplace(waiter_id, Waiter{waiter_id, std::move(req)});
+  waiters_.emplace(waiter_id, std::move(req));
 }
 
 void Engine::RemoveWaiter(std::uint64_t waiter_id) { waiters_.erase(waiter_id); }
@@ -507,11 +483,11 @@ std::vector<std::pair<std::uint64_t, std::vector<LeasedTask>>> Engine::ServeWait
   for (bool again = true; again;) {
     again = false;
     for (auto it = waiters_.begin(); it != waiters_.end();) {
-      auto leased = Lease(it->second.req, now, out);
+      auto leased = Lease(it->second, now, out);
       if (leased.ok() && !leased->empty()) {
         served.emplace_back(it->first, std::move(*leased));
         it = waiters_.erase(it);
-        again = placed_ready_ > 0;
+        again = pool_.placed_ready() > 0;
       } else {
         ++it;
       }
@@ -552,7 +528,7 @@ void Engine::Tick(TimeMs now, EngineOutput* out) {
       ++it;
       continue;
     }
-    if (HasReady(*q)) out->made_ready = true;  // a token came: serve waiters
+    if (WorkerPool::HasReady(*q)) out->made_ready = true;  // a token came: serve waiters
     it = throttled_.erase(it);
   }
   PruneKeys(now);
@@ -569,9 +545,7 @@ std::optional<TimeMs> Engine::NextWakeup() const {
     if (!next || at < *next) next = at;
   }
   if (const auto due = schedules_.NextDue(); due && (!next || *due < *next)) next = due;
-  if (const WorkerLive* w = worker_deadlines_.top(); w && (!next || w->deadline < *next)) {
-    next = w->deadline;
-  }
+  if (auto at = pool_.NextDeadline(); at && (!next || *at < *next)) next = at;
   return next;
 }
 
@@ -582,7 +556,7 @@ TimeMs Engine::TokenAt(const QueueState& q) {
 }
 
 bool Engine::CanStart(QueueState* q, TimeMs now) {
-  if (!HasReady(*q)) return false;
+  if (!WorkerPool::HasReady(*q)) return false;
   const QueueSettings& s = q->settings;
   if (s.concurrency > 0 &&
       q->counts[static_cast<std::size_t>(TaskState::kRunning)] >= s.concurrency) {
@@ -645,12 +619,14 @@ std::pair<std::string, std::string> Engine::WaitReasonOf(const Live* l) const {
                               " per second; the next start is allowed at " +
                               FormatRfc3339(TokenAt(q))};
   }
-  if (const Placement* p = PlacementOf(l)) {
-    if (std::string why = UnschedulableReason(l, *p); !why.empty()) return {"unschedulable", why};
-    if (!p->resources.empty() && !workers_.empty() && !AnyHasRoom(l, *p)) {
+  if (const Placement* p = WorkerPool::PlacementOf(l)) {
+    if (std::string why = pool_.UnschedulableReason(q.ns, q.name, *p); !why.empty()) {
+      return {"unschedulable", why};
+    }
+    if (!p->resources.empty() && !pool_.empty() && !pool_.AnyHasRoom(q.ns, q.name, *p)) {
       std::string detail = "no live worker that could run it has room free now";
-      if (auto r = reservations_.find(FormatId(l->id)); r != reservations_.end()) {
-        detail += "; worker " + r->second->info.spec.id + " is held for it";
+      if (const WorkerPool::Worker* r = pool_.ReservedFor(FormatId(l->id))) {
+        detail += "; worker " + r->info.spec.id + " is held for it";
       }
       return {"resources", detail};
     }
@@ -693,7 +669,7 @@ StatusOr<QueueSettings> Engine::PatchQueue(const std::string& ns, const std::str
     for (auto& [key, g] : q.keys) RefreshKey(&q, &g, out);
   }
   // Resumed, or a limit raised: whoever waits may get work now.
-  if (HasReady(q)) out->made_ready = true;
+  if (WorkerPool::HasReady(q)) out->made_ready = true;
   return s;
 }
 

@@ -57,6 +57,7 @@
 #include "engine/live_table.h"
 #include "engine/schedule_book.h"
 #include "engine/trigger_book.h"
+#include "engine/worker_pool.h"
 #include "core/records.h"
 
 namespace dray {
@@ -234,7 +235,7 @@ class Engine {
                           EngineOutput* out);
   std::optional<WorkerInfo> FindWorker(const std::string& ns, const std::string& id) const;
   std::vector<WorkerInfo> Workers(const std::string& ns) const;
-  std::size_t workers() const { return workers_.size(); }
+  std::size_t workers() const { return pool_.size(); }
 
   // --- Placement (docs/placement.md). A task with a Placement runs only
   // where it fits: a lease hands it to a registered worker whose labels
@@ -323,13 +324,6 @@ class Engine {
     std::shared_ptr<const std::string> result;
     std::vector<IdBytes> children;
   };
-  struct WorkerLive;
-  struct WorkerLess {
-    bool operator()(const WorkerLive* a, const WorkerLive* b) const;
-  };
-  struct WorkerPos {
-    HeapPos& operator()(WorkerLive* w) const;
-  };
   QueueState& QueueFor(const std::string& ns, const std::string& name, EngineOutput* out);
   Live* FindLive(const std::string& ns, const std::string& id) const;
   // Joins a task just compacted from `t` to its workflow and its
@@ -374,61 +368,11 @@ class Engine {
   // The engine as the schedule and trigger books see it during one
   // call: a TaskHost bound to the call's output (book_host.h).
   class BookHost;
-  // Workers: a registered worker's record by (ns, id), or null; keeps the
-  // index of the tasks each holds as a task enters or leaves running;
-  // declares dead those silent past the grace; releases a worker's tasks.
-  WorkerLive* WorkerOf(const std::string& ns, const std::string& id) const;
-  void TrackRunning(const Live* l, const std::string& ns, const std::string& old_worker,
-                    const std::string& new_worker, const std::string& task_id);
-  void SawWorker(WorkerLive* w, TimeMs now);
-  // A call about a running task: its lease holder, if registered, is alive.
-  void SawHolder(const std::string& ns, const std::string& task_id, TimeMs now);
+  // Workers (workers.cc; the pool decides, the engine steps): declares
+  // dead those silent past the grace; ends the attempts a gone worker held.
   void ReapWorkers(TimeMs now, EngineOutput* out);
-  void ReleaseTasksOf(WorkerLive* w, const std::string& why, TimeMs now, EngineOutput* out);
-  WorkerInfo ViewWorker(const WorkerLive& w) const;
-  // Placement (placement.cc). A ready task with a Placement waits in its
-  // queue's `placed` set (heap_pos kPlaced) instead of the ready heap.
-  static const Placement* PlacementOf(const Live* l);
-  void PushReady(QueueState* q, Live* l);
-  void EraseReady(QueueState* q, Live* l);
-  bool HasReady(const QueueState& q) const;
-  // The task a lease by `w` (null: an unregistered worker) takes from `q`
-  // next, or null; may reserve `w` for a large task it passes.
-  Live* PickFor(QueueState* q, WorkerLive* w, TimeMs now, EngineOutput* out);
-  // What a lease by `w` may do with placed task `c`.
-  enum class Verdict { kTake, kWait, kNotHere };
-  // `reserved`: the task `w` is held for, if any; set when `c` takes it.
-  Verdict MayTake(WorkerLive* w, const Live*& reserved, Live* c, TimeMs now, EngineOutput* out);
-  // Whether some live worker (or, for a task that needs none, any worker)
-  // could run it; parks the ones none could, and brings back those a newly
-  // registered worker could.
-  bool AnyAdmits(const Live* c, const Placement& p) const;
-  // Whether some live worker that could run it has room for it now.
-  bool AnyHasRoom(const Live* c, const Placement& p) const;
-  void Park(QueueState* q, Live* c);
-  void Unpark(const WorkerLive& w, EngineOutput* out);
-  // Whether `w` could run `p` at all: labels, queue, whole capacity.
-  static bool Admits(const WorkerLive& w, const Placement& p);
-  // Whether `p` fits what `w` has free, less `keep` (a reservation's need).
-  static bool FitsFree(const WorkerLive& w, const Placement& p, const Placement* keep);
-  // The live worker a pinned or affinity-keyed task must go to, or null.
-  const WorkerLive* TargetOf(const Live* c, const Placement& p) const;
-  // The task `w` is reserved for, if that reservation still stands.
-  const Live* ReservationOf(WorkerLive* w);
-  void Reserve(WorkerLive* w, const Live* c);
-  void DropReservation(const std::string& task_id);
-  // When enough of `w`'s running tasks must have ended (their attempt
-  // timeouts) for `r` to fit; a large value when that is unknown.
-  TimeMs ShadowTime(const WorkerLive& w, const Placement& r, TimeMs now) const;
-  // Whether a worker waiting in a long poll would be a better place for `c`.
-  bool BetterWaiter(const WorkerLive* w, const Live* c, const Placement& p) const;
-  double Score(const WorkerLive& w, const Live* c, const Placement& p) const;
-  void Hold(WorkerLive* w, const Live* l, const std::string& task_id);
-  void Unhold(WorkerLive* w, const std::string& task_id);
-  // A worker gone (dead or left): its reservation and affinity keys.
-  void ForgetWorker(WorkerLive* w);
-  // Why no live worker could ever run `l`, or "" if one could.
-  std::string UnschedulableReason(const Live* l, const Placement& p) const;
+  void ReleaseTasksOf(const WorkerPool::Worker& w, const std::string& why, TimeMs now,
+                      EngineOutput* out);
   std::int64_t LeaseMsFor(const Live* l, std::int64_t requested) const;
 
   const EngineOptions options_;
@@ -448,11 +392,7 @@ class Engine {
   std::unordered_map<std::string, KeyEntry> keys_;  // ns + '\0' + key
   std::deque<std::pair<TimeMs, std::string>> key_order_;  // (created_at, map key)
 
-  struct Waiter {
-    std::uint64_t id;
-    LeaseRequest req;
-  };
-  std::map<std::uint64_t, Waiter> waiters_;  // ordered by id = arrival
+  WorkerPool::Waiters waiters_;  // ordered by id = arrival
   double vtime_ = 0;  // stride scheduling: the pass of the last queue leased from
   std::map<std::pair<std::string, std::string>, std::unique_ptr<WorkflowLive>> workflows_;
   // Dependents to release, drained by the outermost Step (iteratively, so
@@ -465,14 +405,7 @@ class Engine {
   ScheduleBook schedules_{&ids_};
 
   TriggerBook triggers_{&ids_, options_.idempotency_window_ms};
-  std::map<std::pair<std::string, std::string>, std::unique_ptr<WorkerLive>> workers_;
-  IndexedHeap<WorkerLive, WorkerLess, WorkerPos> worker_deadlines_;
-  // Placement: ready tasks in `placed` sets; (ns, affinity key) -> the
-  // worker it is bound to; reserved task id -> its worker.
-  std::size_t placed_ready_ = 0;
-  std::uint64_t workers_epoch_ = 1;  // changes when a worker registers, leaves or dies
-  std::map<std::pair<std::string, std::string>, std::string> affinity_;
-  std::unordered_map<std::string, WorkerLive*> reservations_;
+  WorkerPool pool_;  // registered workers and placement
 };
 
 }  // namespace dray

@@ -1,7 +1,8 @@
-// Engine-internal: a queue, a concurrency key, a workflow and a registered
-// worker as the engine holds them (engine.cc and the files beside it need
-// the whole types). A live task's records are in live_table.h; schedules
-// and triggers are in schedule_book.h and trigger_book.h.
+// Engine-internal: a queue, a concurrency key and a workflow as the engine
+// holds them (engine.cc and the files beside it need the whole types). A
+// live task's records are in live_table.h; schedules and triggers are in
+// schedule_book.h and trigger_book.h, a registered worker's in
+// worker_pool.h.
 #pragma once
 
 #include <array>
@@ -47,7 +48,7 @@ struct QueueState {
   QueueSettings settings;
   ReadyHeap ready;
   // Ready tasks with a Placement, in the ready heap's order: a lease looks
-  // past those the leasing worker cannot take (placement.cc).
+  // past those the leasing worker cannot take (worker_pool.h).
   std::set<Live*, ReadyLess> placed;
   // Ready placed tasks no live worker could run (heap_pos kParked): out of
   // every lease's way until a worker that could registers.
@@ -61,23 +62,6 @@ struct QueueState {
   // One addition per start, so no rounding builds up.
   double tat = 0;
   bool bucket_empty = false;  // restored: the bucket starts empty at first use
-};
-
-struct Engine::WorkerLive {
-  // What one running task holds of the worker: taken at lease, given back
-  // exactly when the attempt ends.
-  struct Holding {
-    std::map<std::string, std::int64_t> resources;
-    std::vector<std::string> gpus;  // device ids assigned to it
-  };
-  WorkerInfo info;  // `running`, `in_use`, `gpu_devices_in_use` and `reserved_for` left empty
-  std::map<std::string, Holding> running;     // by task id
-  std::map<std::string, std::int64_t> used;   // the sum of the holdings
-  std::set<std::string> gpus_in_use;
-  std::string reserved_for;                   // a task id, or empty
-  std::set<std::string> affinity_keys;        // keys bound to it
-  TimeMs deadline = 0;                        // last_seen + the grace
-  HeapPos heap_pos = kNotInHeap;
 };
 
 }  // namespace dray

@@ -76,7 +76,8 @@ struct Extra {
   std::int32_t concurrency_limit = 0;
   std::unique_ptr<Deps> deps;      // dependencies, dependents, workflow
   std::unique_ptr<Placement> placement;  // resources, selectors, affinity
-  std::uint64_t checked_epoch = 0;  // workers_epoch_ when a scan last asked if any worker admits it
+  // WorkerPool::epoch() when a lease scan last asked whether any worker admits it.
+  std::uint64_t checked_epoch = 0;
 };
 
 // Attempts: set once a task is first leased.
