@@ -13,10 +13,13 @@
 #include <vector>
 
 #include "core/time_format.h"
+#include "engine/spec_builders_test_util.h"
 #include "support/status_assert.h"
 
 namespace dray {
 namespace {
+
+using testing_specs::Every;
 
 constexpr TimeMs kT0 = 1'700'000'000'000;  // 2023-11-14T22:13:20Z
 constexpr TimeMs kMin = 60'000;
@@ -69,15 +72,6 @@ class FakeHost : public TaskHost {
   std::vector<std::string> cancelled;  // the reasons
   std::vector<Schedule> rows;          // every PutSchedule, in order
 };
-
-ScheduleSpec Every(std::string id, std::int64_t interval_ms) {
-  ScheduleSpec s;
-  s.id = std::move(id);
-  s.interval_ms = interval_ms;
-  s.task.type = "tick";
-  s.task.queue = "s";
-  return s;
-}
 
 class ScheduleBookTest : public ::testing::Test {
  protected:

@@ -8,23 +8,16 @@
 #include <memory>
 
 #include "engine/engine.h"
+#include "engine/spec_builders_test_util.h"
 #include "support/status_assert.h"
 
 namespace dray {
 namespace {
 
+using testing_specs::Every;
+
 constexpr TimeMs kT0 = 1'700'000'000'000;  // 2023-11-14T22:13:20Z
 constexpr TimeMs kMin = 60'000;
-
-ScheduleSpec Every(std::string id, std::int64_t interval_ms) {
-  ScheduleSpec s;
-  s.id = std::move(id);
-  s.interval_ms = interval_ms;
-  s.task.type = "tick";
-  s.task.queue = "s";
-  s.task.max_attempts = 1;
-  return s;
-}
 
 // What the store would hold: the committed rows, rebuilt into an engine.
 struct Durable {

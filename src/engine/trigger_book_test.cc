@@ -12,10 +12,14 @@
 #include <vector>
 
 #include "core/time_format.h"
+#include "engine/spec_builders_test_util.h"
 #include "support/status_assert.h"
 
 namespace dray {
 namespace {
+
+using testing_specs::OnEvent;
+using testing_specs::OnTask;
 
 namespace json = boost::json;
 
@@ -64,27 +68,6 @@ class FakeHost : public TaskHost {
   std::vector<TaskSpec> submitted;
   std::vector<Event> events;  // every PutEvent, in order
 };
-
-TriggerSpec OnEvent(std::string id, std::string event) {
-  TriggerSpec t;
-  t.id = std::move(id);
-  t.event = std::move(event);
-  t.task.type = "ship";
-  t.task.queue = "shipping";
-  t.task.payload = R"({"carrier":"dhl"})";
-  return t;
-}
-
-TriggerSpec OnTask(std::string id, std::string queue, std::vector<TaskState> states) {
-  TriggerSpec t;
-  t.id = std::move(id);
-  t.on_task = true;
-  t.task_queue = std::move(queue);
-  t.task_states = std::move(states);
-  t.task.type = "alert";
-  t.task.queue = "alerts";
-  return t;
-}
 
 Task Ended(std::string id, std::string queue, TaskState state) {
   Task t;

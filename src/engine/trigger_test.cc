@@ -8,35 +8,18 @@
 
 #include "core/json_codec.h"
 #include "engine/engine.h"
+#include "engine/spec_builders_test_util.h"
 #include "support/status_assert.h"
 
 namespace dray {
 namespace {
 
+using testing_specs::OnEvent;
+using testing_specs::OnTask;
+
 namespace json = boost::json;
 
 constexpr TimeMs kT0 = 1'700'000'000'000;
-
-TriggerSpec OnEvent(std::string id, std::string event) {
-  TriggerSpec t;
-  t.id = std::move(id);
-  t.event = std::move(event);
-  t.task.type = "ship";
-  t.task.queue = "shipping";
-  t.task.payload = R"({"carrier":"dhl"})";
-  return t;
-}
-
-TriggerSpec OnTask(std::string id, std::string queue, std::vector<TaskState> states) {
-  TriggerSpec t;
-  t.id = std::move(id);
-  t.on_task = true;
-  t.task_queue = std::move(queue);
-  t.task_states = std::move(states);
-  t.task.type = "alert";
-  t.task.queue = "alerts";
-  return t;
-}
 
 std::vector<Task> Created(const EngineOutput& out) {
   std::vector<Task> tasks;
