@@ -5,6 +5,8 @@
 #
 #   scripts/test-postgres.sh start STATE_DIR   # initdb + start; writes STATE_DIR/conninfo
 #   scripts/test-postgres.sh stop STATE_DIR    # stops it and removes its files
+#   scripts/test-postgres.sh kill STATE_DIR    # kill -9 of the server (a crash)
+#   scripts/test-postgres.sh restart STATE_DIR # starts it again, same data and port
 #
 # The cluster lives in a temp dir, listens on 127.0.0.1 on a free port and on
 # a private socket dir, and runs as an unprivileged user (initdb refuses
@@ -22,7 +24,33 @@ bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true
 as_user=()
 if [ "$(id -u)" -eq 0 ]; then as_user=(runuser -u postgres --); fi
 
+# pg_start DIR PORT: the server of DIR on 127.0.0.1:PORT, waiting until it
+# accepts connections.
+pg_start() {
+  "${as_user[@]}" "$bindir/pg_ctl" -D "$1/data" -w -t 60 -l "$1/server.log" \
+    -o "-c listen_addresses=127.0.0.1 -p $2 -c unix_socket_directories=$1 \
+        -c fsync=off -c full_page_writes=off -c max_connections=300 \
+        -c shared_buffers=128MB" start > /dev/null
+}
+
 case "$action" in
+  kill)
+    dir=$(cat "$state/dir")
+    pid=$(head -1 "$dir/data/postmaster.pid")
+    # The postmaster and every backend at once, as a crash of the machine's
+    # database service would; the restart then runs crash recovery.
+    kill -9 "$pid" $(pgrep -P "$pid") 2> /dev/null || true
+    ;;
+  restart)
+    dir=$(cat "$state/dir")
+    port=$(cat "$state/port")
+    for _ in $(seq 1 100); do
+      pg_start "$dir" "$port" && exit 0
+      sleep 0.2
+    done
+    cat "$dir/server.log" >&2
+    exit 1
+    ;;
   start)
     rm -f "$state/conninfo"
     if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
@@ -37,10 +65,8 @@ case "$action" in
     echo "$dir" > "$state/dir"
     for attempt in 1 2 3 4 5 6 7 8 9 10; do
       port=$(( 20000 + RANDOM % 30000 ))
-      if "${as_user[@]}" "$bindir/pg_ctl" -D "$dir/data" -w -t 60 -l "$dir/server.log" \
-          -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir \
-              -c fsync=off -c full_page_writes=off -c max_connections=300 \
-              -c shared_buffers=128MB" start > /dev/null; then
+      if pg_start "$dir" "$port"; then
+        echo "$port" > "$state/port"
         echo "host=127.0.0.1 port=$port user=dray dbname=postgres" > "$state/conninfo"
         echo "test-postgres: PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port, data in $dir"
         exit 0
@@ -57,7 +83,7 @@ case "$action" in
     if [ -d "$dir/data" ]; then
       "${as_user[@]}" "$bindir/pg_ctl" -D "$dir/data" -m immediate stop > /dev/null 2>&1 || true
     fi
-    rm -rf "$dir" "$state/dir"
+    rm -rf "$dir" "$state/dir" "$state/port"
     ;;
-  *) echo "usage: $0 start|stop STATE_DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|kill|restart STATE_DIR" >&2; exit 2 ;;
 esac

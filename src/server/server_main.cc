@@ -107,6 +107,33 @@ SmoothClock::WallMs OffsetWall(std::string path) {
   };
 }
 
+// The address the last RunServer of this process listened on. Process-wide
+// by nature: ExecSelf replaces the process.
+std::string& BoundAddress() {
+  static std::string address;
+  return address;
+}
+
+// The arguments with --listen set to `address` (a server asked for port 0
+// gets a new port on every bind: the new run keeps the one clients know).
+void KeepListenAddress(std::vector<std::string>* args, const std::string& address) {
+  if (address.empty()) return;
+  for (std::size_t i = 1; i < args->size(); ++i) {
+    std::string& a = (*args)[i];
+    if (a == "--listen" && i + 1 < args->size()) {
+      (*args)[i + 1] = address;
+      return;
+    }
+    if (a.rfind("--listen=", 0) == 0) {
+      a = "--listen=" + address;
+      return;
+    }
+  }
+  args->push_back("--listen");
+  args->push_back(address);
+}
+
+
 }  // namespace
 
 int RunServer(const ServerConfig& config,
@@ -237,6 +264,7 @@ int RunServer(const ServerConfig& config,
     std::printf("listening on %s\n", http.address().c_str());
     std::fflush(stdout);
   }
+  BoundAddress() = http.address();
   if (on_listening) on_listening(http.address());
 
   std::vector<std::thread> pool;
@@ -274,6 +302,7 @@ void ExecSelf() {
     }
     std::fclose(f);
   }
+  KeepListenAddress(&args, BoundAddress());
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -19,7 +19,9 @@ namespace dray {
 inline constexpr int kRestartToRebuild = 75;
 
 // Replaces this process with a new run of the same program, arguments and
-// environment (same pid). Returns only if exec failed (logged).
+// environment (same pid), listening where the last RunServer listened (so
+// a server asked for port 0 keeps the port its clients know). Returns only
+// if exec failed (logged).
 void ExecSelf();
 
 // `on_listening(address)` runs once the server accepts connections, with the
