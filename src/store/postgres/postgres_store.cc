@@ -689,9 +689,10 @@ Status CheckRecord(const Mutation& m) {
                     m);
 }
 
-// A batch is one transaction: BEGIN, a statement per mutation and the
+// A batch is one transaction: BEGIN, the statements PlanStatements makes of
+// its mutations (task writes many rows each, the rest one each) and the
 // marks when they rise, sent in pipeline mode so that the whole batch costs
-// one round trip (two with the COMMIT), however many statements it holds.
+// one round trip (two with the COMMIT) up to 512 statements.
 Status PostgresStore::Commit(std::span<const Mutation> mutations) {
   MutexLock lock(&wmu_);
   DRAY_RETURN_IF_ERROR(health());
@@ -717,7 +718,8 @@ Status PostgresStore::Commit(std::span<const Mutation> mutations) {
     // place in the batch, as the contract says.
     s = Status::Ok();
     PGconn* const writer = writer_.get();  // the lambda runs under wmu_, held here
-    auto exec = [writer](const char* sql) -> Status {
+    auto exec = [this, writer](const char* sql) -> Status {
+      CountTrip();
       Result r(PQexec(writer, sql));
       if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) return Unavailable(ResultError(r.get()));
       return Status::Ok();
@@ -727,10 +729,12 @@ Status PostgresStore::Commit(std::span<const Mutation> mutations) {
     if (s.ok()) {
       Params p;
       p.Uint(marks.max_lease_token).Uint(marks.max_seq);
+      CountTrip();
       Result r(PQexecPrepared(writer_.get(), "put_marks", p.size(), p.values(), nullptr, nullptr, 0));
       if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) s = Unavailable(ResultError(r.get()));
     }
     if (s.ok()) {
+      CountTrip();
       Result r(PQexec(writer_.get(), "COMMIT"));
       if (PQresultStatus(r.get()) != PGRES_COMMAND_OK ||
           std::strcmp(PQcmdStatus(r.get()), "COMMIT") != 0) {
@@ -749,6 +753,7 @@ Status PostgresStore::Commit(std::span<const Mutation> mutations) {
 }
 
 Status PostgresStore::ApplyOneLocked(const Mutation& m) {
+  CountTrip();
   if (!SendMutationLocked(m)) return Unavailable(ConnError(writer_.get()));
   Status s;
   bool no_row = false;
@@ -866,6 +871,7 @@ Status PostgresStore::CommitLocked(std::span<const Mutation> mutations, const St
   if (lost) return first_error;  // the session is unusable; the store breaks
   if (PQexitPipelineMode(c) != 1) return Unavailable("cannot leave pipeline mode: " + ConnError(c));
   if (!first_error.ok() || *slow_path) {
+    CountTrip();
     PQclear(PQexec(c, "ROLLBACK"));
     return first_error;
   }
