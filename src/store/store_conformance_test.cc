@@ -199,6 +199,185 @@ TEST_P(StoreConformanceTest, UpdateWritesTransitionFieldsAndKeepsTheSpec) {
   EXPECT_EQ(*store_->GetTask("default", "b"), fresh);
 }
 
+// What an UpdateTask writes of `to` onto `from`: the transition fields.
+Task Transitioned(Task from, const Task& to) {
+  from.run_at = to.run_at;
+  from.state = to.state;
+  from.attempts = to.attempts;
+  from.result = to.result;
+  from.error = to.error;
+  from.updated_at = to.updated_at;
+  from.finished_at = to.finished_at;
+  from.lease_token = to.lease_token;
+  from.lease_expires_at = to.lease_expires_at;
+  from.worker = to.worker;
+  from.cancel_requested = to.cancel_requested;
+  from.history = to.history;
+  return from;
+}
+
+// A transition of `t` that also carries spec fields an update must not
+// write.
+Task Moved(const Task& t, TaskState state, int attempts, const std::string& note) {
+  Task m = t;
+  m.state = state;
+  m.attempts = attempts;
+  m.result = "{\"note\":\"" + note + "\"}";
+  m.error = note;
+  m.worker = "w-" + note;
+  m.lease_token = t.lease_token + 1;
+  m.updated_at = t.updated_at + 10;
+  m.history.push_back(Attempt{attempts, m.worker, 1, 2, AttemptOutcome::kFailed, note});
+  m.payload = "{\"ignored\":\"" + note + "\"}";
+  m.priority = t.priority + 1;
+  return m;
+}
+
+// Several writes of one task in one batch, in every order, beside writes of
+// other tasks: each applies at its place (a store that writes many rows per
+// statement must not merge or reorder them).
+TEST_P(StoreConformanceTest, SeveralWritesOfOneTaskInABatchApplyInOrder) {
+  const Task u0 = MakeTask("u", "default", TaskState::kReady, 1);
+  const Task m0 = MakeTask("m", "default", TaskState::kReady, 2);
+  Put({u0, m0});
+  const Task p1 = MakeTask("p", "default", TaskState::kReady, 10);
+  const Task p2 = Moved(p1, TaskState::kRunning, 1, "p2");
+  const Task p3 = Moved(p2, TaskState::kSucceeded, 1, "p3");
+  const Task x1 = MakeTask("x", "default", TaskState::kReady, 11);
+  const Task x2 = Moved(x1, TaskState::kRunning, 1, "x2");
+  const Task u1 = Moved(u0, TaskState::kRunning, 1, "u1");
+  Task u2 = MakeTask("u", "default", TaskState::kScheduled, 12);
+  u2.payload = "{\"whole\":true}";
+  const Task m1 = Moved(m0, TaskState::kRunning, 1, "m1");
+  const Task m2 = Moved(m1, TaskState::kFailed, 1, "m2");
+  std::vector<Mutation> batch = {
+      mutation::PutTask{Shared(p1)},    mutation::PutTask{Shared(x1)},
+      mutation::UpdateTask{Shared(p2)}, mutation::UpdateTask{Shared(m1)},
+      mutation::UpdateTask{Shared(u1)}, mutation::UpdateTask{Shared(p3)},
+      mutation::PutTask{Shared(u2)},    mutation::UpdateTask{Shared(m2)},
+      mutation::UpdateTask{Shared(x2)}};
+  ASSERT_OK(store_->Commit(batch));
+  EXPECT_EQ(*store_->GetTask("default", "p"), Transitioned(p1, p3));  // Put, Update, Update
+  EXPECT_EQ(*store_->GetTask("default", "u"), u2);                    // Update, Put
+  EXPECT_EQ(*store_->GetTask("default", "m"), Transitioned(m0, m2));  // Update, Update
+  EXPECT_EQ(*store_->GetTask("default", "x"), Transitioned(x1, x2));  // Put, Update
+
+  // An update of a task not stored, among updates of stored ones and
+  // followed by another write of it: written whole at its place.
+  const Task n1 = MakeTask("n", "default", TaskState::kRunning, 13);
+  const Task n2 = Moved(n1, TaskState::kSucceeded, 1, "n2");
+  const Task m3 = Moved(m2, TaskState::kReady, 2, "m3");
+  const Task x3 = Moved(x2, TaskState::kSucceeded, 1, "x3");
+  Task p4 = MakeTask("p", "default", TaskState::kReady, 14);
+  p4.payload = "{\"again\":1}";
+  std::vector<Mutation> missing = {
+      mutation::UpdateTask{Shared(m3)}, mutation::UpdateTask{Shared(n1)},
+      mutation::UpdateTask{Shared(x3)}, mutation::PutTask{Shared(p4)},
+      mutation::UpdateTask{Shared(n2)}};
+  ASSERT_OK(store_->Commit(missing));
+  EXPECT_EQ(*store_->GetTask("default", "n"), Transitioned(n1, n2));
+  EXPECT_EQ(*store_->GetTask("default", "m"), Transitioned(Transitioned(m0, m2), m3));
+  EXPECT_EQ(*store_->GetTask("default", "x"), Transitioned(x1, x3));
+  EXPECT_EQ(*store_->GetTask("default", "p"), p4);
+  EXPECT_OK(store_->health());
+}
+
+// Text that a store might quote, escape or parse on its way: every byte
+// comes back, whether a batch writes one task or many, through a read of
+// one task and through the recovery scan.
+TEST_P(StoreConformanceTest, AwkwardTextRoundTripsByteForByteInBatches) {
+  const std::vector<std::string> texts = {
+      "",           "NULL",        "null",         "\"",         "\\",           "\\\"",
+      "{}",         "{\"a\":\"b,c\"}", "{,}",      "a,b",        "'quoted'",     "{\"x\":\"\\\\\"}",
+      " spaced ",   "tab\tnew\nline\rret", "żółw 🐢 日本", "\x01\x7f",   "{NULL}",   "(1,2)",
+      "$1::text[]", "\\N",         "E'\\x00'",     "ARRAY[1]"};
+  std::vector<Task> tasks;
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    const std::string& s = texts[i];
+    Task t = MakeTask("id" + std::to_string(i) + s, "default", TaskState::kReady, i + 1);
+    t.queue = "q" + s;
+    t.type = s;
+    t.payload = s;
+    t.key = s;
+    t.labels = {{"k", s}};
+    t.workflow = "";
+    tasks.push_back(t);
+  }
+  std::vector<Mutation> puts;
+  for (const Task& t : tasks) puts.push_back(mutation::PutTask{Shared(t)});
+  ASSERT_OK(store_->Commit(puts));
+  std::vector<Mutation> updates;
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    const std::string& s = texts[i];
+    Task& t = tasks[i];
+    t.state = TaskState::kRunning;
+    t.attempts = 1;
+    t.result = s;
+    t.error = s;
+    t.worker = s;
+    t.history = {Attempt{1, s, 1, 2, AttemptOutcome::kFailed, s}};
+    updates.push_back(mutation::UpdateTask{Shared(t)});
+  }
+  ASSERT_OK(store_->Commit(updates));
+  for (const Task& t : tasks) {
+    auto got = store_->GetTask(t.ns, t.id);
+    ASSERT_OK(got) << t.id;
+    EXPECT_EQ(*got, t);
+  }
+  std::map<std::string, Task> live;
+  ASSERT_OK(store_->ScanLiveTasks([&](Task&& t) { live[t.id] = std::move(t); }));
+  ASSERT_EQ(live.size(), tasks.size());
+  for (const Task& t : tasks) EXPECT_EQ(live[t.id], t);
+}
+
+// More writes than any store puts in one statement, several per task, a
+// queue between them and an update of a missing task near the end.
+TEST_P(StoreConformanceTest, ABatchOfThousandsOfWritesAppliesInOrder) {
+  constexpr int kTasks = 2500;
+  std::vector<Task> want;
+  std::vector<Mutation> batch;
+  for (int i = 0; i < kTasks; ++i) {
+    want.push_back(MakeTask("t" + std::to_string(i), "default", TaskState::kReady,
+                            static_cast<std::uint64_t>(i + 1)));
+    batch.push_back(mutation::PutTask{Shared(want.back())});
+  }
+  for (int round = 1; round <= 2; ++round) {
+    if (round == 2) batch.push_back(mutation::PutQueue{QueueRecord{"default", "q", QueueSettings{}}});
+    for (int i = 0; i < kTasks; ++i) {
+      Task moved = Moved(want[static_cast<std::size_t>(i)],
+                         round == 1 ? TaskState::kRunning : TaskState::kSucceeded, 1,
+                         std::to_string(round));
+      batch.push_back(mutation::UpdateTask{Shared(moved)});
+      want[static_cast<std::size_t>(i)] = Transitioned(want[static_cast<std::size_t>(i)], moved);
+    }
+  }
+  ASSERT_OK(store_->Commit(batch));
+  for (int i = 0; i < kTasks; i += 97) {
+    EXPECT_EQ(*store_->GetTask("default", "t" + std::to_string(i)), want[static_cast<std::size_t>(i)]);
+  }
+  EXPECT_EQ(*store_->GetTask("default", "t2499"), want.back());
+
+  std::vector<Mutation> with_missing;
+  for (int i = 0; i < kTasks; ++i) {
+    Task moved = Moved(want[static_cast<std::size_t>(i)], TaskState::kFailed, 2, "3");
+    with_missing.push_back(mutation::UpdateTask{Shared(moved)});
+    want[static_cast<std::size_t>(i)] = Transitioned(want[static_cast<std::size_t>(i)], moved);
+    if (i == kTasks - 10) {
+      want.push_back(MakeTask("absent", "default", TaskState::kReady, 99999));
+      with_missing.push_back(mutation::UpdateTask{Shared(want.back())});
+    }
+  }
+  ASSERT_OK(store_->Commit(with_missing));
+  EXPECT_EQ(*store_->GetTask("default", "absent"), want.back());
+  for (int i = 0; i < kTasks; i += 97) {
+    EXPECT_EQ(*store_->GetTask("default", "t" + std::to_string(i)), want[static_cast<std::size_t>(i)]);
+  }
+  auto counts = store_->CountTerminal();
+  ASSERT_OK(counts);
+  ASSERT_EQ(counts->size(), 1u);
+  EXPECT_EQ((*counts)[0].count, kTasks);
+}
+
 TEST_P(StoreConformanceTest, NamespacesAreIsolated) {
   Task a = MakeTask("same", "one");
   Task b = MakeTask("same", "two");

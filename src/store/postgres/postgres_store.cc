@@ -16,6 +16,7 @@
 #include "store/documents.h"
 #include "store/postgres/binary_copy.h"
 #include "store/postgres/migrations.h"
+#include "store/postgres/task_batches.h"
 #include "store/scan_handoff.h"
 
 namespace dray {
@@ -26,6 +27,10 @@ namespace {
 // can fill its socket buffer while the other waits (libpq's docs, "Pipeline
 // Mode", on deadlock).
 constexpr std::size_t kPipelineWindow = 512;
+
+// Tasks per multi-row statement (task_batches.h): bounds one statement's
+// parameters (a few MB for large payloads) whatever the batch.
+constexpr std::size_t kRowsPerStatement = 1000;
 
 // Rows per FETCH when a scan reads through a cursor.
 constexpr int kFetchRows = 8192;
@@ -226,11 +231,10 @@ std::string Placeholders(int from, int count) {
   return out;
 }
 
-// The whole row; a row already there (same ns and id) is replaced.
-std::string PutTaskSql() {
+// On a conflict, every column after ns and id takes the new value.
+std::string PutTaskConflictSql() {
   std::string set;
   std::string_view cols = kColumns;
-  // Every column after ns and id takes the new value.
   std::size_t pos = 0;
   int index = 0;
   while (pos < cols.size()) {
@@ -244,8 +248,29 @@ std::string PutTaskSql() {
     }
     pos = comma + 1;
   }
+  return " ON CONFLICT (ns, id) DO UPDATE SET " + set;
+}
+
+// The whole row; a row already there (same ns and id) is replaced.
+std::string PutTaskSql() {
   return std::string("INSERT INTO tasks (") + kColumns + ") VALUES (" +
-         Placeholders(1, kColumnCount) + ") ON CONFLICT (ns, id) DO UPDATE SET " + set;
+         Placeholders(1, kColumnCount) + ")" + PutTaskConflictSql();
+}
+
+// PutTaskSql for many tasks at once: one array per column (PutTaskArrays,
+// in kColumns' order). Integers travel as bigint and are assigned to the
+// integer and smallint columns as the single-row statement's are.
+std::string PutTasksSql() {
+  static constexpr std::array<const char*, kColumnCount> kTypes = {
+      "text",   "text",   "text",   "text",   "text",   "bigint", "bigint", "bigint", "text",   "bigint",
+      "bigint", "text",   "text",   "bigint", "bigint", "text",   "text",   "bigint", "bigint", "bigint",
+      "bigint", "bigint", "text",   "bool",   "bigint", "text",   "text",   "text"};
+  std::string args;
+  for (int i = 0; i < kColumnCount; ++i) {
+    args += (i ? ", $" : "$") + std::to_string(i + 1) + "::" + kTypes[static_cast<std::size_t>(i)] + "[]";
+  }
+  return std::string("INSERT INTO tasks (") + kColumns + ") SELECT * FROM unnest(" + args + ")" +
+         PutTaskConflictSql();
 }
 
 // The columns a transition may change ($1..$12), by ns ($13) and id ($14).
@@ -253,6 +278,21 @@ constexpr const char* kUpdateTaskSql =
     "UPDATE tasks SET run_at = $1, state = $2, attempts = $3, result = $4, error = $5, "
     "updated_at = $6, finished_at = $7, lease_token = $8, lease_expires_at = $9, worker = $10, "
     "cancel_requested = $11, history = $12 WHERE ns = $13 AND id = $14";
+
+// kUpdateTaskSql for many tasks at once (UpdateTaskArrays). Each task at
+// most once (PlanStatements): an UPDATE ... FROM applies only one source
+// row to a target row, so the count of rows updated is the count of tasks
+// found.
+constexpr const char* kUpdateTasksSql =
+    "UPDATE tasks AS t SET run_at = u.run_at, state = u.state, attempts = u.attempts, "
+    "result = u.result, error = u.error, updated_at = u.updated_at, finished_at = u.finished_at, "
+    "lease_token = u.lease_token, lease_expires_at = u.lease_expires_at, worker = u.worker, "
+    "cancel_requested = u.cancel_requested, history = u.history "
+    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], "
+    "$7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::bool[], $12::text[], $13::text[], "
+    "$14::text[]) AS u(run_at, state, attempts, result, error, updated_at, finished_at, "
+    "lease_token, lease_expires_at, worker, cancel_requested, history, ns, id) "
+    "WHERE t.ns = u.ns AND t.id = u.id";
 
 void TaskParams(const Task& t, Params* p) {
   p->Text(t.ns).Text(t.id).Text(t.queue).Text(t.type).Text(t.payload).Int(t.priority);
@@ -275,6 +315,8 @@ const std::vector<Prepared>& WriterStatements() {
   static const std::vector<Prepared> kAll = {
       {"put_task", PutTaskSql()},
       {"update_task", kUpdateTaskSql},
+      {"put_tasks", PutTasksSql()},
+      {"update_tasks", kUpdateTasksSql},
       {"delete_task", "DELETE FROM tasks WHERE ns = $1 AND id = $2"},
       {"put_queue",
        "INSERT INTO queues (ns, name, settings) VALUES ($1, $2, $3) "
@@ -329,11 +371,10 @@ std::string ListSql(unsigned shape) {
   return sql + " LIMIT $" + std::to_string(n);
 }
 
-// One statement of a Commit, as sent: which mutation it came from, so that
-// an UpdateTask that found no row is known.
+// One statement of a Commit, as sent: how many rows an update of tasks
+// must find, so that an UpdateTask that found no row is known.
 struct Sent {
-  std::size_t mutation;  // index in the batch; npos for BEGIN and the marks
-  bool is_update;
+  std::size_t update_rows;  // 0: not an update of tasks
 };
 
 class PostgresStore final : public Store {
@@ -378,6 +419,8 @@ class PostgresStore final : public Store {
   // send call is the same).
   bool SendMutationLocked(const Mutation& m) DRAY_REQUIRES(wmu_);
   bool SendPrepared(PGconn* c, const char* name, Params* p);
+  // Sends a prepared statement whose parameters are all in binary format.
+  bool SendBinaryPrepared(PGconn* c, const char* name, const std::vector<std::string>& values);
   void Break(const std::string& cause) DRAY_EXCLUDES(hmu_);
 
   // Runs a prepared reader statement to completion; the result holds every
@@ -540,6 +583,19 @@ bool PostgresStore::SendPrepared(PGconn* c, const char* name, Params* p) {
   return PQsendQueryPrepared(c, name, p->size(), p->values(), nullptr, nullptr, 0) == 1;
 }
 
+bool PostgresStore::SendBinaryPrepared(PGconn* c, const char* name,
+                                       const std::vector<std::string>& values) {
+  std::vector<const char*> pointers;
+  std::vector<int> lengths;
+  for (const std::string& v : values) {
+    pointers.push_back(v.data());
+    lengths.push_back(static_cast<int>(v.size()));
+  }
+  const std::vector<int> formats(values.size(), 1);
+  return PQsendQueryPrepared(c, name, static_cast<int>(values.size()), pointers.data(),
+                             lengths.data(), formats.data(), 0) == 1;
+}
+
 bool PostgresStore::SendMutationLocked(const Mutation& m) {
   PGconn* c = writer_.get();
   Params p;
@@ -633,9 +689,10 @@ Status CheckRecord(const Mutation& m) {
                     m);
 }
 
-// A batch is one transaction: BEGIN, a statement per mutation and the
+// A batch is one transaction: BEGIN, the statements PlanStatements makes of
+// its mutations (task writes many rows each, the rest one each) and the
 // marks when they rise, sent in pipeline mode so that the whole batch costs
-// one round trip (two with the COMMIT), however many statements it holds.
+// one round trip (two with the COMMIT) up to 512 statements.
 Status PostgresStore::Commit(std::span<const Mutation> mutations) {
   MutexLock lock(&wmu_);
   DRAY_RETURN_IF_ERROR(health());
@@ -661,7 +718,8 @@ Status PostgresStore::Commit(std::span<const Mutation> mutations) {
     // place in the batch, as the contract says.
     s = Status::Ok();
     PGconn* const writer = writer_.get();  // the lambda runs under wmu_, held here
-    auto exec = [writer](const char* sql) -> Status {
+    auto exec = [this, writer](const char* sql) -> Status {
+      CountTrip();
       Result r(PQexec(writer, sql));
       if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) return Unavailable(ResultError(r.get()));
       return Status::Ok();
@@ -671,10 +729,12 @@ Status PostgresStore::Commit(std::span<const Mutation> mutations) {
     if (s.ok()) {
       Params p;
       p.Uint(marks.max_lease_token).Uint(marks.max_seq);
+      CountTrip();
       Result r(PQexecPrepared(writer_.get(), "put_marks", p.size(), p.values(), nullptr, nullptr, 0));
       if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) s = Unavailable(ResultError(r.get()));
     }
     if (s.ok()) {
+      CountTrip();
       Result r(PQexec(writer_.get(), "COMMIT"));
       if (PQresultStatus(r.get()) != PGRES_COMMAND_OK ||
           std::strcmp(PQcmdStatus(r.get()), "COMMIT") != 0) {
@@ -693,6 +753,7 @@ Status PostgresStore::Commit(std::span<const Mutation> mutations) {
 }
 
 Status PostgresStore::ApplyOneLocked(const Mutation& m) {
+  CountTrip();
   if (!SendMutationLocked(m)) return Unavailable(ConnError(writer_.get()));
   Status s;
   bool no_row = false;
@@ -739,7 +800,12 @@ Status PostgresStore::CommitLocked(std::span<const Mutation> mutations, const St
       --unread;
       const ExecStatusType st = PQresultStatus(r.get());
       if (st == PGRES_COMMAND_OK) {
-        if (what.is_update && std::strcmp(PQcmdTuples(r.get()), "0") == 0) *slow_path = true;
+        if (what.update_rows > 0) {
+          const std::string_view n = PQcmdTuples(r.get());
+          std::size_t found = 0;
+          std::from_chars(n.data(), n.data() + n.size(), found);
+          if (found < what.update_rows) *slow_path = true;
+        }
       } else if (st != PGRES_PIPELINE_ABORTED && first_error.ok()) {
         first_error = Unavailable(ResultError(r.get()));
       }
@@ -763,16 +829,28 @@ Status PostgresStore::CommitLocked(std::span<const Mutation> mutations, const St
     }
   };
 
-  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
-  send(PQsendQueryParams(c, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1, {kNone, false});
-  for (std::size_t i = 0; i < mutations.size() && !lost; ++i) {
-    send(SendMutationLocked(mutations[i]),
-         {i, std::holds_alternative<mutation::UpdateTask>(mutations[i])});
+  send(PQsendQueryParams(c, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1, {0});
+  for (const PlannedStatement& st : PlanStatements(mutations, kRowsPerStatement)) {
+    if (lost) break;
+    switch (st.kind) {
+      case PlannedStatement::Kind::kSingle: {
+        const Mutation& m = mutations[st.mutations.front()];
+        send(SendMutationLocked(m), {std::holds_alternative<mutation::UpdateTask>(m) ? 1u : 0u});
+        break;
+      }
+      case PlannedStatement::Kind::kPutTasks:
+        send(SendBinaryPrepared(c, "put_tasks", PutTaskArrays(mutations, st.mutations)), {0});
+        break;
+      case PlannedStatement::Kind::kUpdateTasks:
+        send(SendBinaryPrepared(c, "update_tasks", UpdateTaskArrays(mutations, st.mutations)),
+             {st.mutations.size()});
+        break;
+    }
   }
   if (!lost && (marks.max_lease_token != marks_.max_lease_token || marks.max_seq != marks_.max_seq)) {
     Params p;
     p.Uint(marks.max_lease_token).Uint(marks.max_seq);
-    send(SendPrepared(c, "put_marks", &p), {kNone, false});
+    send(SendPrepared(c, "put_marks", &p), {0});
   }
   if (!lost) {
     CountTrip();
@@ -793,6 +871,7 @@ Status PostgresStore::CommitLocked(std::span<const Mutation> mutations, const St
   if (lost) return first_error;  // the session is unusable; the store breaks
   if (PQexitPipelineMode(c) != 1) return Unavailable("cannot leave pipeline mode: " + ConnError(c));
   if (!first_error.ok() || *slow_path) {
+    CountTrip();
     PQclear(PQexec(c, "ROLLBACK"));
     return first_error;
   }

@@ -126,6 +126,71 @@ TEST_F(PostgresStoreTest, ABatchLargerThanThePipelineWindowCommitsWhole) {
   EXPECT_EQ(marks->max_seq, 5000u);
 }
 
+// Writes of tasks go many rows per statement (task_batches.h): a batch of
+// thousands of them is a few statements, one pipeline and the COMMIT, and
+// several writes of one task in it need no fallback. Were each a statement
+// of its own, the 512-answer window would cost a round trip per 512.
+TEST_F(PostgresStoreTest, ManyWritesOfManyTasksCostTwoRoundTrips) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  std::vector<Mutation> batch;
+  for (int i = 0; i < 3000; ++i) {
+    auto t = NewTask("t" + std::to_string(i), static_cast<std::uint64_t>(i + 1));
+    batch.push_back(mutation::PutTask{t});
+    auto leased = std::make_shared<Task>(*t);
+    leased->state = TaskState::kRunning;
+    leased->lease_token = static_cast<std::uint64_t>(i + 1);
+    batch.push_back(mutation::UpdateTask{leased});
+    auto done = std::make_shared<Task>(*leased);
+    done->state = TaskState::kSucceeded;
+    done->result = "{\"i\":" + std::to_string(i) + "}";
+    batch.push_back(mutation::UpdateTask{done});
+  }
+  const std::uint64_t before = store->round_trips();
+  ASSERT_OK(store->Commit(batch));
+  EXPECT_EQ(store->round_trips() - before, 2u);
+  auto t = store->GetTask("default", "t2999");
+  ASSERT_OK(t);
+  EXPECT_EQ(t->state, TaskState::kSucceeded);
+  EXPECT_EQ(t->result, "{\"i\":2999}");
+  EXPECT_EQ(t->lease_token, 3000u);
+
+  // An update of a task not stored takes the fallback, which costs a
+  // round trip per statement, and writes it whole.
+  std::vector<Mutation> missing = {mutation::UpdateTask{NewTask("t1", 1)},
+                                   mutation::UpdateTask{NewTask("new", 9000)},
+                                   mutation::UpdateTask{NewTask("t2", 2)}};
+  const std::uint64_t before_missing = store->round_trips();
+  ASSERT_OK(store->Commit(missing));
+  EXPECT_GT(store->round_trips() - before_missing, 2u + missing.size());
+  EXPECT_EQ(store->GetTask("default", "new")->seq, 9000u);
+  EXPECT_EQ(store->GetTask("default", "t1")->state, TaskState::kReady);
+}
+
+TEST_F(PostgresStoreTest, AFailingRowInAManyRowUpdateLeavesNothing) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  std::vector<Mutation> setup;
+  for (int i = 0; i < 10; ++i) setup.push_back(mutation::PutTask{NewTask("t" + std::to_string(i), i + 1u)});
+  ASSERT_OK(store->Commit(setup));
+  ASSERT_EQ(Exec("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.id = 't7' THEN "
+                 "RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql; "
+                 "CREATE TRIGGER refuse BEFORE UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION refuse()"),
+            "");
+  std::vector<Mutation> batch = {mutation::PutTask{NewTask("fresh", 100)}};
+  for (int i = 0; i < 10; ++i) {
+    auto t = std::make_shared<Task>(*NewTask("t" + std::to_string(i), i + 1u));
+    t->state = TaskState::kRunning;
+    batch.push_back(mutation::UpdateTask{t});
+  }
+  Status s = store->Commit(batch);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_NE(s.message().find("refused by the test"), std::string::npos) << s.ToString();
+  EXPECT_EQ(store->health().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(store->GetTask("default", "fresh").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store->GetTask("default", "t0")->state, TaskState::kReady);
+}
+
 TEST_F(PostgresStoreTest, AFailingStatementInABigBatchLeavesNothing) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
