@@ -24,14 +24,17 @@ namespace {
 namespace json = boost::json;
 
 TEST(WorkerRegistryHttpTest, ADeadWorkersTaskIsReassignedAfterTheGraceNotTheLease) {
-  ServerProcess server({"--worker-grace-ms", "1000"});
+  // The grace must outlast the few calls between the lease and the
+  // heartbeat below on a loaded machine (a sanitizer build under ctest -j4
+  // on PostgreSQL took over 1 s), and still be far shorter than the lease.
+  ServerProcess server({"--worker-grace-ms", "5000"});
   server.Start();
   HttpConn c(server.port());
   HttpResult reg = c.Call("POST", "/v1/workers",
                           R"({"id":"gpu-1","capacity":{"cpu":8000,"memory_mb":32768,"gpu":2},
                               "gpu_devices":["0","1"],"labels":{"zone":"a"},"queues":["render"]})");
   ASSERT_EQ(reg.status, 200) << reg.body;
-  EXPECT_EQ(reg.json().at("grace_ms"), 1000);
+  EXPECT_EQ(reg.json().at("grace_ms"), 5000);
   EXPECT_EQ(reg.json().at("capacity").at("gpu"), 2);
   HttpResult bad = c.Call("POST", "/v1/workers", R"({"id":"x","capacity":{"gpu":1},"gpu_devices":["0","1"]})");
   EXPECT_EQ(bad.status, 422) << bad.body;
