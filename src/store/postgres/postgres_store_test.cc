@@ -75,6 +75,18 @@ std::shared_ptr<const Task> NewTask(const std::string& id, std::uint64_t seq) {
   return t;
 }
 
+// Appends the submit of task "t<i>" and its lease (token i + 1) to
+// `batch`; returns the leased task.
+std::shared_ptr<const Task> AddSubmitAndLease(int i, std::vector<Mutation>* batch) {
+  auto t = NewTask("t" + std::to_string(i), static_cast<std::uint64_t>(i + 1));
+  batch->push_back(mutation::PutTask{t});
+  auto leased = std::make_shared<Task>(*t);
+  leased->state = TaskState::kRunning;
+  leased->lease_token = static_cast<std::uint64_t>(i + 1);
+  batch->push_back(mutation::UpdateTask{leased});
+  return leased;
+}
+
 TEST_F(PostgresStoreTest, ADatabaseWrittenByANewerDrayIsRefused) {
   ASSERT_NE(Open(), nullptr);  // creates the schema at this binary's version
   const int newer = static_cast<int>(PostgresMigrations().size()) + 1;
@@ -105,12 +117,7 @@ TEST_F(PostgresStoreTest, ABatchLargerThanThePipelineWindowCommitsWhole) {
   ASSERT_NE(store, nullptr);
   std::vector<Mutation> batch;
   for (int i = 0; i < 5000; ++i) {
-    auto t = NewTask("t" + std::to_string(i), static_cast<std::uint64_t>(i + 1));
-    batch.push_back(mutation::PutTask{t});
-    auto leased = std::make_shared<Task>(*t);
-    leased->state = TaskState::kRunning;
-    leased->lease_token = static_cast<std::uint64_t>(i + 1);
-    batch.push_back(mutation::UpdateTask{leased});
+    AddSubmitAndLease(i, &batch);
   }
   ASSERT_TRUE(store->Commit(batch).ok()) << store->health().ToString();
   std::size_t live = 0;
@@ -135,12 +142,7 @@ TEST_F(PostgresStoreTest, ManyWritesOfManyTasksCostTwoRoundTrips) {
   ASSERT_NE(store, nullptr);
   std::vector<Mutation> batch;
   for (int i = 0; i < 3000; ++i) {
-    auto t = NewTask("t" + std::to_string(i), static_cast<std::uint64_t>(i + 1));
-    batch.push_back(mutation::PutTask{t});
-    auto leased = std::make_shared<Task>(*t);
-    leased->state = TaskState::kRunning;
-    leased->lease_token = static_cast<std::uint64_t>(i + 1);
-    batch.push_back(mutation::UpdateTask{leased});
+    auto leased = AddSubmitAndLease(i, &batch);
     auto done = std::make_shared<Task>(*leased);
     done->state = TaskState::kSucceeded;
     done->result = "{\"i\":" + std::to_string(i) + "}";
